@@ -1,0 +1,327 @@
+"""Configuration: a TOML file read with :mod:`tomllib` into strict pydantic models.
+
+Unknown keys are rejected with a "did you mean" hint, and every error names the file, the line
+and the field (``config.toml:14: targets[1].intervl_s: unknown key; did you mean 'interval_s'?``).
+API keys are never in the file: a target names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from probes.providers import PROVIDERS
+
+DEFAULT_PROMPT = "Reply with one short sentence about the sea."
+_MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # above 0.001 USD per token is a unit error (FC-11)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbeSettings(_Strict):
+    """Settings a target may override; ``[defaults]`` gives the values for all targets."""
+
+    interval_s: float = Field(30.0, gt=0, le=86400)
+    """Seconds between two probes of one target."""
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+    """Total deadline of one probe, from request to terminal marker."""
+    first_token_timeout_s: float | None = Field(None, gt=0, le=3600)
+    """Give up when no token arrived this long after the request (default: timeout_s)."""
+    stall_timeout_s: float = Field(15.0, gt=0, le=3600)
+    """Give up when no token arrived for this long after the first one (keep-alives ignored)."""
+    max_tokens: int = Field(64, ge=1, le=32768)
+    """Output budget of the canary request."""
+    prompt: str = Field(DEFAULT_PROMPT, min_length=1)
+    """The canary prompt, sent as one user message."""
+    temperature: float | None = Field(0.0, ge=0, le=2)
+    """Sampling temperature sent with the request; omit it for models that reject it."""
+
+
+class DefaultsConfig(ProbeSettings):
+    """The ``[defaults]`` table."""
+
+
+class ProberConfig(_Strict):
+    """The ``[prober]`` table: how the scheduler runs."""
+
+    max_concurrency: int = Field(8, ge=1, le=256)
+    """Probes in flight at once across all targets."""
+    jitter_s: float = Field(2.0, ge=0, le=600)
+    """Each interval is stretched by a random 0..jitter_s so targets do not probe in lockstep."""
+
+
+class DashboardConfig(_Strict):
+    """The ``[dashboard]`` table."""
+
+    window_s: float = Field(3600.0, gt=0)
+    """Time window of the dashboard's percentiles, error rate and cost."""
+    refresh_s: float = Field(1.0, ge=1.0, le=60)
+    """Seconds between dashboard refreshes (at most once a second)."""
+
+
+_SETTING_NAMES = tuple(ProbeSettings.model_fields)
+
+
+class TargetConfig(_Strict):
+    """One ``[[targets]]`` entry: a model at a provider, probed on a schedule."""
+
+    name: str = Field(min_length=1, max_length=64)
+    """Unique name shown in the UI and the CSV."""
+    provider: str
+    """A known provider name (see ``inferwatch check-config --providers``) or openai-compatible."""
+    model: str = Field(min_length=1)
+    """Model id sent in the request."""
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable holding the API key, read at run time; omit for keyless servers."""
+    base_url: str | None = Field(None, pattern=r"^https?://")
+    """API base URL; optional for known providers."""
+    group: str | None = None
+    """Targets with the same group (a primary and its fallbacks) are shown together."""
+    enabled: bool = True
+    """Set false to keep a target in the file without probing it."""
+    input_usd_per_mtok: float | None = Field(None, ge=0)
+    """Price override: uncached input, USD per million tokens."""
+    cache_read_usd_per_mtok: float | None = Field(None, ge=0)
+    """Price override: cached input reads, USD per million tokens."""
+    cache_write_usd_per_mtok: float | None = Field(None, ge=0)
+    """Price override: cache writes, USD per million tokens."""
+    output_usd_per_mtok: float | None = Field(None, ge=0)
+    """Price override: output (reasoning included), USD per million tokens."""
+    # Per-target overrides of [defaults]; None means "use the default".
+    interval_s: float | None = Field(None, gt=0, le=86400)
+    timeout_s: float | None = Field(None, gt=0, le=3600)
+    first_token_timeout_s: float | None = Field(None, gt=0, le=3600)
+    stall_timeout_s: float | None = Field(None, gt=0, le=3600)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+    prompt: str | None = Field(None, min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            hint = _did_you_mean(value, PROVIDERS)
+            raise ValueError(f"unknown provider {value!r}{hint}; known: {', '.join(PROVIDERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TargetConfig:
+        if PROVIDERS[self.provider].base_url is None and self.base_url is None:
+            raise ValueError(f"provider {self.provider!r} needs base_url")
+        for key in (
+            "input_usd_per_mtok",
+            "cache_read_usd_per_mtok",
+            "cache_write_usd_per_mtok",
+            "output_usd_per_mtok",
+        ):
+            value = getattr(self, key)
+            if value is not None and value > _MAX_PLAUSIBLE_USD_PER_MTOK:
+                raise ValueError(
+                    f"{key} = {value} is above {_MAX_PLAUSIBLE_USD_PER_MTOK:g} USD per million "
+                    "tokens; prices are USD per MILLION tokens (per 1K? multiply by 1000)"
+                )
+        return self
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    defaults: DefaultsConfig = DefaultsConfig()
+    prober: ProberConfig = ProberConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    targets: tuple[TargetConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for target in self.targets:
+            if target.name in seen:
+                raise ValueError(f"duplicate target name {target.name!r}")
+            seen.add(target.name)
+        return self
+
+    def resolved(self) -> list[ResolvedTarget]:
+        """Return every enabled target with its defaults applied and its provider looked up."""
+        return [resolve_target(t, self.defaults) for t in self.targets if t.enabled]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """A target with defaults applied: everything a probe needs except the key's value.
+
+    Attributes:
+        config: the target as written.
+        settings: effective probe settings (target overrides over ``[defaults]``).
+        base_url: effective base URL, without a trailing slash.
+        dialect: key into ``probes.dialects.DIALECTS``.
+        prices_id: genai-prices provider id, or None.
+    """
+
+    config: TargetConfig
+    settings: ProbeSettings
+    base_url: str
+    dialect: str
+    prices_id: str | None
+
+    @property
+    def name(self) -> str:
+        """The target's unique name."""
+        return self.config.name
+
+    def api_key(self) -> str | None:
+        """Read the API key from the environment now; ``None`` when no variable is named."""
+        env = self.config.api_key_env
+        return os.environ.get(env) if env else None
+
+    def is_configured(self) -> bool:
+        """False when the target names a key variable that is unset or empty."""
+        env = self.config.api_key_env
+        return env is None or bool(os.environ.get(env))
+
+
+def resolve_target(target: TargetConfig, defaults: ProbeSettings) -> ResolvedTarget:
+    """Apply ``defaults`` under ``target``'s own settings and look up its provider."""
+    overrides = {k: getattr(target, k) for k in _SETTING_NAMES if getattr(target, k) is not None}
+    settings = defaults.model_copy(update=overrides)
+    info = PROVIDERS[target.provider]
+    base = target.base_url or info.base_url or ""
+    return ResolvedTarget(
+        config=target,
+        settings=ProbeSettings(**settings.model_dump()),
+        base_url=base.rstrip("/"),
+        dialect=info.dialect,
+        prices_id=info.prices_id,
+    )
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. ``str()`` is a user-facing message, one problem a line.
+
+    Attributes:
+        problems: each problem as ``path:line: field: message``.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> Iterable[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return ()
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None:
+            return ()
+        model = nested
+    return model.model_fields
+
+
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number (1-based) of the TOML key at ``loc``."""
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    if loc and loc[0] in ("targets", "defaults", "prober", "dashboard"):
+        header = re.compile(
+            r"^\s*\[\[\s*targets\s*\]\]" if loc[0] == "targets" else rf"^\s*\[\s*{loc[0]}\s*\]"
+        )
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        index = loc[1] if loc[0] == "targets" and len(loc) > 1 and isinstance(loc[1], int) else 0
+        if index < len(starts):
+            start = starts[index]
+            nxt = [i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("[")]
+            end = nxt[0] if nxt else len(lines)
+            key = next((p for p in reversed(loc) if isinstance(p, str) and p != loc[0]), None)
+            if key is None:
+                return start + 1
+            pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+            for i in range(start, end):
+                if pattern.match(lines[i]):
+                    return i + 1
+            return start + 1
+    if loc and isinstance(loc[0], str):
+        pattern = re.compile(rf"^\s*{re.escape(loc[0])}\s*=")
+        for i, line in enumerate(lines):
+            if pattern.match(line):
+                return i + 1
+    return None
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse TOML text into a :class:`Config`.
+
+    Args:
+        text: the TOML document.
+        source: file name used in messages.
+
+    Raises:
+        ConfigError: on a TOML syntax error or any validation problem; one message per problem,
+            each with the line, the field and, for unknown keys, the nearest valid key.
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: TOML syntax error: {exc}"]) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+            line = _line_of(text, loc)
+            where = f"{source}:{line}" if line else source
+            if err["type"] == "extra_forbidden":
+                key = str(loc[-1])
+                hint = _did_you_mean(key, _allowed_keys(loc[:-1]))
+                message = f"unknown key {key!r}{hint}"
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+                if (
+                    "input" in err
+                    and err["type"] != "value_error"
+                    and not isinstance(err["input"], dict | list)
+                ):
+                    message += f" (got {err['input']!r})"
+            problems.append(f"{where}: {_format_loc(loc)}: {message}")
+        raise ConfigError(problems) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at ``path``.
+
+    Raises:
+        ConfigError: when the file is missing, unreadable, not UTF-8 TOML, or invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read config: {exc}"]) from None
+    return parse_config(text, str(path))

@@ -1,0 +1,128 @@
+"""What a wire dialect provides: the request it sends and a parser for what comes back.
+
+A dialect module turns one provider API's stream into :class:`ParsedEvent` values and nothing
+else; timing, token accounting, classification and the record are shared (``probes.measure``,
+``probes.runner``), so every dialect is measured the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from probes.config import ResolvedTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage normalised to metrics.md §4. ``None`` means "not reported", never 0.
+
+    Attributes:
+        input_tokens: whole prompt processed, cache reads and writes included.
+        cache_read_tokens: part of the input read from the prompt cache.
+        cache_write_tokens: part of the input written to the prompt cache.
+        output_tokens: generated tokens, reasoning included.
+        reasoning_tokens: part of the output spent on reasoning.
+    """
+
+    input_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    """An error object the provider sent (in a body or inside a stream).
+
+    Attributes:
+        message: the provider's message (redacted later by the runner).
+        type: the provider's machine-readable type (``rate_limit_error``, ...), if any.
+        code: the provider's code (string or HTTP-like number), if any.
+    """
+
+    message: str
+    type: str | None = None
+    code: str | int | None = None
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    """What one wire event said, in the dialect-neutral terms of metrics.md §2.
+
+    Attributes:
+        answer: visible answer text carried by this event ("" if none).
+        reasoning: reasoning/thinking text carried by this event.
+        tool_call: True when the event carries a tool-call fragment.
+        usage: usage reported by this event; it *replaces* earlier usage (cumulative APIs).
+        finish_reason: the provider's stop reason, when this event carries one.
+        error: an error object inside the stream.
+        terminal: True when this is the API's terminal marker (``[DONE]`` ...).
+        request_id: provider request id carried in the body.
+        upstream_provider: upstream that served a routed request.
+        provider_cost_usd: the provider's own charge for the request.
+        server_timings_ms: provider-reported timings in ms, keys ``queue``, ``prefill``,
+            ``decode``, ``total``.
+    """
+
+    answer: str = ""
+    reasoning: str = ""
+    tool_call: bool = False
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    error: ProviderError | None = None
+    terminal: bool = False
+    request_id: str | None = None
+    upstream_provider: str | None = None
+    provider_cost_usd: float | None = None
+    server_timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_token(self) -> bool:
+        """True when the event carries a generated token of any channel (metrics.md §2)."""
+        return bool(self.answer or self.reasoning or self.tool_call)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The HTTP request a probe sends. ``headers`` may hold the key; never log them."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+
+
+class StreamParser(Protocol):
+    """Parses one response stream; may keep state across events (e.g. inline ``<think>``)."""
+
+    def parse(self, event: str, data: str) -> ParsedEvent | None:
+        """Parse one event's data; return None for events that carry nothing (heartbeats).
+
+        Raises:
+            ValueError: when the data is not what the API sends (bad JSON, wrong shape); the
+                runner classifies it as ``bad_format``.
+        """
+        ...
+
+
+class Dialect(Protocol):
+    """A provider API's wire format."""
+
+    name: str
+    """Key in ``probes.dialects.DIALECTS``."""
+    framing: Literal["sse", "ndjson"]
+    """How the response body is framed."""
+
+    def build_request(self, target: ResolvedTarget, api_key: str | None) -> HttpRequest:
+        """Build the canary request for ``target``; ``api_key`` is None for keyless servers."""
+        ...
+
+    def new_parser(self) -> StreamParser:
+        """Return a fresh parser for one response stream."""
+        ...
+
+    def parse_error_body(self, body: str) -> ProviderError | None:
+        """Extract the error object from a non-2xx response body, if it has one."""
+        ...

@@ -1,0 +1,147 @@
+"""Response headers a monitor reads: request ids, Retry-After and rate-limit headroom.
+
+Sources: wire-formats.md §1.5 (OpenAI/Groq ``x-ratelimit-*`` with Go-style durations,
+Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed names) and
+RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+#: Retry-After values above this are treated as this (a bad header must not park a target).
+RETRY_AFTER_CAP_S = 3600.0
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-generation-id")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """Return the provider's request id header value, if any."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def parse_duration_s(value: str) -> float | None:
+    """Parse a Go-style duration (``1s``, ``6m0s``, ``12ms``, ``1h2m``) or plain seconds."""
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _parse_reset_s(value: str, now: datetime) -> float | None:
+    seconds = parse_duration_s(value)
+    if seconds is not None:
+        return seconds
+    try:  # Anthropic: RFC 3339 timestamp
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Return the server's requested wait in seconds, capped at :data:`RETRY_AFTER_CAP_S`.
+
+    Reads ``retry-after-ms`` (OpenAI), then ``retry-after`` as delay-seconds or an HTTP-date
+    (FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
+    """
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return min(max(float(ms) / 1000.0, 0.0), RETRY_AFTER_CAP_S)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return min(max(float(value), 0.0), RETRY_AFTER_CAP_S)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), RETRY_AFTER_CAP_S)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Rate-limit headroom, normalised across providers. ``None`` when not sent."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = headers.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def parse_ratelimit(headers: Mapping[str, str], now: datetime) -> RateLimit:
+    """Read rate-limit headroom from whichever header family the provider sends."""
+    req = (
+        "x-ratelimit-remaining-requests",
+        "anthropic-ratelimit-requests-remaining",
+        "x-ratelimit-remaining-requests-minute",
+        "x-ratelimit-remaining-req-minute",
+        "x-ratelimit-remaining-requests-day",
+    )
+    tok = (
+        "x-ratelimit-remaining-tokens",
+        "anthropic-ratelimit-tokens-remaining",
+        "x-ratelimit-remaining-tokens-minute",
+    )
+    reset_req = (
+        "x-ratelimit-reset-requests",
+        "anthropic-ratelimit-requests-reset",
+        "x-ratelimit-reset-requests-minute",
+        "x-ratelimit-reset-requests-day",
+    )
+    reset_tok = (
+        "x-ratelimit-reset-tokens",
+        "anthropic-ratelimit-tokens-reset",
+        "x-ratelimit-reset-tokens-minute",
+    )
+    rr = _first(headers, reset_req)
+    rt = _first(headers, reset_tok)
+    return RateLimit(
+        remaining_requests=_int(_first(headers, req)),
+        remaining_tokens=_int(_first(headers, tok)),
+        reset_requests_s=_parse_reset_s(rr, now) if rr else None,
+        reset_tokens_s=_parse_reset_s(rt, now) if rt else None,
+    )

@@ -1,0 +1,144 @@
+"""The shared measurement core: time points of one stream and the metrics derived from them.
+
+Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
+(../shared/reference/metrics.md §1–§4) are implemented once. It never reads a clock itself:
+the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
+injected times (FC-10).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from probes.dialects.base import ParsedEvent, Usage
+
+#: Below this first→last token window a decode rate is noise (metrics.md §3).
+MIN_DECODE_WINDOW_S = 0.010
+#: A stream is "buffered" when this share of token events completed in one transport read.
+BUFFERED_SHARE = 0.9
+
+
+@dataclass(slots=True)
+class DerivedMetrics:
+    """Metrics computed at the end of a stream; all durations in ms, rates in tokens/s."""
+
+    ttft_ms: float | None = None
+    ttfat_ms: float | None = None
+    decode_tps: float | None = None
+    e2e_output_tps: float | None = None
+    itl_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_max_ms: float | None = None
+    buffered: bool = False
+    reasoning_hidden: bool = False
+    no_visible_output: bool = False
+    usage_inconsistent: bool = False
+    usage: Usage = field(default_factory=Usage)
+    usage_source: str = "none"
+
+
+@dataclass(slots=True)
+class StreamMeasurement:
+    """Accumulates one stream's events with their monotonic arrival times (seconds).
+
+    Attributes:
+        t0: ``perf_counter()`` right before the request was handed to httpx.
+    """
+
+    t0: float
+    t_headers: float | None = None
+    t_first_token: float | None = None
+    t_first_answer: float | None = None
+    t_last_token: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    token_reads: list[int] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    saw_terminal: bool = False
+    saw_reasoning_text: bool = False
+    answer_chars: int = 0
+    keepalives: int = 0
+    request_id: str | None = None
+    upstream_provider: str | None = None
+    provider_cost_usd: float | None = None
+    server_timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def on_headers(self, now: float) -> None:
+        """Stamp the arrival of the response headers."""
+        self.t_headers = now
+
+    def on_event(self, now: float, read_index: int, event: ParsedEvent) -> None:
+        """Record one parsed event completed at monotonic time ``now`` by read ``read_index``."""
+        if event.has_token:
+            if self.t_first_token is None:
+                self.t_first_token = now
+            self.t_last_token = now
+            self.token_times.append(now)
+            self.token_reads.append(read_index)
+        if event.answer and self.t_first_answer is None:
+            self.t_first_answer = now
+        self.answer_chars += len(event.answer)
+        if event.reasoning:
+            self.saw_reasoning_text = True
+        if event.usage is not None:
+            self.usage = event.usage  # cumulative usage is replaced, never summed (FC-04)
+        if event.finish_reason:
+            self.finish_reason = event.finish_reason
+        if event.terminal:
+            self.saw_terminal = True
+        self.request_id = event.request_id or self.request_id
+        self.upstream_provider = event.upstream_provider or self.upstream_provider
+        if event.provider_cost_usd is not None:
+            self.provider_cost_usd = event.provider_cost_usd
+        self.server_timings_ms.update(event.server_timings_ms)
+
+    @property
+    def has_token(self) -> bool:
+        """True once any token-bearing event arrived."""
+        return self.t_first_token is not None
+
+    def derive(self, t_end: float) -> DerivedMetrics:
+        """Compute the metrics of metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        m = DerivedMetrics()
+        ms = 1000.0
+        if self.t_first_token is not None:
+            m.ttft_ms = (self.t_first_token - self.t0) * ms
+        if self.t_first_answer is not None:
+            m.ttfat_ms = (self.t_first_answer - self.t0) * ms
+        total_s = t_end - self.t0
+
+        usage = self.usage or Usage()
+        m.usage_source = "reported" if self.usage is not None else "none"
+        if self.usage is not None and self.token_times and not usage.output_tokens:
+            # Usage of 0 while tokens streamed contradicts the stream (FC-03 variant B).
+            m.usage_inconsistent = True
+            usage = Usage(usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+            m.usage_source = "none"
+        m.usage = usage
+
+        gaps = [b - a for a, b in zip(self.token_times, self.token_times[1:], strict=False)]
+        if gaps:
+            m.itl_p50_ms = statistics.median(gaps) * ms
+            m.itl_max_ms = max(gaps) * ms
+
+        if len(self.token_times) >= 2:
+            window = self.token_times[-1] - self.token_times[0]
+            same_read = max(self.token_reads.count(r) for r in set(self.token_reads))
+            m.buffered = window < MIN_DECODE_WINDOW_S or same_read >= BUFFERED_SHARE * len(
+                self.token_reads
+            )
+
+        out = usage.output_tokens
+        reasoning = usage.reasoning_tokens or 0
+        m.reasoning_hidden = reasoning > 0 and not self.saw_reasoning_text and self.has_token
+        if out is not None and total_s > 0:
+            m.e2e_output_tps = out / total_s
+        if out is not None and self.t_first_token is not None and self.t_last_token is not None:
+            delivered = out - reasoning if m.reasoning_hidden else out
+            window = self.t_last_token - self.t_first_token
+            if delivered >= 2 and window >= MIN_DECODE_WINDOW_S and not m.buffered:
+                m.decode_tps = (delivered - 1) / window
+                m.itl_ms = ms / m.decode_tps
+        m.no_visible_output = self.has_token and self.t_first_answer is None
+        return m

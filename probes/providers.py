@@ -1,0 +1,71 @@
+"""Known provider names: their default base URL, wire dialect and genai-prices provider id.
+
+Adding a provider that speaks an existing dialect is one entry here; adding a wire format is
+one new module in ``probes/dialects/`` plus its entry in ``probes.dialects.DIALECTS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What inferwatch knows about a provider name.
+
+    Attributes:
+        name: the name used in the config's ``provider`` key.
+        dialect: key into ``probes.dialects.DIALECTS``.
+        base_url: default API base URL; ``None`` means the config must give ``base_url``.
+        prices_id: provider id for genai-prices, or ``None`` for self-hosted servers.
+        default_key_env: the conventional API-key variable, suggested by ``check-config``.
+    """
+
+    name: str
+    dialect: str
+    base_url: str | None
+    prices_id: str | None
+    default_key_env: str | None = None
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    p.name: p
+    for p in [
+        ProviderInfo(
+            "openai", "openai-chat", "https://api.openai.com/v1", "openai", "OPENAI_API_KEY"
+        ),
+        ProviderInfo(
+            "groq", "openai-chat", "https://api.groq.com/openai/v1", "groq", "GROQ_API_KEY"
+        ),
+        ProviderInfo(
+            "together", "openai-chat", "https://api.together.xyz/v1", "together", "TOGETHER_API_KEY"
+        ),
+        ProviderInfo(
+            "fireworks",
+            "openai-chat",
+            "https://api.fireworks.ai/inference/v1",
+            "fireworks",
+            "FIREWORKS_API_KEY",
+        ),
+        ProviderInfo(
+            "cerebras", "openai-chat", "https://api.cerebras.ai/v1", "cerebras", "CEREBRAS_API_KEY"
+        ),
+        ProviderInfo(
+            "deepseek", "openai-chat", "https://api.deepseek.com", "deepseek", "DEEPSEEK_API_KEY"
+        ),
+        ProviderInfo(
+            "openrouter",
+            "openai-chat",
+            "https://openrouter.ai/api/v1",
+            "openrouter",
+            "OPENROUTER_API_KEY",
+        ),
+        ProviderInfo(
+            "mistral", "openai-chat", "https://api.mistral.ai/v1", "mistral", "MISTRAL_API_KEY"
+        ),
+        ProviderInfo("vllm", "openai-chat", "http://127.0.0.1:8000/v1", None),
+        ProviderInfo("llama.cpp", "openai-chat", "http://127.0.0.1:8080/v1", None),
+        ProviderInfo("ollama", "openai-chat", "http://127.0.0.1:11434/v1", None),
+        ProviderInfo("openai-compatible", "openai-chat", None, None),
+    ]
+}

@@ -1,0 +1,126 @@
+"""The probe record: one row per probe, the public schema of the database, CSV and ``--json``.
+
+Names, units and null rules follow ../shared/reference/metrics.md. The field order here is the
+column order of the CSV export; :data:`FIELD_DOCS` documents every field and
+``docs/fields.md`` is generated from it (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["ok", "error"]
+
+
+@dataclass(slots=True)
+class ProbeRecord:
+    """One finished probe. Durations in ms from ``time.perf_counter``; ``None`` means unknown.
+
+    No field is ever ``inf``, NaN, negative or a sentinel: what cannot be computed is ``None``.
+    """
+
+    started_at: str
+    target: str
+    provider: str
+    model: str
+    status: Status
+    error_kind: str | None = None
+    http_status: int | None = None
+    error_message: str | None = None
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    ttfat_ms: float | None = None
+    total_ms: float | None = None
+    decode_tps: float | None = None
+    e2e_output_tps: float | None = None
+    itl_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_max_ms: float | None = None
+    token_events: int = 0
+    input_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_source: str = "none"
+    finish_reason: str | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    provider_cost_usd: float | None = None
+    request_id: str | None = None
+    upstream_provider: str | None = None
+    conn_reused: bool | None = None
+    buffered: bool = False
+    reasoning_hidden: bool = False
+    no_visible_output: bool = False
+    usage_inconsistent: bool = False
+    retry_after_s: float | None = None
+    ratelimit_remaining_requests: int | None = None
+    ratelimit_remaining_tokens: int | None = None
+    ratelimit_reset_requests_s: float | None = None
+    ratelimit_reset_tokens_s: float | None = None
+    server_queue_ms: float | None = None
+    server_prefill_ms: float | None = None
+    server_decode_ms: float | None = None
+    server_total_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ProbeRecord))
+
+#: name -> (unit, definition). Units: "" for text and flags.
+FIELD_DOCS: dict[str, tuple[str, str]] = {
+    "started_at": ("UTC ISO 8601", "wall-clock time the probe started; never subtracted"),
+    "target": ("", "the target's unique name from the config"),
+    "provider": ("", "provider name from the config (e.g. openai, groq, openai-compatible)"),
+    "model": ("", "model id sent in the request"),
+    "status": ("", "ok, or error (then error_kind says why)"),
+    "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
+    "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
+    "error_message": ("", "short provider or network message, secrets redacted, <= 300 chars"),
+    "ttfb_ms": ("ms", "request sent -> response headers received (includes connection setup)"),
+    "ttft_ms": ("ms", "request sent -> first event carrying a generated token of any channel"),
+    "ttfat_ms": ("ms", "request sent -> first event carrying visible answer text"),
+    "total_ms": ("ms", "request sent -> terminal marker processed or the failure"),
+    "decode_tps": (
+        "tokens/s",
+        "(output_tokens - 1) / (t_last_token - t_first_token); null below 2 tokens, "
+        "a 10 ms window, unreported usage or a buffered stream",
+    ),
+    "e2e_output_tps": ("tokens/s", "output_tokens / total time, TTFT included"),
+    "itl_ms": ("ms/token", "mean inter-token latency, 1000 / decode_tps"),
+    "itl_p50_ms": ("ms", "median gap between consecutive token-bearing events"),
+    "itl_max_ms": ("ms", "largest gap between consecutive token-bearing events (stall indicator)"),
+    "token_events": ("count", "number of token-bearing events (chunks) received"),
+    "input_tokens": ("tokens", "whole prompt processed, cache reads and writes included"),
+    "cache_read_tokens": ("tokens", "input tokens served from the provider's prompt cache"),
+    "cache_write_tokens": ("tokens", "input tokens written to the provider's prompt cache"),
+    "output_tokens": ("tokens", "generated tokens from provider usage, reasoning included"),
+    "reasoning_tokens": ("tokens", "reasoning/thinking tokens, a part of output_tokens"),
+    "usage_source": ("", "reported (provider usage), estimated, or none"),
+    "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
+    "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
+    "cost_source": ("", "where the prices came from: genai-prices <version>, config, provider"),
+    "provider_cost_usd": ("USD", "the provider's own reported charge (OpenRouter usage.cost)"),
+    "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
+    "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
+    "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
+    "buffered": ("", "the stream arrived at once; decode_tps is then null"),
+    "reasoning_hidden": ("", "usage reports reasoning tokens but no reasoning text streamed"),
+    "no_visible_output": ("", "tokens were generated but no answer text arrived"),
+    "usage_inconsistent": ("", "usage contradicted the stream (e.g. 0 tokens with content)"),
+    "retry_after_s": ("s", "server's Retry-After on 429/503/529, capped at 3600"),
+    "ratelimit_remaining_requests": ("requests", "remaining requests in the provider's window"),
+    "ratelimit_remaining_tokens": ("tokens", "remaining tokens in the provider's window"),
+    "ratelimit_reset_requests_s": ("s", "seconds until the request window resets"),
+    "ratelimit_reset_tokens_s": ("s", "seconds until the token window resets"),
+    "server_queue_ms": ("ms", "provider-reported queue time (Groq x_groq.usage.queue_time)"),
+    "server_prefill_ms": ("ms", "provider-reported prompt processing time (llama.cpp prompt_ms)"),
+    "server_decode_ms": ("ms", "provider-reported generation time (llama.cpp predicted_ms)"),
+    "server_total_ms": ("ms", "provider-reported total time"),
+}

@@ -1,0 +1,413 @@
+"""Run one probe: send the canary, read the stream, time it and classify the outcome.
+
+``run_probe`` never raises for anything a provider or the network does: every outcome is a
+:class:`~probes.record.ProbeRecord` with ``status`` ``ok`` or ``error`` and a classified
+``error_kind``. It never retries: a probe measures. Timing follows metrics.md §1: ``t0`` right
+before the request is handed to httpx, every stamp from the injected monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from probes.config import ResolvedTarget
+from probes.dialects import DIALECTS
+from probes.dialects.base import ParsedEvent, ProviderError
+from probes.errors import ErrorKind, classify_http_status, redact
+from probes.headers import parse_ratelimit, parse_retry_after, request_id
+from probes.measure import StreamMeasurement
+from probes.pricing import compute_cost
+from probes.record import ProbeRecord
+from probes.sse import WireEvent, aiter_ndjson, aiter_sse
+
+_MAX_ERROR_BODY_BYTES = 64 * 1024
+
+Clock = Callable[[], float]
+WallClock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, UTC; read once per probe as its time of record."""
+    return datetime.now(UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """Format a UTC datetime as ISO 8601 with milliseconds and ``Z`` (sortable as text)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def make_client(max_connections: int = 100) -> httpx.AsyncClient:
+    """An httpx client suited to probing.
+
+    ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
+    decompressor (metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
+    own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=10.0, read=None, write=10.0, pool=10.0),
+        headers={"Accept-Encoding": "identity", "User-Agent": "inferwatch/0.1"},
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class _ProbeFailed(Exception):
+    def __init__(self, kind: ErrorKind, message: str, provider_error: ProviderError | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.provider_error = provider_error
+
+
+@dataclass(slots=True)
+class _Outcome:
+    http_status: int | None = None
+    kind: ErrorKind | None = None
+    message: str | None = None
+    retry_after_s: float | None = None
+    header_request_id: str | None = None
+    conn_reused: bool | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _connect_kind(exc: BaseException) -> tuple[ErrorKind, str]:
+    """Classify a transport error raised before a response arrived."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " | ".join(str(e) for e in chain if str(e))
+    lowered = text.lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ErrorKind.CONNECT_TIMEOUT, "connect timed out"
+    if (
+        any(isinstance(e, ssl.SSLError) for e in chain)
+        or "certificate" in lowered
+        or "ssl" in lowered
+    ):
+        return ErrorKind.TLS, text or "TLS handshake failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in lowered:
+        return ErrorKind.CONNECT_REFUSED, "connection refused"
+    dns_words = (
+        "name or service not known",
+        "nodename nor servname",
+        "getaddrinfo",
+        "temporary failure in name resolution",
+        "no address associated",
+        "name resolution",
+    )
+    if any(w in lowered for w in dns_words):
+        return ErrorKind.DNS, text or "DNS lookup failed"
+    return ErrorKind.CONNECT_ERROR, text or type(exc).__name__
+
+
+def _body_kind(content_type: str, body: str) -> str:
+    head = body.lstrip()[:200].lower()
+    if "html" in content_type or head.startswith(("<!doctype", "<html")):
+        return "an HTML page (a proxy, captive portal or wrong base_url?)"
+    if "ndjson" in content_type or (head.startswith("{") and "\n{" in body.strip()):
+        return "NDJSON, not Server-Sent Events"
+    if "json" in content_type or head.startswith(("{", "[")):
+        return "a JSON document, not a stream"
+    return f"content-type {content_type or 'missing'!r}"
+
+
+async def _read_limited(response: httpx.Response) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _MAX_ERROR_BODY_BYTES:
+            break
+    return b"".join(chunks)[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace")
+
+
+async def run_probe(
+    target: ResolvedTarget,
+    client: httpx.AsyncClient,
+    *,
+    clock: Clock = time.perf_counter,
+    wall_clock: WallClock = utc_now,
+) -> ProbeRecord:
+    """Probe ``target`` once and return its record. Never raises for provider or network faults.
+
+    Args:
+        target: the resolved target; its key is read from the environment now.
+        client: a shared client (see :func:`make_client`); pooled connections are reused.
+        clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
+        wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
+
+    Returns:
+        The probe's record, cost included when usage and a price are known.
+    """
+    dialect = DIALECTS[target.dialect]
+    settings = target.settings
+    started = wall_clock()
+    api_key = target.api_key()
+    secrets = (api_key,) if api_key else ()
+    record = ProbeRecord(
+        started_at=iso_utc(started),
+        target=target.name,
+        provider=target.config.provider,
+        model=target.config.model,
+        status="ok",
+    )
+    if not target.is_configured():
+        record.status = "error"
+        record.error_kind = ErrorKind.NOT_CONFIGURED
+        record.error_message = f"environment variable {target.config.api_key_env} is not set"
+        return record
+
+    request = dialect.build_request(target, api_key)
+    outcome = _Outcome()
+    loop = asyncio.get_running_loop()
+    first_token_timeout = settings.first_token_timeout_s or settings.timeout_s
+    t0 = clock()
+    meas = StreamMeasurement(t0=t0)
+    total_deadline = loop.time() + settings.timeout_s
+    t_end = t0
+    new_connection = False
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        nonlocal new_connection
+        if name.startswith("connection.connect_tcp"):
+            new_connection = True
+
+    try:
+        async with asyncio.timeout(settings.timeout_s) as deadline_cm:
+            try:
+                async with client.stream(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    json=request.json,
+                    extensions={"trace": trace},
+                ) as response:
+                    meas.on_headers(clock())
+                    outcome.conn_reused = not new_connection
+                    outcome.http_status = response.status_code
+                    outcome.headers = dict(response.headers)
+                    outcome.header_request_id = request_id(response.headers)
+                    await _read_response(
+                        response,
+                        dialect,
+                        meas,
+                        clock,
+                        deadline_cm,
+                        loop,
+                        total_deadline,
+                        first_token_timeout,
+                        settings.stall_timeout_s,
+                        started,
+                        outcome,
+                    )
+            except _ProbeFailed as failure:
+                outcome.kind, outcome.message = failure.kind, failure.message
+            except httpx.TimeoutException as exc:
+                if meas.t_headers is None and isinstance(
+                    exc, httpx.ConnectTimeout | httpx.PoolTimeout
+                ):
+                    outcome.kind, outcome.message = ErrorKind.CONNECT_TIMEOUT, "connect timed out"
+                else:
+                    outcome.kind, outcome.message = ErrorKind.DEADLINE, str(exc) or "timed out"
+            except httpx.RemoteProtocolError as exc:
+                if meas.t_headers is None:
+                    outcome.kind, outcome.message = ErrorKind.CONNECT_ERROR, str(exc)
+                else:
+                    outcome.kind = ErrorKind.TRUNCATED
+                    outcome.message = f"connection closed mid-stream: {exc}"
+            except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
+                if meas.t_headers is None:
+                    outcome.kind, outcome.message = _connect_kind(exc)
+                else:
+                    outcome.kind = ErrorKind.TRUNCATED
+                    outcome.message = f"network error mid-stream: {exc}"
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                outcome.kind, outcome.message = ErrorKind.CONNECT_ERROR, str(exc)
+            t_end = clock()
+    except TimeoutError:
+        t_end = clock()
+        if loop.time() >= total_deadline - 0.001:
+            outcome.kind = ErrorKind.DEADLINE
+            outcome.message = f"no complete answer within timeout_s={settings.timeout_s:g}"
+        elif meas.has_token:
+            outcome.kind = ErrorKind.STALL
+            outcome.message = f"no token for stall_timeout_s={settings.stall_timeout_s:g}"
+        elif meas.t_headers is None:
+            outcome.kind = ErrorKind.CONNECT_TIMEOUT
+            outcome.message = "no response headers in time"
+        else:
+            outcome.kind = ErrorKind.FIRST_TOKEN_TIMEOUT
+            outcome.message = f"no token within first_token_timeout_s={first_token_timeout:g}"
+        if meas.keepalives:
+            outcome.message += f" ({meas.keepalives} keep-alives received)"
+    except Exception as exc:  # a bug in a parser must not take the prober down
+        t_end = clock()
+        outcome.kind = ErrorKind.INTERNAL
+        outcome.message = f"{type(exc).__name__}: {exc}"
+
+    return _finish(record, target, meas, outcome, t_end, started, secrets)
+
+
+async def _read_response(
+    response: httpx.Response,
+    dialect: Any,
+    meas: StreamMeasurement,
+    clock: Clock,
+    deadline_cm: asyncio.Timeout,
+    loop: asyncio.AbstractEventLoop,
+    total_deadline: float,
+    first_token_timeout: float,
+    stall_timeout: float,
+    started: datetime,
+    outcome: _Outcome,
+) -> None:
+    """Read the body into ``meas``; raise :class:`_ProbeFailed` for classified failures."""
+    status = response.status_code
+    if status >= 400 or 300 <= status < 400:
+        body = await _read_limited(response)
+        perr = dialect.parse_error_body(body)
+        kind = classify_http_status(status, perr.type if perr else None)
+        if status in (429, 503, 529):
+            outcome.retry_after_s = parse_retry_after(response.headers, started)
+        message = perr.message if perr else (body.strip()[:200] or response.reason_phrase)
+        if perr and perr.type:
+            message = f"{perr.type}: {message}"
+        raise _ProbeFailed(kind, f"HTTP {status}: {message}", perr)
+
+    content_type = response.headers.get("content-type", "").lower()
+    expected = "text/event-stream" if dialect.framing == "sse" else "ndjson"
+    ndjson_ok = dialect.framing == "ndjson" and ("json" in content_type)
+    if expected not in content_type and not ndjson_ok:
+        body = await _read_limited(response)
+        perr = dialect.parse_error_body(body)
+        if perr is not None:
+            raise _ProbeFailed(ErrorKind.STREAM_ERROR, f"HTTP {status} error body: {perr.message}")
+        raise _ProbeFailed(
+            ErrorKind.BAD_FORMAT, f"expected a stream, got {_body_kind(content_type, body)}"
+        )
+
+    parser = dialect.new_parser()
+    source: AsyncIterator[WireEvent] = (
+        aiter_sse(response.aiter_text())
+        if dialect.framing == "sse"
+        else aiter_ndjson(response.aiter_text())
+    )
+
+    def rearm() -> None:
+        last = meas.t_last_token
+        if last is None:
+            progress_deadline = loop.time() + first_token_timeout - (clock() - meas.t0)
+        else:
+            progress_deadline = loop.time() + stall_timeout - (clock() - last)
+        deadline_cm.reschedule(min(total_deadline, progress_deadline))
+
+    rearm()
+    async for item in source:
+        now = clock()
+        if item.kind == "comment":
+            meas.keepalives += 1
+            continue
+        try:
+            parsed: ParsedEvent | None = parser.parse(item.event, item.data)
+        except ValueError as exc:
+            raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
+        if parsed is None:
+            continue
+        meas.on_event(now, item.read_index, parsed)
+        if parsed.has_token:
+            rearm()
+        if parsed.error is not None:
+            perr = parsed.error
+            kind = ErrorKind.STREAM_ERROR
+            if perr.type and "overloaded" in perr.type.lower():
+                kind = ErrorKind.OVERLOADED
+            label = f"{perr.type}: " if perr.type else ""
+            raise _ProbeFailed(kind, f"error in stream: {label}{perr.message}", perr)
+        if parsed.terminal:
+            break
+    if not meas.saw_terminal:
+        raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
+    if not meas.has_token:
+        raise _ProbeFailed(ErrorKind.EMPTY_RESPONSE, "stream completed without any generated token")
+
+
+def _finish(
+    record: ProbeRecord,
+    target: ResolvedTarget,
+    meas: StreamMeasurement,
+    outcome: _Outcome,
+    t_end: float,
+    started: datetime,
+    secrets: tuple[str, ...],
+) -> ProbeRecord:
+    derived = meas.derive(t_end)
+    record.http_status = outcome.http_status
+    record.conn_reused = outcome.conn_reused
+    record.total_ms = (t_end - meas.t0) * 1000.0
+    if meas.t_headers is not None:
+        record.ttfb_ms = (meas.t_headers - meas.t0) * 1000.0
+    record.ttft_ms = derived.ttft_ms
+    record.ttfat_ms = derived.ttfat_ms
+    record.token_events = len(meas.token_times)
+    record.itl_p50_ms = derived.itl_p50_ms
+    record.itl_max_ms = derived.itl_max_ms
+    record.buffered = derived.buffered
+    record.reasoning_hidden = derived.reasoning_hidden
+    record.no_visible_output = derived.no_visible_output
+    record.usage_inconsistent = derived.usage_inconsistent
+    record.usage_source = derived.usage_source
+    usage = derived.usage
+    record.input_tokens = usage.input_tokens
+    record.cache_read_tokens = usage.cache_read_tokens
+    record.cache_write_tokens = usage.cache_write_tokens
+    record.output_tokens = usage.output_tokens
+    record.reasoning_tokens = usage.reasoning_tokens
+    record.finish_reason = meas.finish_reason
+    record.request_id = outcome.header_request_id or meas.request_id
+    record.upstream_provider = meas.upstream_provider
+    record.provider_cost_usd = meas.provider_cost_usd
+    timings = meas.server_timings_ms
+    record.server_queue_ms = timings.get("queue")
+    record.server_prefill_ms = timings.get("prefill")
+    record.server_decode_ms = timings.get("decode")
+    record.server_total_ms = timings.get("total")
+    limits = parse_ratelimit(outcome.headers, started)
+    record.ratelimit_remaining_requests = limits.remaining_requests
+    record.ratelimit_remaining_tokens = limits.remaining_tokens
+    record.ratelimit_reset_requests_s = limits.reset_requests_s
+    record.ratelimit_reset_tokens_s = limits.reset_tokens_s
+    record.retry_after_s = outcome.retry_after_s
+
+    # A billed failure that still reported usage is priced (metrics.md §5).
+    cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
+    record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
+
+    if outcome.kind is None:
+        record.status = "ok"
+        record.decode_tps = derived.decode_tps
+        record.e2e_output_tps = derived.e2e_output_tps
+        record.itl_ms = derived.itl_ms
+    else:
+        # Failures keep TTFT and tokens for diagnosis but are never rate samples (metrics.md §6).
+        record.status = "error"
+        record.error_kind = outcome.kind.value
+        record.error_message = redact(outcome.message or outcome.kind.value, secrets)
+    return record
+
+
+def record_to_json(record: ProbeRecord) -> str:
+    """Serialise a record as one JSON line (schema order, nulls kept)."""
+    return json.dumps(record.to_dict(), ensure_ascii=False)

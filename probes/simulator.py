@@ -1,0 +1,394 @@
+"""Built-in demo providers: real HTTP servers on 127.0.0.1 speaking the OpenAI streaming format.
+
+``inferwatch demo`` and the tests probe these exactly as they probe a real provider: over TCP,
+HTTP/1.1 chunked transfer, ``text/event-stream``, a role-only first chunk, one chunk per
+token, a ``choices: []`` usage chunk when ``stream_options.include_usage`` is set, and
+``data: [DONE]``. Each profile has its own TTFT and TPS distributions and failure behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+_TEXT = (
+    "the sea is calm tonight and the tide is full while waves roll slowly over pale sand "
+    "under a quiet moon as gulls drift above the harbour lights"
+)
+_WORDS = tuple(_TEXT.split())
+
+
+@dataclass(frozen=True, slots=True)
+class SimProfile:
+    """How one simulated provider behaves.
+
+    Attributes:
+        name: path prefix; the base URL is ``http://127.0.0.1:PORT/<name>/v1``.
+        ttft_ms: median delay from request to first token.
+        ttft_sigma: log-normal spread of TTFT (0 gives exactly ``ttft_ms``).
+        tps: median decode rate, tokens per second.
+        tps_sigma: log-normal spread of the decode rate.
+        output_tokens: tokens generated when ``max_tokens`` allows.
+        reasoning_tokens: tokens sent as ``delta.reasoning_content`` before the answer.
+        cached_share: share of prompt tokens reported as cache reads.
+        error_rate: probability that a request fails with 429 (half) or 500/502 (half).
+        outage_every_s: period of a repeating outage; 0 for none.
+        outage_for_s: length of each outage (the provider answers 503 throughout).
+        outage_offset_s: when, after start, the first outage begins.
+        seed: seed of this profile's random stream (deterministic demo runs).
+    """
+
+    name: str
+    ttft_ms: float
+    tps: float
+    ttft_sigma: float = 0.25
+    tps_sigma: float = 0.1
+    output_tokens: int = 48
+    reasoning_tokens: int = 0
+    cached_share: float = 0.0
+    error_rate: float = 0.0
+    outage_every_s: float = 0.0
+    outage_for_s: float = 0.0
+    outage_offset_s: float = 0.0
+    seed: int = 0
+
+
+#: The demo's providers: fast, steady, reasoning, flaky and one with a recurring outage.
+DEMO_PROFILES: tuple[SimProfile, ...] = (
+    SimProfile("fastlane", ttft_ms=120, tps=420, ttft_sigma=0.2, seed=1),
+    SimProfile("steady", ttft_ms=450, tps=75, ttft_sigma=0.25, cached_share=0.6, seed=2),
+    SimProfile("thinker", ttft_ms=300, tps=110, reasoning_tokens=40, ttft_sigma=0.3, seed=3),
+    SimProfile("flaky", ttft_ms=600, tps=55, ttft_sigma=0.5, error_rate=0.2, seed=4),
+    SimProfile(
+        "primary",
+        ttft_ms=800,
+        tps=40,
+        ttft_sigma=0.3,
+        outage_every_s=300,
+        outage_for_s=60,
+        outage_offset_s=45,
+        seed=5,
+    ),
+    SimProfile("local", ttft_ms=60, tps=30, ttft_sigma=0.15, tps_sigma=0.05, seed=6),
+)
+
+
+@dataclass(slots=True)
+class _State:
+    profile: SimProfile
+    rng: random.Random
+    started: float
+    requests: int = 0
+    forced: list[str] = field(default_factory=list)
+
+
+def _chunk(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+class Simulator:
+    """An aiohttp application serving every profile under its own path prefix."""
+
+    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES) -> None:
+        now = time.monotonic()
+        self.states = {p.name: _State(p, random.Random(p.seed), now) for p in profiles}
+        self.app = web.Application()
+        self.app.router.add_post("/{name}/v1/chat/completions", self._chat)
+        self._runner: web.AppRunner | None = None
+        self.port: int = 0
+
+    def base_url(self, name: str) -> str:
+        """The OpenAI-style base URL of profile ``name``."""
+        return f"http://127.0.0.1:{self.port}/{name}/v1"
+
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1:``port`` (0 picks a free port, then stored in :attr:`port`)."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Stop listening and close open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _in_outage(self, state: _State) -> bool:
+        p = state.profile
+        if p.outage_every_s <= 0:
+            return False
+        elapsed = time.monotonic() - state.started - p.outage_offset_s
+        return elapsed >= 0 and (elapsed % p.outage_every_s) < p.outage_for_s
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        state = self.states.get(request.match_info["name"])
+        if state is None:
+            return web.json_response(
+                {"error": {"message": "unknown model", "type": "invalid_request_error"}},
+                status=404,
+            )
+        t_request = asyncio.get_running_loop().time()
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return web.json_response(
+                {"error": {"message": "body is not JSON", "type": "invalid_request_error"}},
+                status=400,
+            )
+        p, rng = state.profile, state.rng
+        state.requests += 1
+        if self._in_outage(state):
+            await asyncio.sleep(0.05)
+            return web.json_response(
+                {"error": {"message": "upstream unavailable", "type": "server_error"}},
+                status=503,
+            )
+        if p.error_rate and rng.random() < p.error_rate:
+            await asyncio.sleep(0.03)
+            if rng.random() < 0.5:
+                return web.json_response(
+                    {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}},
+                    status=429,
+                    headers={"retry-after": "2"},
+                )
+            status = rng.choice((500, 502))
+            return web.json_response(
+                {"error": {"message": "internal error", "type": "server_error"}}, status=status
+            )
+
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 64)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        prompt = " ".join(
+            str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
+        )
+        prompt_tokens = max(1, math.ceil(len(prompt.split()) * 1.3)) + 7
+        ttft_s = p.ttft_ms / 1000 * (math.exp(rng.gauss(0, p.ttft_sigma)) if p.ttft_sigma else 1)
+        tps = p.tps * (math.exp(rng.gauss(0, p.tps_sigma)) if p.tps_sigma else 1)
+        budget = min(max_tokens, p.output_tokens + p.reasoning_tokens)
+        n_reason = min(p.reasoning_tokens, budget)
+        n_answer = budget - n_reason
+        finish = "length" if p.output_tokens + p.reasoning_tokens > max_tokens else "stop"
+
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "x-request-id": f"req_{p.name}_{state.requests}",
+                "x-ratelimit-remaining-requests": str(max(0, 1000 - state.requests)),
+                "x-ratelimit-remaining-tokens": str(max(0, 200000 - state.requests * 60)),
+                "x-ratelimit-reset-requests": "1m0s",
+            }
+        )
+        await response.prepare(request)
+        cid = f"chatcmpl-{p.name}-{state.requests}"
+        base = {"id": cid, "object": "chat.completion.chunk", "model": body.get("model", p.name)}
+        await response.write(
+            _chunk(
+                base
+                | {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ]
+                }
+            )
+        )
+        loop = asyncio.get_running_loop()
+        due = t_request + ttft_s
+        for i in range(n_reason + n_answer):
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            word = _WORDS[(state.requests + i) % len(_WORDS)]
+            text = word if i in (0, n_reason) else " " + word
+            delta = {"reasoning_content": text} if i < n_reason else {"content": text}
+            await response.write(
+                _chunk(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            )
+            due += 1.0 / tps
+        await response.write(
+            _chunk(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        )
+        if include_usage:
+            cached = int(prompt_tokens * p.cached_share)
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": n_reason + n_answer,
+                "total_tokens": prompt_tokens + n_reason + n_answer,
+                "prompt_tokens_details": {"cached_tokens": cached},
+                "completion_tokens_details": {"reasoning_tokens": n_reason},
+            }
+            await response.write(_chunk(base | {"choices": [], "usage": usage}))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+class SimulatorThread:
+    """Runs a :class:`Simulator` on its own event loop in a daemon thread.
+
+    The demo's servers must not share a loop with the probes: a probe's stamps would then
+    include the simulator's own scheduling. Use as a context manager or call start/stop.
+    """
+
+    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES, port: int = 0) -> None:
+        self.simulator = Simulator(profiles)
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="inferwatch-simulator", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.simulator.start(self._port))
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self.simulator.stop())
+        self._loop.close()
+
+    def start(self) -> SimulatorThread:
+        """Start serving; returns once the port is bound.
+
+        Raises:
+            OSError: when the port cannot be bound.
+        """
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def base_url(self, name: str) -> str:
+        """The OpenAI-style base URL of profile ``name``."""
+        return self.simulator.base_url(name)
+
+    def __enter__(self) -> SimulatorThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SimulatorProcess:
+    """Runs the simulator in a child process (``python -m probes.simulator``).
+
+    A separate interpreter keeps the simulator off the prober's GIL: in a thread of the probing
+    process, GIL hand-offs (5 ms switch interval) add milliseconds to every measured TTFT.
+    Profiles are passed as JSON; the child prints ``PORT <n>`` once it listens.
+    """
+
+    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES, port: int = 0) -> None:
+        self.profiles = tuple(profiles)
+        self.port = port
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> SimulatorProcess:
+        """Start the child and wait until it listens.
+
+        Raises:
+            RuntimeError: when the child exits or does not report a port within 20 s.
+        """
+        spec = json.dumps([asdict(p) for p in self.profiles])
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "probes.simulator",
+                "--port",
+                str(self.port),
+                "--profiles",
+                spec,
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"demo simulator failed to start: {line.strip() or 'no output'}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        """Terminate the child process."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
+
+    def base_url(self, name: str) -> str:
+        """The OpenAI-style base URL of profile ``name``."""
+        return f"http://127.0.0.1:{self.port}/{name}/v1"
+
+    def __enter__(self) -> SimulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve inferwatch's demo providers.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--profiles", help="JSON list of SimProfile fields (default: the demo)")
+    args = parser.parse_args(argv)
+    profiles = (
+        tuple(SimProfile(**p) for p in json.loads(args.profiles))
+        if args.profiles
+        else DEMO_PROFILES
+    )
+
+    async def serve() -> None:
+        sim = Simulator(profiles)
+        await sim.start(args.port)
+        print(f"PORT {sim.port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await sim.stop()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,168 @@
+"""How the prober and the dashboard talk through the database.
+
+The prober publishes its targets and a heartbeat; the dashboard queues commands (pause,
+resume, probe now) that the prober picks up within a second and marks done, so the
+dashboard can show that they took effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+PROBER_ID = 1
+COMMANDS = ("pause", "resume", "probe_now")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedTarget:
+    """A target as the prober published it (what the dashboard lists).
+
+    Attributes:
+        name: unique target name.
+        provider: provider name.
+        model: model id.
+        group_name: display group, or None.
+        interval_s: probe interval in seconds.
+        configured: False when the key variable was unset.
+        paused: True when probing of this target is paused.
+    """
+
+    name: str
+    provider: str
+    model: str
+    group_name: str | None
+    interval_s: float
+    configured: bool
+    paused: bool
+
+
+def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -> None:
+    """Replace the published target list (the prober calls this at start)."""
+    now = _now()
+    with db.atomic():
+        db.execute("DELETE FROM targets")
+        db.table("targets").insert_all(
+            {
+                "name": t.name,
+                "provider": t.provider,
+                "model": t.model,
+                "group_name": t.group_name,
+                "interval_s": t.interval_s,
+                "configured": int(t.configured),
+                "enabled": 1,
+                "paused": int(t.paused),
+                "updated_at": now,
+            }
+            for t in targets
+        )
+
+
+def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
+    """The targets the prober published, in config order."""
+    if "targets" not in db.table_names():
+        return []
+    return [
+        PublishedTarget(
+            name=r["name"],
+            provider=r["provider"],
+            model=r["model"],
+            group_name=r["group_name"],
+            interval_s=r["interval_s"],
+            configured=bool(r["configured"]),
+            paused=bool(r["paused"]),
+        )
+        for r in db.query("SELECT * FROM targets ORDER BY rowid")
+    ]
+
+
+def heartbeat(db: sqlite_utils.Database, pid: int, paused: bool, config_path: str) -> None:
+    """Record that the prober is alive now (called about once a second)."""
+    now = _now()
+    with db.atomic():
+        db.execute(
+            "INSERT INTO prober (id, pid, started_at, heartbeat_at, paused, config_path) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, "
+            "heartbeat_at=excluded.heartbeat_at, paused=excluded.paused, "
+            "config_path=excluded.config_path, "
+            "started_at=CASE WHEN prober.pid=excluded.pid THEN prober.started_at "
+            "ELSE excluded.started_at END",
+            [PROBER_ID, pid, now, now, int(paused), config_path],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProberStatus:
+    """The prober's last heartbeat. Timestamps are UTC ISO 8601 strings."""
+
+    pid: int
+    started_at: str
+    heartbeat_at: str
+    paused: bool
+
+
+def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
+    """The prober's last heartbeat, or None when no prober ever ran on this database."""
+    if "prober" not in db.table_names():
+        return None
+    rows = list(db.query("SELECT * FROM prober WHERE id = ?", [PROBER_ID]))
+    if not rows:
+        return None
+    r = rows[0]
+    return ProberStatus(r["pid"], r["started_at"], r["heartbeat_at"], bool(r["paused"]))
+
+
+def send_command(db: sqlite_utils.Database, command: str, target: str | None = None) -> int:
+    """Queue a command for the prober; returns its id.
+
+    Raises:
+        ValueError: for a command not in :data:`COMMANDS`.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}")
+    with db.atomic():
+        table = db.table("commands")
+        table.insert({"command": command, "target": target, "created_at": _now()})
+        return int(table.last_rowid or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A queued command."""
+
+    id: int
+    command: str
+    target: str | None
+
+
+def take_commands(db: sqlite_utils.Database) -> list[Command]:
+    """Return pending commands and mark them done (the prober calls this)."""
+    with db.atomic():
+        rows = list(db.query("SELECT id, command, target FROM commands WHERE done_at IS NULL"))
+        if rows:
+            db.execute(
+                f"UPDATE commands SET done_at = ? WHERE id IN ({','.join('?' * len(rows))})",
+                [_now(), *[r["id"] for r in rows]],
+            )
+    return [Command(r["id"], r["command"], r["target"]) for r in rows]
+
+
+def command_done(db: sqlite_utils.Database, command_id: int) -> bool:
+    """True once the prober has taken the command."""
+    rows = list(db.query("SELECT done_at FROM commands WHERE id = ?", [command_id]))
+    return bool(rows and rows[0]["done_at"])
+
+
+def set_target_paused(db: sqlite_utils.Database, name: str | None, paused: bool) -> None:
+    """Mark one target (or all, when ``name`` is None) paused or resumed in the published list."""
+    with db.atomic():
+        if name is None:
+            db.execute("UPDATE targets SET paused = ?", [int(paused)])
+        else:
+            db.execute("UPDATE targets SET paused = ? WHERE name = ?", [int(paused), name])

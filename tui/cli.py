@@ -1,0 +1,370 @@
+"""The ``inferwatch`` command line.
+
+Heavy imports (Textual) happen only in the commands that open the dashboard, so the headless
+prober and ``probe --once`` start fast and never load the UI stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import platformdirs
+
+from probes.config import Config, ConfigError, load_config
+from probes.errors import ERROR_KIND_DOCS
+from probes.providers import PROVIDERS
+from probes.record import ProbeRecord
+
+EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def default_config_path() -> Path:
+    """``config.toml`` under the user's config directory (platformdirs), or $INFERWATCH_CONFIG."""
+    env = os.environ.get("INFERWATCH_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir("inferwatch", appauthor=False)) / "config.toml"
+
+
+def default_db_path() -> Path:
+    """The default database, or $INFERWATCH_DB."""
+    env = os.environ.get("INFERWATCH_DB")
+    if env:
+        return Path(env)
+    from store.db import default_db_path as store_default
+
+    return store_default()
+
+
+def _err(message: str) -> None:
+    print(f"inferwatch: {message}", file=sys.stderr)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config file (default: {default_config_path()})",
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help=f"SQLite database (default: {default_db_path()})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (its help texts are tested against the README)."""
+    parser = argparse.ArgumentParser(
+        prog="inferwatch",
+        description="Watch LLM inference providers live: TTFT, TPS, cost and outages. "
+        "Without a command: start the prober and open the dashboard.",
+    )
+    _add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the built-in demo providers and open the dashboard")
+    p.add_argument("--db", type=Path, default=None, help="database (default: a temporary file)")
+    p.add_argument("--headless", action="store_true", help="probe the demo without a dashboard")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between probes (5)")
+
+    p = sub.add_parser("run", help="run the prober (and the dashboard unless --headless)")
+    _add_common(p)
+    p.add_argument("--headless", action="store_true", help="prober only, no dashboard")
+    p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
+    p.add_argument("--demo-port", type=int, default=None, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("probe", help="probe every target once and print the results")
+    _add_common(p)
+    p.add_argument("--once", action="store_true", help="one round (the only mode; kept explicit)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
+    p.add_argument("--no-store", action="store_true", help="do not write results to the database")
+
+    p = sub.add_parser("export", help="export probe history as CSV or JSON Lines")
+    _add_common(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV, RFC 4180, UTF-8 (default)")
+    fmt.add_argument("--jsonl", action="store_true", help="JSON Lines")
+    p.add_argument("--since", help="start: a duration back from now (30m, 24h, 7d) or ISO time")
+    p.add_argument("--until", help="end (exclusive): a duration back from now or ISO time")
+    p.add_argument("--target", action="append", default=[], help="only this target (repeatable)")
+    p.add_argument(
+        "--provider", action="append", default=[], help="only this provider (repeatable)"
+    )
+    p.add_argument("--status", choices=("ok", "error"), help="only ok or only failed probes")
+    p.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+
+    p = sub.add_parser("check-config", help="validate a config file and explain it")
+    p.add_argument("path", nargs="?", type=Path, help="config file (default: --config's default)")
+    p.add_argument("--providers", action="store_true", help="list known provider names")
+    p.add_argument("--error-kinds", action="store_true", help="list failure classes")
+    return parser
+
+
+def _load(path: Path | None) -> Config:
+    path = path or default_config_path()
+    if not path.exists():
+        raise ConfigError(
+            [
+                f"{path}: no config file here. Copy config.example.toml there, pass --config, "
+                "or try `inferwatch demo`."
+            ]
+        )
+    return load_config(path)
+
+
+@contextlib.contextmanager
+def _demo_servers(interval_s: float) -> Iterator[Config]:
+    from probes.simulator import SimulatorProcess
+    from tui.demo import demo_config
+
+    with SimulatorProcess() as sim:
+        yield demo_config(sim.port, interval_s)
+
+
+def _print_record(record: ProbeRecord, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record.to_dict(), ensure_ascii=False), flush=True)
+        return
+    if record.status == "ok":
+        tps = f"{record.decode_tps:.0f} tok/s" if record.decode_tps is not None else "tps n/a"
+        cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "price unknown"
+        ttft = f"{record.ttft_ms:.0f} ms" if record.ttft_ms is not None else "n/a"
+        print(f"{record.target:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
+    else:
+        print(
+            f"{record.target:<20} {record.error_kind:<16} {record.error_message or ''}",
+            flush=True,
+        )
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``inferwatch probe --once``: exit 1 when any probe failed, 2 on a config error."""
+    from tui.prober import probe_once
+
+    async def go(config: Config, db: Path | None) -> list[ProbeRecord]:
+        return await probe_once(config, db)
+
+    def report(config: Config, db: Path | None) -> int:
+        for t in config.resolved():
+            if not t.is_configured():
+                _err(f"{t.name}: not configured ({t.config.api_key_env} is unset); skipped")
+        records = asyncio.run(go(config, db))
+        for r in records:
+            _print_record(r, args.json)
+        return EXIT_PROBE_FAILED if any(r.status != "ok" for r in records) else EXIT_OK
+
+    if args.demo:
+        db = None if args.no_store else args.db
+        with _demo_servers(5.0) as config:
+            return report(config, db)
+    config = _load(args.config)
+    return report(config, None if args.no_store else (args.db or default_db_path()))
+
+
+def cmd_run_headless(config: Config, db: Path, label: str) -> int:
+    """Run the prober in this process until SIGINT/SIGTERM."""
+    from tui.prober import run_prober
+
+    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_prober(config, db, config_label=label))
+    return EXIT_OK
+
+
+def _spawn_prober(argv: list[str], db: Path) -> subprocess.Popen[bytes]:
+    log = db.with_suffix(".prober.log")
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _dashboard(db: Path, config: Config, label: str, prober_argv: list[str] | None) -> int:
+    from store.db import open_db
+    from tui.app import InferwatchApp
+
+    open_db(db).close()  # create and migrate before two processes race to do it
+    proc = _spawn_prober(prober_argv, db) if prober_argv is not None else None
+    try:
+        app = InferwatchApp(
+            db_path=db,
+            window_s=config.dashboard.window_s,
+            refresh_s=config.dashboard.refresh_s,
+            source_label=label,
+        )
+        app.run()
+    finally:
+        if proc is not None:
+            _stop(proc)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``inferwatch demo``: simulators + prober (+ dashboard unless --headless)."""
+    from probes.simulator import SimulatorProcess
+    from tui.demo import demo_config
+
+    tmpdir = None
+    db = args.db
+    if db is None:
+        tmpdir = tempfile.TemporaryDirectory(prefix="inferwatch-demo-")
+        db = Path(tmpdir.name) / "demo.db"
+    try:
+        with SimulatorProcess() as sim:
+            config = demo_config(sim.port, args.interval)
+            if args.headless:
+                return cmd_run_headless(config, db, "demo")
+            argv = ["run", "--headless", "--demo-port", str(sim.port), "--db", str(db)]
+            return _dashboard(db, config, "demo", argv)
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``inferwatch run``: prober (+ dashboard unless --headless)."""
+    from tui.demo import demo_config
+
+    db = args.db or default_db_path()
+    if args.demo_port is not None:
+        config, label = demo_config(args.demo_port), "demo"
+    elif args.demo:
+        if args.headless:
+            with _demo_servers(5.0) as config:
+                return cmd_run_headless(config, db, "demo")
+        args.db = db
+        return cmd_demo(argparse.Namespace(db=db, headless=False, interval=5.0))
+    else:
+        path = args.config or default_config_path()
+        config, label = _load(path), str(path)
+    if args.headless:
+        return cmd_run_headless(config, db, label)
+    argv = ["run", "--headless", "--db", str(db)]
+    if args.config:
+        argv += ["--config", str(args.config)]
+    return _dashboard(db, config, label, argv)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``inferwatch export``: stream rows to a file or stdout."""
+    from store.db import open_db
+    from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
+
+    db_path = args.db or default_db_path()
+    if not db_path.exists():
+        _err(f"no database at {db_path}")
+        return EXIT_CONFIG
+    try:
+        flt = ExportFilter(
+            since=parse_since(args.since) if args.since else None,
+            until=parse_since(args.until) if args.until else None,
+            targets=tuple(args.target),
+            providers=tuple(args.provider),
+            status=args.status,
+        )
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    db = open_db(db_path, migrate=False)
+    writer = write_jsonl if args.jsonl else write_csv
+    try:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = writer(iter_rows(db, flt), out)
+            _err(f"wrote {count} rows to {args.output}")
+        else:
+            sys.stdout.reconfigure(newline="")  # type: ignore[union-attr]
+            writer(iter_rows(db, flt), sys.stdout)
+    finally:
+        db.close()
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """``inferwatch check-config``: validate and explain, exit 2 when invalid."""
+    if args.providers:
+        for p in PROVIDERS.values():
+            base = p.base_url or "(base_url required)"
+            print(f"{p.name:<18} {p.dialect:<12} {base}")
+        return EXIT_OK
+    if args.error_kinds:
+        for kind, doc in ERROR_KIND_DOCS.items():
+            print(f"{kind.value:<20} {doc}")
+        return EXIT_OK
+    path = args.path or args.config or default_config_path()
+    config = _load(path)
+    targets = config.resolved()
+    print(f"{path}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
+    for t in targets:
+        key = t.config.api_key_env
+        if key is None:
+            key_state = "no key needed"
+        elif t.is_configured():
+            key_state = f"key from ${key} (set)"
+        else:
+            key_state = f"NOT CONFIGURED: ${key} is unset"
+        s = t.settings
+        print(
+            f"  {t.name}: {t.config.provider} {t.config.model} at {t.base_url} "
+            f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
+            f"{key_state}"
+        )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``inferwatch`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "probe":
+            return cmd_probe(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        args.headless, args.demo, args.demo_port = False, False, None
+        return cmd_run(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The prober process: the scheduler wired to the database (``inferwatch run --headless``).
+
+Probes run on this process's event loop; every database write goes through one writer thread
+so an SQLite commit never stalls the loop while other probes are mid-stream. Once a second
+the prober heartbeats and picks up dashboard commands (pause, resume, probe now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from probes.config import Config
+from probes.record import ProbeRecord
+from probes.scheduler import Scheduler
+from store import control
+from store.db import insert_probe, open_db
+
+T = TypeVar("T")
+
+_CONTROL_PERIOD_S = 0.5
+
+
+class DbWriter:
+    """Owns the prober's database connection on a single dedicated thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inferwatch-db")
+        self._db: sqlite_utils.Database | None = None
+        self._path = path
+
+    def _get(self) -> sqlite_utils.Database:
+        if self._db is None:
+            self._db = open_db(self._path)
+        return self._db
+
+    async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn(db)`` on the writer thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._get()))
+
+    def close(self) -> None:
+        """Close the connection and stop the thread."""
+
+        def _close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        self._pool.submit(_close).result()
+        self._pool.shutdown()
+
+
+def published(config: Config) -> list[control.PublishedTarget]:
+    """The config's enabled targets as the dashboard will list them."""
+    return [
+        control.PublishedTarget(
+            name=t.name,
+            provider=t.config.provider,
+            model=t.config.model,
+            group_name=t.config.group,
+            interval_s=t.settings.interval_s,
+            configured=t.is_configured(),
+            paused=False,
+        )
+        for t in config.resolved()
+    ]
+
+
+async def run_prober(
+    config: Config,
+    db_path: Path,
+    *,
+    config_label: str = "",
+    stop: asyncio.Event | None = None,
+    on_record: Callable[[ProbeRecord], None] | None = None,
+) -> None:
+    """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
+
+    Args:
+        config: the validated config.
+        db_path: the database file (created and migrated if needed).
+        config_label: shown by the dashboard as where the targets came from.
+        stop: set it to stop; created (and wired to SIGTERM/SIGINT) when None.
+        on_record: optional callback for each record (e.g. a log line).
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    writer = DbWriter(db_path)
+    targets = published(config)
+    await writer.call(lambda db: control.publish_targets(db, targets))
+
+    async def sink(record: ProbeRecord) -> None:
+        await writer.call(lambda db: insert_probe(db, record))
+        if on_record is not None:
+            on_record(record)
+
+    scheduler = Scheduler(
+        config.resolved(),
+        sink,
+        max_concurrency=config.prober.max_concurrency,
+        jitter_s=config.prober.jitter_s,
+    )
+    pid = os.getpid()
+
+    async def control_loop() -> None:
+        while not stop.is_set():
+            all_paused = bool(scheduler.targets) and len(scheduler.paused) >= len(scheduler.targets)
+            await writer.call(
+                functools.partial(
+                    control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
+                )
+            )
+            for cmd in await writer.call(control.take_commands):
+                if cmd.command == "pause":
+                    scheduler.pause(cmd.target)
+                    await writer.call(
+                        lambda db, c=cmd: control.set_target_paused(db, c.target, True)
+                    )
+                elif cmd.command == "resume":
+                    scheduler.resume(cmd.target)
+                    await writer.call(
+                        lambda db, c=cmd: control.set_target_paused(db, c.target, False)
+                    )
+                elif cmd.command == "probe_now":
+                    scheduler.probe_now(cmd.target)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _CONTROL_PERIOD_S)
+
+    try:
+        await asyncio.gather(scheduler.run(stop), control_loop())
+    finally:
+        writer.close()
+
+
+async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
+    """One round over every configured target; records are stored when ``db_path`` is given."""
+    writer = DbWriter(db_path) if db_path else None
+    try:
+        if writer is not None:
+            targets = published(config)
+            await writer.call(lambda db: control.publish_targets(db, targets))
+
+        async def sink(record: ProbeRecord) -> None:
+            if writer is not None:
+                await writer.call(lambda db: insert_probe(db, record))
+
+        scheduler = Scheduler(
+            config.resolved(), sink, max_concurrency=config.prober.max_concurrency
+        )
+        return await scheduler.run_once()
+    finally:
+        if writer is not None:
+            writer.close()
