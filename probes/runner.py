@@ -185,34 +185,47 @@ async def run_probe(
         if name.startswith("connection.connect_tcp"):
             new_connection = True
 
+    async def exchange(deadline_cm: asyncio.Timeout) -> None:
+        async with client.stream(
+            request.method,
+            request.url,
+            headers=request.headers,
+            json=request.json,
+            extensions={"trace": trace},
+        ) as response:
+            meas.on_headers(clock())
+            outcome.conn_reused = not new_connection
+            outcome.http_status = response.status_code
+            outcome.headers = dict(response.headers)
+            outcome.header_request_id = request_id(response.headers)
+            await _read_response(
+                response,
+                dialect,
+                meas,
+                clock,
+                deadline_cm,
+                loop,
+                total_deadline,
+                first_token_timeout,
+                settings.stall_timeout_s,
+                started,
+                outcome,
+            )
+
     try:
         async with asyncio.timeout(settings.timeout_s) as deadline_cm:
             try:
-                async with client.stream(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    json=request.json,
-                    extensions={"trace": trace},
-                ) as response:
-                    meas.on_headers(clock())
-                    outcome.conn_reused = not new_connection
-                    outcome.http_status = response.status_code
-                    outcome.headers = dict(response.headers)
-                    outcome.header_request_id = request_id(response.headers)
-                    await _read_response(
-                        response,
-                        dialect,
-                        meas,
-                        clock,
-                        deadline_cm,
-                        loop,
-                        total_deadline,
-                        first_token_timeout,
-                        settings.stall_timeout_s,
-                        started,
-                        outcome,
-                    )
+                try:
+                    await exchange(deadline_cm)
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    if meas.t_headers is not None or new_connection:
+                        raise
+                    # A pooled keep-alive connection the server had already closed (llama-server
+                    # does this after streamed responses without "Connection: close"): the
+                    # request never reached the server, so this is not a provider failure.
+                    # Send it once more on a new connection and restart the clock.
+                    meas.t0 = clock()
+                    await exchange(deadline_cm)
             except _ProbeFailed as failure:
                 outcome.kind, outcome.message = failure.kind, failure.message
             except httpx.TimeoutException as exc:

@@ -299,8 +299,10 @@ class InferwatchApp(App[None]):
             cursor = table.cursor_row
             table.clear(columns=True)
             for col in columns:
-                label = Text(col.label if col.right else " " + col.label.strip(),
-                             justify="right" if col.right else "left")
+                label = Text(
+                    col.label if col.right else " " + col.label.strip(),
+                    justify="right" if col.right else "left",
+                )
                 table.add_column(label, width=col.width, key=col.key)
             for t in targets:
                 table.add_row(*(self._cell(c, t) for c in columns), key=t.name)

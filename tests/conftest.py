@@ -1,0 +1,43 @@
+"""Shared fixtures: a replay server on 127.0.0.1, target builders, hermetic environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from probes.config import ResolvedTarget, parse_config
+from tests.servers import ReplayServer, ServerThread
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Never read the developer's real config or database."""
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(tmp_path / "no-such-config.toml"))
+    monkeypatch.setenv("INFERWATCH_DB", str(tmp_path / "default.db"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def replay() -> Iterator[ReplayServer]:
+    """One replay server for the session; tests register uniquely named cases."""
+    server = ReplayServer()
+    thread = ServerThread(server.app)
+    server.port = thread.start()
+    yield server
+    thread.stop()
+
+
+def make_target(base_url: str, name: str = "t", **settings: object) -> ResolvedTarget:
+    """A resolved openai-compatible target at ``base_url`` with optional settings overrides."""
+    lines = [
+        "[[targets]]",
+        f'name = "{name}"',
+        'provider = "openai-compatible"',
+        f'base_url = "{base_url}"',
+        'model = "m"',
+    ]
+    for key, value in settings.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"'))
+    return parse_config("\n".join(lines)).resolved()[0]
