@@ -16,7 +16,7 @@ from tests.servers import ReplayServer, Script
 
 TOL_MS = 40.0
 
-ROLE = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'  # noqa: E501
+ROLE = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
 
 
 async def probe(replay: ReplayServer, case: str, script: Script, **settings: object):  # type: ignore[no-untyped-def]
@@ -39,11 +39,11 @@ async def test_fc01a_role_prelude_is_not_a_token(replay: ReplayServer) -> None:
                 (
                     0.80,
                     b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}\n\n',
-                ),  # noqa: E501
+                ),
                 (
                     0.95,
                     b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" world"},"finish_reason":"stop"}]}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.96, b"data: [DONE]\n\n"),
             ]
         ),
@@ -66,7 +66,7 @@ async def test_fc01b_azure_filter_chunk_first(replay: ReplayServer) -> None:
                 (
                     0.11,
                     b'data: {"id":"","object":"","created":0,"model":"","choices":[],"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.12, ROLE),
                 (
                     0.80,
@@ -94,7 +94,7 @@ FC02_READS = [
     (
         6.26,
         b'data: {"choices":[],"usage":{"prompt_tokens":15,"completion_tokens":412,"total_tokens":427,"completion_tokens_details":{"reasoning_tokens":410}}}\n\n',
-    ),  # noqa: E501
+    ),
     (6.27, b"data: [DONE]\n\n"),
 ]
 
@@ -124,11 +124,11 @@ async def test_fc02_variant_reasoning_only_is_ok_without_answer(replay: ReplaySe
                 (
                     0.60,
                     b'data: {"choices":[{"index":0,"delta":{"reasoning_content":" so"},"finish_reason":"length"}]}\n\n',
-                ),  # noqa: E501
+                ),
                 (
                     0.61,
                     b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":16,"total_tokens":25,"completion_tokens_details":{"reasoning_tokens":16}}}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.62, b"data: [DONE]\n\n"),
             ]
         ),
@@ -147,7 +147,7 @@ async def test_fc03_usage_in_empty_choices_chunk(replay: ReplayServer) -> None:
                 (
                     0.70,
                     b'data: {"choices":[{"index":0,"delta":{"content":"OK"},"finish_reason":null}],"usage":null}\n\n',
-                ),  # noqa: E501
+                ),
                 (
                     0.75,
                     b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\n',
@@ -155,7 +155,7 @@ async def test_fc03_usage_in_empty_choices_chunk(replay: ReplayServer) -> None:
                 (
                     0.76,
                     b'data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.77, b"data: [DONE]\n\n"),
             ]
         ),
@@ -183,7 +183,7 @@ async def test_fc03b_zero_usage_with_content_is_inconsistent(replay: ReplayServe
                 (
                     0.76,
                     b'data: {"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.77, b"data: [DONE]\n\n"),
             ]
         ),
@@ -229,7 +229,7 @@ async def test_fc05b_comment_after_id_events(replay: ReplayServer) -> None:
                 (
                     16.00,
                     b'id: 2\ndata: {"choices":[{"index":0,"delta":{"content":"B"},"finish_reason":"stop"}]}\n\n',
-                ),  # noqa: E501
+                ),
                 (16.01, b"data: [DONE]\n\n"),
             ],
             scale=0.1,
@@ -264,7 +264,7 @@ async def test_fc06b_multiline_data(replay: ReplayServer) -> None:
                 (
                     0.80,
                     b'data: {"choices":[{"index":0,\ndata: "delta":{"content":"Hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
-                ),  # noqa: E501
+                ),
             ]
         ),
     )
@@ -300,7 +300,7 @@ async def test_fc07a_error_object_in_200_stream(replay: ReplayServer) -> None:
                 (
                     0.06,
                     b'data: {"error":{"code":400,"message":"request (4390 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":4390,"n_ctx":4096}}\n\n',
-                ),  # noqa: E501
+                ),
             ]
         ),
     )
@@ -320,7 +320,7 @@ async def test_fc07b_error_after_partial_output(replay: ReplayServer) -> None:
                 (
                     1.40,
                     b'data: {"object":"chat.completion.chunk","error":{"code":502,"message":"Provider returned error"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}\n\n',
-                ),  # noqa: E501
+                ),
             ]
         ),
     )
@@ -337,43 +337,43 @@ async def test_fc07b_error_after_partial_output(replay: ReplayServer) -> None:
             b'{"error":{"message":"Incorrect API key provided: sk-abcdef1234567890","type":"invalid_request_error","code":"invalid_api_key"}}',
             {},
             "auth",
-        ),  # noqa: E501
+        ),
         (
             404,
             b'{"error":{"message":"The model does not exist","type":"invalid_request_error","code":"model_not_found"}}',
             {},
             "model_not_found",
-        ),  # noqa: E501
+        ),
         (
             400,
             b'{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}',
             {},
             "probe_config",
-        ),  # noqa: E501
+        ),
         (
             429,
             b'{"type":"error","error":{"type":"rate_limit_error","message":"rate limit exceeded"}}',
             {"retry-after": "20"},
             "rate_limited",
-        ),  # noqa: E501
+        ),
         (
             529,
             b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
             {},
             "overloaded",
-        ),  # noqa: E501
+        ),
         (
             500,
             b'{"error":{"message":"The server had an error","type":"server_error"}}',
             {},
             "server_error",
-        ),  # noqa: E501
+        ),
         (
             502,
             b"<html><body>Bad gateway</body></html>",
             {"Content-Type": "text/html"},
             "server_error",
-        ),  # noqa: E501
+        ),
     ],
 )
 async def test_fc08_http_errors_are_classified(
@@ -403,7 +403,7 @@ async def test_fc09a_one_output_token(replay: ReplayServer) -> None:
                 (
                     0.51,
                     b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.52, b"data: [DONE]\n\n"),
             ]
         ),
@@ -427,7 +427,7 @@ async def test_fc09b_zero_tokens_is_empty_response(replay: ReplayServer) -> None
                 (
                     0.46,
                     b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}\n\n',
-                ),  # noqa: E501
+                ),
                 (0.47, b"data: [DONE]\n\n"),
             ]
         ),
@@ -482,7 +482,7 @@ async def test_total_deadline(replay: ReplayServer) -> None:
     reads = [
         (0.1 * i, b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n')
         for i in range(1, 40)
-    ]  # noqa: E501
+    ]
     r = await probe(replay, "deadline", Script(reads=reads), timeout_s=1.0)
     assert r.status == "error" and r.error_kind == "deadline"
     assert r.total_ms is not None and 950 < r.total_ms < 1500
