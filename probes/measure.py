@@ -56,6 +56,7 @@ class StreamMeasurement:
     usage: Usage | None = None
     finish_reason: str | None = None
     saw_terminal: bool = False
+    t_terminal: float | None = None
     saw_reasoning_text: bool = False
     answer_chars: int = 0
     keepalives: int = 0

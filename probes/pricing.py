@@ -12,13 +12,10 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
+import genai_prices
+
 from probes.config import TargetConfig
 from probes.dialects.base import Usage
-
-try:
-    import genai_prices
-except ImportError:  # pragma: no cover - a declared dependency; kept optional for robustness
-    genai_prices = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +85,7 @@ def compute_cost(
         return Cost(None, "unpriced")
     if _has_config_prices(target):
         return Cost(cost_from_config(usage, target), "config")
-    if prices_id is not None and genai_prices is not None:
+    if prices_id is not None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -124,3 +124,32 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "server_decode_ms": ("ms", "provider-reported generation time (llama.cpp predicted_ms)"),
     "server_total_ms": ("ms", "provider-reported total time"),
 }
+
+
+def fields_markdown() -> str:
+    """The CSV/JSON field reference as Markdown (``docs/fields.md`` is this text; a test checks)."""
+    from probes.errors import ERROR_KIND_DOCS
+
+    lines = [
+        "# Probe record fields",
+        "",
+        "One row per probe, in this column order, in the database, `inferwatch export --csv`"
+        " and `inferwatch probe --once --json`. Generated from `probes/record.py`"
+        " (`python -m probes.record > docs/fields.md`); definitions follow"
+        " ../shared/reference/metrics.md. Empty (CSV) or `null` (JSON) means unknown, never 0."
+        " Timestamps are UTC ISO 8601; booleans are `true`/`false`.",
+        "",
+        "| field | unit | definition |",
+        "| --- | --- | --- |",
+    ]
+    for name in FIELD_NAMES:
+        unit, doc = FIELD_DOCS[name]
+        lines.append(f"| `{name}` | {unit} | {doc} |")
+    lines += ["", "## Error kinds", "", "| error_kind | meaning |", "| --- | --- |"]
+    for kind, doc in ERROR_KIND_DOCS.items():
+        lines.append(f"| `{kind.value}` | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(fields_markdown(), end="")

@@ -30,6 +30,7 @@ from probes.record import ProbeRecord
 from probes.sse import WireEvent, aiter_ndjson, aiter_sse
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
+_DRAIN_GRACE_S = 1.0
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
@@ -252,7 +253,12 @@ async def run_probe(
             t_end = clock()
     except TimeoutError:
         t_end = clock()
-        if loop.time() >= total_deadline - 0.001:
+        if meas.t_terminal is not None:
+            # The answer was complete; only the drain after the terminal marker timed out.
+            if not meas.has_token:
+                outcome.kind = ErrorKind.EMPTY_RESPONSE
+                outcome.message = "stream completed without any generated token"
+        elif loop.time() >= total_deadline - 0.001:
             outcome.kind = ErrorKind.DEADLINE
             outcome.message = f"no complete answer within timeout_s={settings.timeout_s:g}"
         elif meas.has_token:
@@ -264,13 +270,15 @@ async def run_probe(
         else:
             outcome.kind = ErrorKind.FIRST_TOKEN_TIMEOUT
             outcome.message = f"no token within first_token_timeout_s={first_token_timeout:g}"
-        if meas.keepalives:
+        if meas.keepalives and outcome.message:
             outcome.message += f" ({meas.keepalives} keep-alives received)"
     except Exception as exc:  # a bug in a parser must not take the prober down
         t_end = clock()
         outcome.kind = ErrorKind.INTERNAL
         outcome.message = f"{type(exc).__name__}: {exc}"
 
+    if meas.t_terminal is not None:
+        t_end = meas.t_terminal  # total_ms ends at the terminal marker (metrics.md §1)
     return _finish(record, target, meas, outcome, t_end, started, secrets)
 
 
@@ -330,6 +338,10 @@ async def _read_response(
     rearm()
     async for item in source:
         now = clock()
+        if meas.t_terminal is not None:
+            # Past the terminal marker: read the rest of the body (normally just the closing
+            # chunk) so the connection goes back to the pool instead of being closed.
+            continue
         if item.kind == "comment":
             meas.keepalives += 1
             continue
@@ -350,7 +362,9 @@ async def _read_response(
             label = f"{perr.type}: " if perr.type else ""
             raise _ProbeFailed(kind, f"error in stream: {label}{perr.message}", perr)
         if parsed.terminal:
-            break
+            meas.t_terminal = now
+            # A server that keeps the body open after its marker gets a short grace, no more.
+            deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
     if not meas.saw_terminal:
         raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
     if not meas.has_token:

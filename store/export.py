@@ -61,7 +61,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[Any] = []
     if flt.since:
         where.append("started_at >= ?")
         params.append(flt.since)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -128,7 +129,7 @@ def summarize(
     return out
 
 
-def _fill(s: TargetSummary, rows: list[dict[str, object]], now: datetime) -> None:
+def _fill(s: TargetSummary, rows: list[dict[str, Any]], now: datetime) -> None:
     if not rows:
         return
     s.count = len(rows)
@@ -138,29 +139,28 @@ def _fill(s: TargetSummary, rows: list[dict[str, object]], now: datetime) -> Non
     if failed:
         s.top_error_kind = Counter(str(r["error_kind"]) for r in failed).most_common(1)[0][0]
     ok = [r for r in rows if r["status"] == "ok"]
-    ttft = sorted(float(r["ttft_ms"]) for r in ok if r["ttft_ms"] is not None)  # type: ignore[arg-type]
-    total = sorted(float(r["total_ms"]) for r in ok if r["total_ms"] is not None)  # type: ignore[arg-type]
+    ttft = sorted(float(r["ttft_ms"]) for r in ok if r["ttft_ms"] is not None)
+    total = sorted(float(r["total_ms"]) for r in ok if r["total_ms"] is not None)
     s.ttft_values_ms = ttft
     s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (percentile(ttft, q) for q in (50, 95, 99))
     s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (percentile(total, q) for q in (50, 95, 99))
-    s.decode_tps_p50 = median([float(r["decode_tps"]) for r in ok if r["decode_tps"] is not None])  # type: ignore[arg-type]
-    costs = [float(r["cost_usd"]) for r in ok if r["cost_usd"] is not None]  # type: ignore[arg-type]
+    s.decode_tps_p50 = median([float(r["decode_tps"]) for r in ok if r["decode_tps"] is not None])
+    costs = [float(r["cost_usd"]) for r in ok if r["cost_usd"] is not None]
     s.cost_per_request_usd = sum(costs) / len(costs) if costs else None
     inputs = [r for r in ok if r["input_tokens"] and r["cache_read_tokens"] is not None]
     if inputs:
-        s.cache_hit_share = sum(int(r["cache_read_tokens"]) for r in inputs) / sum(  # type: ignore[call-overload]
-            int(r["input_tokens"])
-            for r in inputs  # type: ignore[call-overload]
+        s.cache_hit_share = sum(int(r["cache_read_tokens"]) for r in inputs) / sum(
+            int(r["input_tokens"]) for r in inputs
         )
     last = rows[-1]
     s.last_status = str(last["status"])
-    s.last_error_kind = last["error_kind"]  # type: ignore[assignment]
-    s.last_error_message = last["error_message"]  # type: ignore[assignment]
-    s.last_ttft_ms = last["ttft_ms"]  # type: ignore[assignment]
+    s.last_error_kind = last["error_kind"]
+    s.last_error_message = last["error_message"]
+    s.last_ttft_ms = last["ttft_ms"]
     s.last_started_at = str(last["started_at"])
     s.last_age_s = (now - parse_iso(s.last_started_at)).total_seconds()
     s.ttft_series_ms = [
-        float(r["ttft_ms"]) if r["status"] == "ok" and r["ttft_ms"] is not None else None  # type: ignore[arg-type]
+        float(r["ttft_ms"]) if r["status"] == "ok" and r["ttft_ms"] is not None else None
         for r in rows[-120:]
     ]
 

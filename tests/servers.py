@@ -114,7 +114,7 @@ class ServerThread:
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = int(self._runner.addresses[0][1])
 
         self._loop.run_until_complete(start())
         self._ready.set()

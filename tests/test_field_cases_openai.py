@@ -543,3 +543,43 @@ async def test_unset_key_is_not_configured(monkeypatch: pytest.MonkeyPatch) -> N
     async with httpx.AsyncClient() as client:
         r = await run_probe(target, client)
     assert r.error_kind == "not_configured" and "IW_UNSET_KEY" in (r.error_message or "")
+
+
+async def test_body_left_open_after_done_is_still_ok(replay: ReplayServer) -> None:
+    r = await probe(
+        replay,
+        "openafter",
+        Script(
+            reads=[
+                (
+                    0.10,
+                    b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}\n\n',
+                ),
+                (0.20, b"data: [DONE]\n\n"),
+                (5.00, b": still here\n\n"),
+            ]
+        ),
+    )
+    assert r.status == "ok", r.error_message
+    assert near(r.total_ms, 200)  # ends at the terminal marker, not at the drain
+
+
+async def test_connection_is_reused_after_a_complete_stream(replay: ReplayServer) -> None:
+    url = replay.add(
+        "reuse",
+        Script(
+            headers_at=0.0,
+            reads=[
+                (
+                    0.01,
+                    b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}\n\n',
+                ),
+                (0.02, b"data: [DONE]\n\n"),
+            ],
+        ),
+    )
+    target = make_target(url)
+    async with make_client() as client:
+        first = await run_probe(target, client)
+        second = await run_probe(target, client)
+    assert first.conn_reused is False and second.conn_reused is True

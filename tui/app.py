@@ -7,15 +7,19 @@ loop therefore cannot disturb a measured TTFT (tui-style.md §2.3).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Sparkline, Static
@@ -105,11 +109,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._keys = bindings
 
     def compose(self) -> ComposeResult:
         lines = Text("inferwatch keys\n\n", style="bold")
-        for key, description in self._bindings:
+        for key, description in self._keys:
             lines.append(f"{key:>10}  ", style="bold")
             lines.append(description + "\n")
         lines.append(
@@ -181,6 +185,9 @@ class InferwatchApp(App[None]):
         self._refresh_now()
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
+            # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
 
     # ---- refresh cycle -------------------------------------------------------------------
 
@@ -216,6 +223,8 @@ class InferwatchApp(App[None]):
 
     @on(SnapshotReady)
     def _show(self, message: SnapshotReady) -> None:
+        if message.snap.window_s != self.window_s:
+            return  # a read started before the window changed; a fresh one is on its way
         self.snap = message.snap
         if message.done_commands:
             self._pending = [(c, w) for c, w in self._pending if c not in message.done_commands]
@@ -288,13 +297,13 @@ class InferwatchApp(App[None]):
             targets, key=lambda t: (first_index[t.group_name or t.name], targets.index(t))
         )
 
-    def _update_table(self) -> None:
+    def _update_table(self, width: int | None = None) -> None:
         if self.snap is None:
             return
         table = self.query_one("#targets", DataTable)
         targets = self._ordered(self.snap.targets)
         names = [t.name for t in targets]
-        columns = visible_columns(self.size.width)
+        columns = visible_columns(width or self.size.width)
         if columns != self._columns or names != self._row_names:
             cursor = table.cursor_row
             table.clear(columns=True)
@@ -365,17 +374,18 @@ class InferwatchApp(App[None]):
         # Failed probes are left out, never drawn as 0 ms.
         trend.data = [v for v in s.ttft_series_ms if v is not None]
 
-    def _apply_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _apply_size(self, size: Size | None = None) -> None:
+        size = size or self.size
+        small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
         self.screen.set_class(small, "too-small")
         self.query_one("#too-small", Static).update(
-            f"Terminal too small: {self.size.width}x{self.size.height}; "
+            f"Terminal too small: {size.width}x{size.height}; "
             f"inferwatch needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\nq quits."
         )
 
-    def on_resize(self) -> None:
-        self._apply_size()
-        self._update_table()
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size(event.size)
+        self._update_table(event.size.width)
 
     @on(DataTable.RowHighlighted)
     def _row_changed(self) -> None:

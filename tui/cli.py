@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="prober only, no dashboard")
     p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
     p.add_argument("--demo-port", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
     p = sub.add_parser("probe", help="probe every target once and print the results")
     _add_common(p)
@@ -174,13 +175,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return report(config, None if args.no_store else (args.db or default_db_path()))
 
 
-def cmd_run_headless(config: Config, db: Path, label: str) -> int:
-    """Run the prober in this process until SIGINT/SIGTERM."""
+def cmd_run_headless(config: Config, db: Path, label: str, parent_pid: int | None = None) -> int:
+    """Run the prober in this process until SIGINT/SIGTERM (or its parent exits)."""
     from tui.prober import run_prober
 
     _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops)")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_prober(config, db, config_label=label))
+        asyncio.run(run_prober(config, db, config_label=label, parent_pid=parent_pid))
     return EXIT_OK
 
 
@@ -188,7 +189,7 @@ def _spawn_prober(argv: list[str], db: Path) -> subprocess.Popen[bytes]:
     log = db.with_suffix(".prober.log")
     with open(log, "ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", *argv],
+            [sys.executable, "-m", "tui.cli", *argv, "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=handle,
@@ -265,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = args.config or default_config_path()
         config, label = _load(path), str(path)
     if args.headless:
-        return cmd_run_headless(config, db, label)
+        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None))
     argv = ["run", "--headless", "--db", str(db)]
     if args.config:
         argv += ["--config", str(args.config)]

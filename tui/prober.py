@@ -83,6 +83,7 @@ async def run_prober(
     config_label: str = "",
     stop: asyncio.Event | None = None,
     on_record: Callable[[ProbeRecord], None] | None = None,
+    parent_pid: int | None = None,
 ) -> None:
     """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
 
@@ -92,6 +93,8 @@ async def run_prober(
         config_label: shown by the dashboard as where the targets came from.
         stop: set it to stop; created (and wired to SIGTERM/SIGINT) when None.
         on_record: optional callback for each record (e.g. a log line).
+        parent_pid: stop when this process (the dashboard that started us) is gone, so a
+            killed dashboard never leaves an orphan prober behind.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,6 +120,9 @@ async def run_prober(
 
     async def control_loop() -> None:
         while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                stop.set()
+                break
             all_paused = bool(scheduler.targets) and len(scheduler.paused) >= len(scheduler.targets)
             await writer.call(
                 functools.partial(
@@ -124,15 +130,11 @@ async def run_prober(
                 )
             )
             for cmd in await writer.call(control.take_commands):
-                if cmd.command == "pause":
-                    scheduler.pause(cmd.target)
+                if cmd.command in ("pause", "resume"):
+                    pause = cmd.command == "pause"
+                    (scheduler.pause if pause else scheduler.resume)(cmd.target)
                     await writer.call(
-                        lambda db, c=cmd: control.set_target_paused(db, c.target, True)
-                    )
-                elif cmd.command == "resume":
-                    scheduler.resume(cmd.target)
-                    await writer.call(
-                        lambda db, c=cmd: control.set_target_paused(db, c.target, False)
+                        functools.partial(control.set_target_paused, name=cmd.target, paused=pause)
                     )
                 elif cmd.command == "probe_now":
                     scheduler.probe_now(cmd.target)

@@ -1,0 +1,31 @@
+"""Docs stay in step with the code: the field reference, the README's commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from probes.record import FIELD_DOCS, FIELD_NAMES, ProbeRecord, fields_markdown
+from tui.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_field_is_documented_with_a_unit_column() -> None:
+    assert set(FIELD_DOCS) == set(FIELD_NAMES) == {f.name for f in dataclasses.fields(ProbeRecord)}
+
+
+def test_fields_md_is_generated_from_the_code() -> None:
+    assert (ROOT / "docs" / "fields.md").read_text() == fields_markdown(), (
+        "regenerate: python -m probes.record > docs/fields.md"
+    )
+
+
+def test_readme_commands_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    parser = build_parser()
+    subcommands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    used = set(re.findall(r"^\s*(?:\$ )?inferwatch ([a-z-]+)", readme, re.M))
+    assert used, "README shows no inferwatch commands"
+    assert used - {"--help", "--config", "--db"} <= subcommands
