@@ -111,19 +111,23 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
 
 
-def open_db(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:
+def open_db(
+    path: Path | str, *, migrate: bool = True, any_thread: bool = False
+) -> sqlite_utils.Database:
     """Open (creating if needed) the database at ``path`` and apply pending migrations.
 
     Args:
         path: database file; its parent directory is created.
         migrate: apply pending migrations (readers may pass False to avoid taking write locks).
+        any_thread: allow use from threads other than the opening one; the caller guarantees
+            one user at a time (the dashboard's non-overlapping refreshes).
 
     Raises:
         sqlite3.DatabaseError: when the file is not an SQLite database.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=not any_thread)
     db = sqlite_utils.Database(conn)
     db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     if db.journal_mode != "wal":

@@ -188,28 +188,82 @@ class Snapshot:
     probes_last_minute: int
 
 
-def snapshot(db_path: Path, window_s: float, now: datetime | None = None) -> Snapshot:
-    """Open ``db_path`` read-mostly, read everything the dashboard shows, and close it.
+class SnapshotReader:
+    """Reads :class:`Snapshot` values for the dashboard through one long-lived connection.
 
-    Safe to call from any thread (it opens its own connection).
+    Re-summarising every target each second is most of the dashboard's idle CPU, and nearly
+    always redundant: between probes only ages and the heartbeat change. The reader re-runs
+    the window queries only when a new probe row was committed, the window changed, or
+    ``resummarize_s`` passed (the window slides); otherwise it reuses the summaries and moves
+    their ages forward.
+
+    Not thread-safe: use it from one thread at a time (calls never overlap).
     """
-    now = now or datetime.now(UTC)
-    db = open_db(db_path, migrate=False)
-    try:
+
+    def __init__(self, db_path: Path, resummarize_s: float = 15.0) -> None:
+        self.db_path = db_path
+        self.resummarize_s = resummarize_s
+        self._db: sqlite_utils.Database | None = None
+        self._last: Snapshot | None = None
+        self._last_full: datetime | None = None
+        self._last_probe_id: int | None = None
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def read(self, window_s: float, now: datetime | None = None) -> Snapshot:
+        """Everything the dashboard shows now, for a window of ``window_s`` seconds."""
+        now = now or datetime.now(UTC)
+        if self._db is None:
+            if not self.db_path.exists():
+                return Snapshot(now, window_s, [], None, None, 0, 0)
+            self._db = open_db(self.db_path, migrate=False, any_thread=True)
+        db = self._db
         if "probes" not in db.table_names():
             return Snapshot(now, window_s, [], None, None, 0, 0)
-        summaries = summarize(db, window_s, now)
+        probe_id = next(iter(db.query("SELECT max(id) AS m FROM probes")))["m"]
+        last = self._last
+        fresh = (
+            last is not None
+            and last.window_s == window_s
+            and probe_id == self._last_probe_id
+            and self._last_full is not None
+            and (now - self._last_full).total_seconds() < self.resummarize_s
+        )
+        if fresh and last is not None:
+            elapsed = (now - last.taken_at).total_seconds()
+            summaries = last.targets
+            for s in summaries:
+                if s.last_age_s is not None:
+                    s.last_age_s += elapsed
+            recent = last.probes_last_minute
+        else:
+            summaries = summarize(db, window_s, now)
+            self._last_full, self._last_probe_id = now, probe_id
+            recent = next(
+                iter(
+                    db.query(
+                        "SELECT count(*) AS n FROM probes WHERE started_at >= ?",
+                        [iso(now - timedelta(seconds=60))],
+                    )
+                )
+            )["n"]
         status = prober_status(db)
         age_s = (now - parse_iso(status.heartbeat_at)).total_seconds() if status else None
-        recent = next(
-            iter(
-                db.query(
-                    "SELECT count(*) AS n FROM probes WHERE started_at >= ?",
-                    [iso(now - timedelta(seconds=60))],
-                )
-            )
-        )["n"]
+        size = sum(
+            p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
+        )
+        self._last = Snapshot(now, window_s, summaries, status, age_s, size, int(recent))
+        return self._last
+
+
+def snapshot(db_path: Path, window_s: float, now: datetime | None = None) -> Snapshot:
+    """Open ``db_path``, read everything the dashboard shows, and close it (any thread)."""
+    reader = SnapshotReader(db_path)
+    try:
+        return reader.read(window_s, now)
     finally:
-        db.close()
-    size = sum(p.stat().st_size for p in (db_path, Path(f"{db_path}-wal")) if p.exists())
-    return Snapshot(now, window_s, summaries, status, age_s, size, int(recent))
+        reader.close()

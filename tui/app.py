@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 from store import control
 from store.db import open_db
 from store.health import State
-from store.queries import Snapshot, TargetSummary, snapshot
+from store.queries import Snapshot, SnapshotReader, TargetSummary
 from tui import format as fmt
 from tui.charts import histogram, sparkline
 
@@ -37,7 +37,7 @@ WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
 #: Below this size the dashboard shows a "terminal too small" message instead.
 MIN_WIDTH, MIN_HEIGHT = 60, 15
 #: A heartbeat older than this means the prober is not running.
-PROBER_DEAD_AFTER_S = 5.0
+PROBER_DEAD_AFTER_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +159,11 @@ class InferwatchApp(App[None]):
         self.refresh_s = max(1.0, refresh_s)
         self.source_label = source_label
         self.snap: Snapshot | None = None
+        self._reader = SnapshotReader(db_path)
+        self._cells: dict[tuple[str, str], str] = {}
+        self._state_styles: dict[State, str] = {}
+        self._styles_theme: str | None = None
+        self._shown: dict[str, object] = {}
         self._columns: tuple[Column, ...] = ()
         self._row_names: list[str] = []
         self._pending: list[tuple[int, str]] = []  # (command id, what it does)
@@ -180,6 +185,9 @@ class InferwatchApp(App[None]):
         yield Static(id="too-small")
         yield Footer()
 
+    def on_unmount(self) -> None:
+        self._reader.close()
+
     def on_mount(self) -> None:
         self._apply_size()
         self._refresh_now()
@@ -197,7 +205,7 @@ class InferwatchApp(App[None]):
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def load_snapshot(self, window_s: float) -> None:
         """Read the database off the UI thread and post the result."""
-        snap = snapshot(self.db_path, window_s)
+        snap = self._reader.read(window_s)
         pending = [cid for cid, _ in list(self._pending)]
         done: set[int] = set()
         if pending:
@@ -256,7 +264,7 @@ class InferwatchApp(App[None]):
         parts.append(f"db {snap.db_bytes / 1e6:.1f} MB")
         if self._pending:
             parts.append("waiting for prober: " + ", ".join(w for _, w in self._pending))
-        status.update(" · ".join(parts))
+        self._set(status, Text(" · ".join(parts)))
         status.set_class(blind, "blind")
 
     def _cell(self, col: Column, s: TargetSummary) -> Text:
@@ -284,9 +292,15 @@ class InferwatchApp(App[None]):
         return Text(values[col.key], justify="right" if col.right else "left")
 
     def _style_for(self, state: State) -> str:
-        variable = fmt.STATE_STYLES[state].lstrip("$")
-        color = self.get_css_variables().get(variable)
-        return f"bold {color}" if color else "bold"
+        # get_css_variables() regenerates the whole colour system: once per theme, not per cell.
+        if self._styles_theme != self.theme:
+            variables = self.get_css_variables()
+            self._state_styles = {
+                st: f"bold {variables[v.lstrip('$')]}" if v.lstrip("$") in variables else "bold"
+                for st, v in fmt.STATE_STYLES.items()
+            }
+            self._styles_theme = self.theme
+        return self._state_styles[state]
 
     def _ordered(self, targets: list[TargetSummary]) -> list[TargetSummary]:
         # Group members sit together (primary above its fallbacks), in config order.
@@ -316,12 +330,18 @@ class InferwatchApp(App[None]):
             for t in targets:
                 table.add_row(*(self._cell(c, t) for c in columns), key=t.name)
             self._columns, self._row_names = columns, names
+            self._cells.clear()
             if targets:
                 table.move_cursor(row=min(cursor, len(targets) - 1))
             return
         for t in targets:
             for col in columns:
-                table.update_cell(t.name, col.key, self._cell(col, t))
+                cell = self._cell(col, t)
+                key = (t.name, col.key)
+                # Only changed cells are touched: each update_cell re-renders the table.
+                if self._cells.get(key) != cell.markup:
+                    self._cells[key] = cell.markup
+                    table.update_cell(t.name, col.key, cell)
 
     def selected(self) -> TargetSummary | None:
         """The summary of the target under the cursor, if any."""
@@ -338,12 +358,16 @@ class InferwatchApp(App[None]):
         trend = self.query_one("#trend", Sparkline)
         s = self.selected()
         if s is None:
-            text.update(
-                "No targets yet. The prober publishes its targets when it starts;"
-                " try `inferwatch demo`."
+            self._set(
+                text,
+                Text(
+                    "No targets yet. The prober publishes its targets when it starts;"
+                    " try `inferwatch demo`."
+                ),
             )
-            hist.update("")
-            trend.data = []
+            self._set(hist, Text(""))
+            if trend.data:
+                trend.data = []
             return
         line1 = Text()
         line1.append(s.name, style="bold")
@@ -365,14 +389,23 @@ class InferwatchApp(App[None]):
             body.append(f"\nlast failure: {s.last_error_kind}: {s.last_error_message or ''}")
         elif s.top_error_kind:
             body.append(f"\nmost frequent failure in window: {s.top_error_kind}")
-        text.update(body)
+        self._set(text, body)
         if s.ttft_values_ms:
             title = Text("TTFT distribution (ms), successful probes in window\n", style="dim")
-            hist.update(title + histogram(s.ttft_values_ms, height=3))
+            self._set(hist, title + histogram(s.ttft_values_ms, height=3))
         else:
-            hist.update(Text("no successful probe in the window yet", style="dim"))
+            self._set(hist, Text("no successful probe in the window yet", style="dim"))
         # Failed probes are left out, never drawn as 0 ms.
-        trend.data = [v for v in s.ttft_series_ms if v is not None]
+        data = [v for v in s.ttft_series_ms if v is not None]
+        if data != trend.data:
+            trend.data = data
+
+    def _set(self, widget: Static, content: Text) -> None:
+        """Update a Static only when its content changed (each update repaints it)."""
+        key = widget.id or ""
+        if self._shown.get(key) != content.markup:
+            self._shown[key] = content.markup
+            widget.update(content)
 
     def _apply_size(self, size: Size | None = None) -> None:
         size = size or self.size

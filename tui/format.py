@@ -69,12 +69,15 @@ def usd(value: float | None) -> str:
 
 
 def age(seconds: float | None) -> str:
-    """A compact age: ``4s``, ``3m``, ``2h``, ``5d``; ``–`` when unknown."""
+    """A compact age: ``<10s``, ``40s``, ``3m``, ``2h``, ``5d``; ``–`` when unknown."""
     if seconds is None:
         return "–"
     seconds = max(seconds, 0)
+    if seconds < 10:
+        return "<10s"
     if seconds < 60:
-        return f"{seconds:.0f}s"
+        # 10-second steps: a per-second age would repaint every row every second for nothing.
+        return f"{int(seconds // 10) * 10}s"
     if seconds < 3600:
         return f"{seconds / 60:.0f}m"
     if seconds < 86400:

@@ -28,6 +28,8 @@ from store.db import insert_probe, open_db
 T = TypeVar("T")
 
 _CONTROL_PERIOD_S = 0.5
+#: Heartbeat writes are rarer than command polls: each commit wakes every reader.
+_HEARTBEAT_PERIOD_S = 2.0
 
 
 class DbWriter:
@@ -119,16 +121,24 @@ async def run_prober(
     pid = os.getpid()
 
     async def control_loop() -> None:
+        last_beat: tuple[float, bool] | None = None
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 stop.set()
                 break
             all_paused = bool(scheduler.targets) and len(scheduler.paused) >= len(scheduler.targets)
-            await writer.call(
-                functools.partial(
-                    control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
+            now = loop.time()
+            if (
+                last_beat is None
+                or last_beat[1] != all_paused
+                or (now - last_beat[0] >= _HEARTBEAT_PERIOD_S)
+            ):
+                await writer.call(
+                    functools.partial(
+                        control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
+                    )
                 )
-            )
+                last_beat = (now, all_paused)
             for cmd in await writer.call(control.take_commands):
                 if cmd.command in ("pause", "resume"):
                     pause = cmd.command == "pause"
