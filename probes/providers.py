@@ -19,6 +19,8 @@ class ProviderInfo:
         base_url: default API base URL; ``None`` means the config must give ``base_url``.
         prices_id: provider id for genai-prices, or ``None`` for self-hosted servers.
         default_key_env: the conventional API-key variable, suggested by ``check-config``.
+        required_keys: target keys this provider needs besides the common ones (Azure's
+            ``deployment`` and ``api_version``); other providers reject them.
     """
 
     name: str
@@ -26,6 +28,7 @@ class ProviderInfo:
     base_url: str | None
     prices_id: str | None
     default_key_env: str | None = None
+    required_keys: tuple[str, ...] = ()
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
