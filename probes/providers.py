@@ -70,5 +70,13 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("llama.cpp", "openai-chat", "http://127.0.0.1:8080/v1", None),
         ProviderInfo("ollama", "openai-chat", "http://127.0.0.1:11434/v1", None),
         ProviderInfo("openai-compatible", "openai-chat", None, None),
+        # Native dialects, one module each in probes/dialects/.
+        ProviderInfo(
+            "anthropic",
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            "anthropic",
+            "ANTHROPIC_API_KEY",
+        ),
     ]
 }

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from probes.dialects.anthropic import AnthropicDialect
 from probes.dialects.base import Dialect
 from probes.dialects.openai_chat import OpenAIChatDialect
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in [OpenAIChatDialect()]}
+_ALL: list[Dialect] = [
+    OpenAIChatDialect(),
+    AnthropicDialect(),
+]
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in _ALL}
