@@ -57,7 +57,9 @@ def block_stop(index: int = 0) -> bytes:
 MESSAGE_STOP = ev("message_stop", '{"type":"message_stop"}')
 
 
-async def test_basic_stream_every_field(replay: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_basic_stream_every_field(
+    replay: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # ANT-PY basic_response.txt, with the final blank line appended (§1.2).
     reads = [
         (0.20, MESSAGE_START),
