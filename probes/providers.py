@@ -78,5 +78,12 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "anthropic",
             "ANTHROPIC_API_KEY",
         ),
+        ProviderInfo(
+            "gemini",
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            "google",
+            "GEMINI_API_KEY",
+        ),
     ]
 }

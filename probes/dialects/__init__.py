@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from probes.dialects.anthropic import AnthropicDialect
 from probes.dialects.base import Dialect
+from probes.dialects.gemini import GeminiDialect
 from probes.dialects.openai_chat import OpenAIChatDialect
 
 _ALL: list[Dialect] = [
     OpenAIChatDialect(),
     AnthropicDialect(),
+    GeminiDialect(),
 ]
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in _ALL}
