@@ -72,6 +72,13 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("openai-compatible", "openai-chat", None, None),
         # Native dialects, one module each in probes/dialects/.
         ProviderInfo(
+            "openai-responses",
+            "openai-responses",
+            "https://api.openai.com/v1",
+            "openai",
+            "OPENAI_API_KEY",
+        ),
+        ProviderInfo(
             "anthropic",
             "anthropic",
             "https://api.anthropic.com/v1",

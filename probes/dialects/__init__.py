@@ -6,9 +6,11 @@ from probes.dialects.anthropic import AnthropicDialect
 from probes.dialects.base import Dialect
 from probes.dialects.gemini import GeminiDialect
 from probes.dialects.openai_chat import OpenAIChatDialect
+from probes.dialects.openai_responses import OpenAIResponsesDialect
 
 _ALL: list[Dialect] = [
     OpenAIChatDialect(),
+    OpenAIResponsesDialect(),
     AnthropicDialect(),
     GeminiDialect(),
 ]
