@@ -79,6 +79,14 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "OPENAI_API_KEY",
         ),
         ProviderInfo(
+            "azure",
+            "azure-openai",
+            None,
+            "azure",
+            "AZURE_OPENAI_API_KEY",
+            required_keys=("deployment", "api_version"),
+        ),
+        ProviderInfo(
             "anthropic",
             "anthropic",
             "https://api.anthropic.com/v1",

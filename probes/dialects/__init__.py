@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from probes.dialects.anthropic import AnthropicDialect
+from probes.dialects.azure_openai import AzureOpenAIDialect
 from probes.dialects.base import Dialect
 from probes.dialects.gemini import GeminiDialect
 from probes.dialects.openai_chat import OpenAIChatDialect
@@ -11,6 +12,7 @@ from probes.dialects.openai_responses import OpenAIResponsesDialect
 _ALL: list[Dialect] = [
     OpenAIChatDialect(),
     OpenAIResponsesDialect(),
+    AzureOpenAIDialect(),
     AnthropicDialect(),
     GeminiDialect(),
 ]
