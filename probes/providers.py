@@ -100,5 +100,6 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "google",
             "GEMINI_API_KEY",
         ),
+        ProviderInfo("ollama-native", "ollama-native", "http://127.0.0.1:11434", None),
     ]
 }

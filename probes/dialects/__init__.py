@@ -6,6 +6,7 @@ from probes.dialects.anthropic import AnthropicDialect
 from probes.dialects.azure_openai import AzureOpenAIDialect
 from probes.dialects.base import Dialect
 from probes.dialects.gemini import GeminiDialect
+from probes.dialects.ollama_native import OllamaNativeDialect
 from probes.dialects.openai_chat import OpenAIChatDialect
 from probes.dialects.openai_responses import OpenAIResponsesDialect
 
@@ -15,6 +16,7 @@ _ALL: list[Dialect] = [
     AzureOpenAIDialect(),
     AnthropicDialect(),
     GeminiDialect(),
+    OllamaNativeDialect(),
 ]
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in _ALL}
