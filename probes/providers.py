@@ -78,6 +78,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "openai",
             "OPENAI_API_KEY",
         ),
+        # Resource-specific host: https://{resource}.openai.azure.com
         ProviderInfo(
             "azure",
             "azure-openai",
@@ -101,5 +102,13 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "GEMINI_API_KEY",
         ),
         ProviderInfo("ollama-native", "ollama-native", "http://127.0.0.1:11434", None),
+        # Region in the host; set base_url for another region. Key: a Bedrock API key.
+        ProviderInfo(
+            "bedrock",
+            "bedrock-converse",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "aws",
+            "AWS_BEARER_TOKEN_BEDROCK",
+        ),
     ]
 }
