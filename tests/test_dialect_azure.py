@@ -138,6 +138,25 @@ async def test_blocked_mid_stream_is_a_billed_failure(replay: ReplayServer) -> N
     assert r.cost_usd == pytest.approx((20 * 0.15 + 3 * 0.60) / 1e6)
 
 
+async def test_fc12a_cached_tokens_are_inside_prompt_tokens(replay: ReplayServer) -> None:
+    usage = b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920},"completion_tokens_details":{"reasoning_tokens":0}}}\n\n'
+    reads = [(0.11, PROMPT_ANNOTATION), (0.20, content("Hi")), (0.25, content("!", "stop"))]
+    reads += [(0.26, usage), (0.27, b"data: [DONE]\n\n")]
+    r = await probe(
+        replay,
+        "az-fc12a",
+        Script(reads=reads),
+        input_usd_per_mtok=2.50,
+        cache_read_usd_per_mtok=1.25,
+        output_usd_per_mtok=10.0,
+        **AZ,
+    )
+    assert r.status == "ok", r.error_message
+    assert (r.input_tokens, r.cache_read_tokens, r.output_tokens) == (2006, 1920, 300)
+    assert r.reasoning_tokens == 0
+    assert r.cost_usd == pytest.approx(0.005615)  # naive 0.008015 or 0.010415
+
+
 async def test_default_filter_mode_arrives_buffered(replay: ReplayServer) -> None:
     # Default streaming mode releases filtered blocks: every token in one transport read.
     block = content("The") + content(" sea") + content(" is") + content(" wide.")

@@ -294,6 +294,33 @@ async def test_reasoning_summary_and_cache_hit(replay: ReplayServer) -> None:
     assert not r.reasoning_hidden
 
 
+async def test_fc12a_cached_input_is_inside_input_tokens(replay: ReplayServer) -> None:
+    usage = {
+        "input_tokens": 2006,
+        "input_tokens_details": {"cached_tokens": 1920},
+        "output_tokens": 300,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 2306,
+    }
+    reads = [
+        *PRELUDE,
+        (0.30, text_delta("Hi")),
+        (0.31, ev({"type": "response.completed", "response": response("completed", usage)})),
+    ]
+    r = await probe(
+        replay,
+        "resp-fc12a",
+        Script(reads=reads),
+        input_usd_per_mtok=2.50,
+        cache_read_usd_per_mtok=1.25,
+        output_usd_per_mtok=10.0,
+        **RESP,
+    )
+    assert r.status == "ok", r.error_message
+    assert (r.input_tokens, r.cache_read_tokens, r.output_tokens) == (2006, 1920, 300)
+    assert r.cost_usd == pytest.approx(0.005615)
+
+
 async def test_incomplete_for_budget_is_ok_with_reason(replay: ReplayServer) -> None:
     usage = {
         "input_tokens": 9,

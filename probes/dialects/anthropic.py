@@ -51,6 +51,7 @@ class _UsageState:
     thinking_tokens: int | None = None
 
     def update_input(self, usage: dict[str, Any]) -> None:
+        """Replace the input-side counts present in ``usage`` (absent ones are kept)."""
         for attr, key in (
             ("input_tokens", "input_tokens"),
             ("cache_read", "cache_read_input_tokens"),
@@ -61,6 +62,7 @@ class _UsageState:
                 setattr(self, attr, value)
 
     def normalised(self) -> Usage:
+        """The running usage as :class:`Usage`, input inclusive of both cache buckets."""
         total = None
         if self.input_tokens is not None:
             total = self.input_tokens + (self.cache_read or 0) + (self.cache_write or 0)
