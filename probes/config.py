@@ -85,6 +85,14 @@ class TargetConfig(_Strict):
     """Environment variable holding the API key, read at run time; omit for keyless servers."""
     base_url: str | None = Field(None, pattern=r"^https?://")
     """API base URL; optional for known providers."""
+    deployment: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
+    """Azure OpenAI deployment name, the ``{deployment}`` of
+    ``{base_url}/openai/deployments/{deployment}/chat/completions``; required for provider
+    ``azure`` (``model`` then names the deployed model, for pricing)."""
+    api_version: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+    """Azure OpenAI ``api-version`` query parameter (``YYYY-MM-DD`` or
+    ``YYYY-MM-DD-preview``); required for provider ``azure``. Use a version that supports
+    ``stream_options.include_usage`` or usage is not reported."""
     group: str | None = None
     """Targets with the same group (a primary and its fallbacks) are shown together."""
     enabled: bool = True
@@ -116,8 +124,16 @@ class TargetConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TargetConfig:
-        if PROVIDERS[self.provider].base_url is None and self.base_url is None:
+        info = PROVIDERS[self.provider]
+        if info.base_url is None and self.base_url is None:
             raise ValueError(f"provider {self.provider!r} needs base_url")
+        for key in ("deployment", "api_version"):
+            needed = key in info.required_keys
+            if needed and getattr(self, key) is None:
+                raise ValueError(f"provider {self.provider!r} needs {key}")
+            if not needed and getattr(self, key) is not None:
+                users = [p.name for p in PROVIDERS.values() if key in p.required_keys]
+                raise ValueError(f"{key} is used only by provider {' / '.join(users)}")
         for key in (
             "input_usd_per_mtok",
             "cache_read_usd_per_mtok",

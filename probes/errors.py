@@ -45,7 +45,10 @@ ERROR_KIND_DOCS: dict[ErrorKind, str] = {
     ErrorKind.CONNECT_TIMEOUT: "the TCP/TLS connection was not established in time",
     ErrorKind.TLS: "the TLS handshake failed (certificate, protocol)",
     ErrorKind.CONNECT_ERROR: "another network error before a response arrived",
-    ErrorKind.FIRST_TOKEN_TIMEOUT: "headers arrived but no token within first_token_timeout_s",
+    ErrorKind.FIRST_TOKEN_TIMEOUT: (
+        "connected and request sent, but no token within first_token_timeout_s (the response "
+        "headers may not have arrived either)"
+    ),
     ErrorKind.STALL: "tokens started, then none arrived for stall_timeout_s (keep-alives ignored)",
     ErrorKind.DEADLINE: "the whole probe exceeded timeout_s",
     ErrorKind.AUTH: "HTTP 401/403: missing, wrong or unauthorised API key",

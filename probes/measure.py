@@ -86,7 +86,7 @@ class StreamMeasurement:
             self.usage = event.usage  # cumulative usage is replaced, never summed (FC-04)
         if event.finish_reason:
             self.finish_reason = event.finish_reason
-        if event.terminal:
+        if event.terminal or event.final:
             self.saw_terminal = True
         self.request_id = event.request_id or self.request_id
         self.upstream_provider = event.upstream_provider or self.upstream_provider
@@ -110,8 +110,11 @@ class StreamMeasurement:
         total_s = t_end - self.t0
 
         usage = self.usage or Usage()
-        m.usage_source = "reported" if self.usage is not None else "none"
-        if self.usage is not None and self.token_times and not usage.output_tokens:
+        # usage_source says where output_tokens came from. Partial usage (Anthropic's input
+        # side from message_start when the stream failed before message_delta, Ollama without
+        # eval_count) keeps its input buckets but its output stays null: "none".
+        m.usage_source = "reported" if usage.output_tokens is not None else "none"
+        if usage.output_tokens == 0 and self.token_times:
             # Usage of 0 while tokens streamed contradicts the stream (FC-03 variant B).
             m.usage_inconsistent = True
             usage = Usage(usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens)

@@ -19,6 +19,8 @@ class ProviderInfo:
         base_url: default API base URL; ``None`` means the config must give ``base_url``.
         prices_id: provider id for genai-prices, or ``None`` for self-hosted servers.
         default_key_env: the conventional API-key variable, suggested by ``check-config``.
+        required_keys: target keys this provider needs besides the common ones (Azure's
+            ``deployment`` and ``api_version``); other providers reject them.
     """
 
     name: str
@@ -26,6 +28,7 @@ class ProviderInfo:
     base_url: str | None
     prices_id: str | None
     default_key_env: str | None = None
+    required_keys: tuple[str, ...] = ()
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -67,5 +70,45 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("llama.cpp", "openai-chat", "http://127.0.0.1:8080/v1", None),
         ProviderInfo("ollama", "openai-chat", "http://127.0.0.1:11434/v1", None),
         ProviderInfo("openai-compatible", "openai-chat", None, None),
+        # Native dialects, one module each in probes/dialects/.
+        ProviderInfo(
+            "openai-responses",
+            "openai-responses",
+            "https://api.openai.com/v1",
+            "openai",
+            "OPENAI_API_KEY",
+        ),
+        # Resource-specific host: https://{resource}.openai.azure.com
+        ProviderInfo(
+            "azure",
+            "azure-openai",
+            None,
+            "azure",
+            "AZURE_OPENAI_API_KEY",
+            required_keys=("deployment", "api_version"),
+        ),
+        ProviderInfo(
+            "anthropic",
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            "anthropic",
+            "ANTHROPIC_API_KEY",
+        ),
+        ProviderInfo(
+            "gemini",
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            "google",
+            "GEMINI_API_KEY",
+        ),
+        ProviderInfo("ollama-native", "ollama-native", "http://127.0.0.1:11434", None),
+        # Region in the host; set base_url for another region. Key: a Bedrock API key.
+        ProviderInfo(
+            "bedrock",
+            "bedrock-converse",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "aws",
+            "AWS_BEARER_TOKEN_BEDROCK",
+        ),
     ]
 }

@@ -62,6 +62,7 @@ class ProbeRecord:
     ratelimit_reset_requests_s: float | None = None
     ratelimit_reset_tokens_s: float | None = None
     server_queue_ms: float | None = None
+    server_load_ms: float | None = None
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
@@ -102,7 +103,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "cache_write_tokens": ("tokens", "input tokens written to the provider's prompt cache"),
     "output_tokens": ("tokens", "generated tokens from provider usage, reasoning included"),
     "reasoning_tokens": ("tokens", "reasoning/thinking tokens, a part of output_tokens"),
-    "usage_source": ("", "reported (provider usage), estimated, or none"),
+    "usage_source": (
+        "",
+        "where output_tokens came from: reported (provider usage), estimated, or none "
+        "(not reported; input buckets may still be reported)",
+    ),
     "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
     "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
     "cost_source": ("", "where the prices came from: genai-prices <version>, config, provider"),
@@ -120,9 +125,25 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "ratelimit_reset_requests_s": ("s", "seconds until the request window resets"),
     "ratelimit_reset_tokens_s": ("s", "seconds until the token window resets"),
     "server_queue_ms": ("ms", "provider-reported queue time (Groq x_groq.usage.queue_time)"),
-    "server_prefill_ms": ("ms", "provider-reported prompt processing time (llama.cpp prompt_ms)"),
-    "server_decode_ms": ("ms", "provider-reported generation time (llama.cpp predicted_ms)"),
-    "server_total_ms": ("ms", "provider-reported total time"),
+    "server_load_ms": (
+        "ms",
+        "provider-reported model load time before the request ran (Ollama load_duration, "
+        "ns converted); large values mean a cold model load inside ttft_ms",
+    ),
+    "server_prefill_ms": (
+        "ms",
+        "provider-reported prompt processing time (llama.cpp prompt_ms, Ollama "
+        "prompt_eval_duration)",
+    ),
+    "server_decode_ms": (
+        "ms",
+        "provider-reported generation time (llama.cpp predicted_ms, Ollama eval_duration)",
+    ),
+    "server_total_ms": (
+        "ms",
+        "provider-reported total time (Groq total_time, Ollama total_duration, Bedrock "
+        "metadata.metrics.latencyMs)",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,7 @@ from probes.headers import parse_ratelimit, parse_retry_after, request_id
 from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
-from probes.sse import WireEvent, aiter_ndjson, aiter_sse
+from probes.sse import FramingError, WireEvent, accepts_content_type, aiter_framed
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_GRACE_S = 1.0
@@ -92,6 +93,8 @@ def _connect_kind(exc: BaseException) -> tuple[ErrorKind, str]:
     lowered = text.lower()
     if isinstance(exc, httpx.ConnectTimeout):
         return ErrorKind.CONNECT_TIMEOUT, "connect timed out"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return ErrorKind.DNS, text or "DNS lookup failed"
     if (
         any(isinstance(e, ssl.SSLError) for e in chain)
         or "certificate" in lowered
@@ -180,11 +183,14 @@ async def run_probe(
     total_deadline = loop.time() + settings.timeout_s
     t_end = t0
     new_connection = False
+    request_sent = False  # the connection was up: request headers started going out
 
     async def trace(name: str, info: dict[str, Any]) -> None:
-        nonlocal new_connection
+        nonlocal new_connection, request_sent
         if name.startswith("connection.connect_tcp"):
             new_connection = True
+        elif name.endswith("send_request_headers.started"):
+            request_sent = True
 
     async def exchange(deadline_cm: asyncio.Timeout) -> None:
         async with client.stream(
@@ -214,7 +220,9 @@ async def run_probe(
             )
 
     try:
-        async with asyncio.timeout(settings.timeout_s) as deadline_cm:
+        # Until the first token, first_token_timeout_s counts from the request (headers
+        # included); _read_response re-arms the deadline as the stream progresses.
+        async with asyncio.timeout(min(settings.timeout_s, first_token_timeout)) as deadline_cm:
             try:
                 try:
                     await exchange(deadline_cm)
@@ -258,18 +266,20 @@ async def run_probe(
             if not meas.has_token:
                 outcome.kind = ErrorKind.EMPTY_RESPONSE
                 outcome.message = "stream completed without any generated token"
+        elif meas.t_headers is None and not request_sent:
+            outcome.kind = ErrorKind.CONNECT_TIMEOUT
+            outcome.message = "the connection (TCP/TLS) was not established in time"
         elif loop.time() >= total_deadline - 0.001:
             outcome.kind = ErrorKind.DEADLINE
             outcome.message = f"no complete answer within timeout_s={settings.timeout_s:g}"
         elif meas.has_token:
             outcome.kind = ErrorKind.STALL
             outcome.message = f"no token for stall_timeout_s={settings.stall_timeout_s:g}"
-        elif meas.t_headers is None:
-            outcome.kind = ErrorKind.CONNECT_TIMEOUT
-            outcome.message = "no response headers in time"
         else:
             outcome.kind = ErrorKind.FIRST_TOKEN_TIMEOUT
             outcome.message = f"no token within first_token_timeout_s={first_token_timeout:g}"
+            if meas.t_headers is None:
+                outcome.message += " (connected, request sent, no response headers)"
         if meas.keepalives and outcome.message:
             outcome.message += f" ({meas.keepalives} keep-alives received)"
     except Exception as exc:  # a bug in a parser must not take the prober down
@@ -303,15 +313,15 @@ async def _read_response(
         kind = classify_http_status(status, perr.type if perr else None)
         if status in (429, 503, 529):
             outcome.retry_after_s = parse_retry_after(response.headers, started)
+            if outcome.retry_after_s is None and perr is not None:
+                outcome.retry_after_s = perr.retry_after_s
         message = perr.message if perr else (body.strip()[:200] or response.reason_phrase)
         if perr and perr.type:
             message = f"{perr.type}: {message}"
         raise _ProbeFailed(kind, f"HTTP {status}: {message}", perr)
 
     content_type = response.headers.get("content-type", "").lower()
-    expected = "text/event-stream" if dialect.framing == "sse" else "ndjson"
-    ndjson_ok = dialect.framing == "ndjson" and ("json" in content_type)
-    if expected not in content_type and not ndjson_ok:
+    if not accepts_content_type(dialect.framing, content_type):
         body = await _read_limited(response)
         perr = dialect.parse_error_body(body)
         if perr is not None:
@@ -321,11 +331,7 @@ async def _read_response(
         )
 
     parser = dialect.new_parser()
-    source: AsyncIterator[WireEvent] = (
-        aiter_sse(response.aiter_text())
-        if dialect.framing == "sse"
-        else aiter_ndjson(response.aiter_text())
-    )
+    source: AsyncIterator[WireEvent] = aiter_framed(dialect.framing, response)
 
     def rearm() -> None:
         last = meas.t_last_token
@@ -336,35 +342,38 @@ async def _read_response(
         deadline_cm.reschedule(min(total_deadline, progress_deadline))
 
     rearm()
-    async for item in source:
-        now = clock()
-        if meas.t_terminal is not None:
-            # Past the terminal marker: read the rest of the body (normally just the closing
-            # chunk) so the connection goes back to the pool instead of being closed.
-            continue
-        if item.kind == "comment":
-            meas.keepalives += 1
-            continue
-        try:
-            parsed: ParsedEvent | None = parser.parse(item.event, item.data)
-        except ValueError as exc:
-            raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
-        if parsed is None:
-            continue
-        meas.on_event(now, item.read_index, parsed)
-        if parsed.has_token:
-            rearm()
-        if parsed.error is not None:
-            perr = parsed.error
-            kind = ErrorKind.STREAM_ERROR
-            if perr.type and "overloaded" in perr.type.lower():
-                kind = ErrorKind.OVERLOADED
-            label = f"{perr.type}: " if perr.type else ""
-            raise _ProbeFailed(kind, f"error in stream: {label}{perr.message}", perr)
-        if parsed.terminal:
-            meas.t_terminal = now
-            # A server that keeps the body open after its marker gets a short grace, no more.
-            deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
+    try:
+        async for item in source:
+            now = clock()
+            if meas.t_terminal is not None:
+                # Past the terminal marker: read the rest of the body (normally just the
+                # closing chunk) so the connection goes back to the pool instead of closing.
+                continue
+            if item.kind == "comment":
+                meas.keepalives += 1
+                continue
+            try:
+                parsed: ParsedEvent | None = parser.parse(item.event, item.data)
+            except ValueError as exc:
+                raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
+            if parsed is None:
+                continue
+            meas.on_event(now, item.read_index, parsed)
+            if parsed.has_token:
+                rearm()
+            if parsed.error is not None:
+                perr = parsed.error
+                kind = ErrorKind.STREAM_ERROR
+                if perr.type and "overloaded" in perr.type.lower():
+                    kind = ErrorKind.OVERLOADED
+                label = f"{perr.type}: " if perr.type else ""
+                raise _ProbeFailed(kind, f"error in stream: {label}{perr.message}", perr)
+            if parsed.terminal:
+                meas.t_terminal = now
+                # A server that keeps the body open after its marker gets a short grace.
+                deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
+    except FramingError as exc:
+        raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
     if not meas.saw_terminal:
         raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
     if not meas.has_token:
@@ -408,6 +417,7 @@ def _finish(
     record.provider_cost_usd = meas.provider_cost_usd
     timings = meas.server_timings_ms
     record.server_queue_ms = timings.get("queue")
+    record.server_load_ms = timings.get("load")
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")
     record.server_total_ms = timings.get("total")

@@ -13,16 +13,43 @@ module of the pinned 0.4.x series, guarded by tests/test_sse.py) instead of
   proxy, Azure's filtered mode) can be flagged ``buffered`` instead of reporting absurd TPS.
 
 Older llama.cpp builds send a non-standard ``error: {...}`` field, which spec-compliant decoders
-ignore; we surface it as an event named ``error``.
+ignore; we surface it as an event named ``error``. Likewise Gemini can append a raw, multi-line
+JSON error body after its SSE events (wire-formats.md §6.3, vercel/ai#5217), which a
+spec-compliant decoder drops as unknown fields; lines that are not SSE fields and look like
+JSON are handed over as one ``raw`` item.
+
+AWS event-stream frames (Bedrock ConverseStream) are decoded with botocore's
+``EventStreamBuffer``, which checks both CRCs; nothing here parses that format by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
+from botocore.eventstream import EventStreamBuffer, ParserError
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+_SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+#: Content types each framing accepts for a 200 response (substring match, lower case).
+FRAMING_CONTENT_TYPES: Mapping[str, tuple[str, ...]] = {
+    "sse": ("text/event-stream",),
+    "ndjson": ("ndjson", "json"),
+    "eventstream": ("application/vnd.amazon.eventstream",),
+}
+
+
+class FramingError(ValueError):
+    """The body is not valid in its framing (e.g. an event-stream frame with a bad CRC)."""
+
+
+def accepts_content_type(framing: str, content_type: str) -> bool:
+    """True when ``content_type`` (any case) is one a ``framing`` stream is sent with."""
+    lowered = content_type.lower()
+    return any(ct in lowered for ct in FRAMING_CONTENT_TYPES.get(framing, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +57,15 @@ class WireEvent:
     """One item of a stream, as the parser hands it over.
 
     Attributes:
-        kind: ``event`` (a dispatched SSE event or NDJSON line) or ``comment`` (keep-alive).
-        event: the SSE ``event:`` name, ``""`` when the server sent none.
+        kind: ``event`` (a dispatched SSE event, NDJSON line or event-stream frame),
+            ``comment`` (keep-alive) or ``raw`` (JSON text outside any SSE field).
+        event: the SSE ``event:`` name (httpx-sse reports ``message`` when the server sent
+            none), the frame's ``:event-type`` for event-stream frames, ``""`` otherwise.
         data: the event's data (multi-line ``data:`` fields joined with ``\\n``).
         read_index: 1-based number of the transport read that completed this item.
     """
 
-    kind: Literal["event", "comment"]
+    kind: Literal["event", "comment", "raw"]
     event: str
     data: str
     read_index: int
@@ -50,40 +79,61 @@ async def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
 
     Yields:
         Events in order; comments as ``kind="comment"``; a trailing event without its blank
-        line at EOF is still dispatched.
+        line at EOF is still dispatched. Lines that are not SSE fields (no ``data``, ``event``,
+        ``id`` or ``retry`` name) are ignored as the SSE spec says, except a run of such lines
+        starting with ``{`` or ``[``: it is yielded as one ``kind="raw"`` item when a blank
+        line or EOF ends it.
     """
     lines = SSELineDecoder()
     decoder = SSEDecoder()
     read_index = 0
     pending = False  # a field line was seen since the last dispatch
+    raw: list[str] = []  # non-SSE lines of a raw JSON body
 
-    def feed(line: str) -> WireEvent | None:
+    def flush_raw() -> WireEvent | None:
+        text = "\n".join(raw).strip()
+        raw.clear()
+        if text.startswith(("{", "[")):
+            return WireEvent("raw", "", text, read_index)
+        return None
+
+    def feed(line: str) -> list[WireEvent]:
         nonlocal pending
         if line.startswith(":"):
-            return WireEvent("comment", "", line[1:].strip(), read_index)
+            return [WireEvent("comment", "", line[1:].strip(), read_index)]
         if line.startswith("error:"):
             # Non-standard llama.cpp field: keep it as an error event rather than lose it.
-            return WireEvent("event", "error", line[6:].strip(), read_index)
+            return [WireEvent("event", "error", line[6:].strip(), read_index)]
+        if (
+            line
+            and line.partition(":")[0] not in _SSE_FIELDS
+            and (raw or line.lstrip().startswith(("{", "[")))
+        ):
+            raw.append(line)
+            return []
+        out: list[WireEvent] = []
+        if raw:
+            item = flush_raw()
+            if item is not None:
+                out.append(item)
         sse = decoder.decode(line)
         if sse is None:
             pending = pending or bool(line)
-            return None
+            return out
         pending = False
-        return WireEvent("event", sse.event, sse.data, read_index)
+        out.append(WireEvent("event", sse.event, sse.data, read_index))
+        return out
 
     async for text in chunks:
         read_index += 1
         for line in lines.decode(text):
-            item = feed(line)
-            if item is not None:
+            for item in feed(line):
                 yield item
     for line in lines.flush():
-        item = feed(line)
-        if item is not None:
+        for item in feed(line):
             yield item
-    if pending:
-        item = feed("")
-        if item is not None:
+    if pending or raw:
+        for item in feed(""):
             yield item
 
 
@@ -100,3 +150,69 @@ async def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
                 yield WireEvent("event", "", line.strip(), read_index)
     if buffer.strip():
         yield WireEvent("event", "", buffer.strip(), read_index)
+
+
+def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) -> WireEvent:
+    message_type = str(headers.get(":message-type", "event"))
+    data = payload.decode("utf-8", errors="replace")
+    if message_type == "exception":
+        name = f"exception:{headers.get(':exception-type', 'unknown')}"
+    elif message_type == "error":
+        name = f"error:{headers.get(':error-code', 'unknown')}"
+        data = str(headers.get(":error-message", data))
+    else:
+        name = str(headers.get(":event-type", ""))
+    return WireEvent("event", name, data, read_index)
+
+
+async def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
+    """Decode AWS event-stream frames (``application/vnd.amazon.eventstream``).
+
+    Source: AWS "Event stream encoding" (``[total_len][headers_len][prelude CRC][headers]
+    [payload][message CRC]``), as used by Bedrock ConverseStream; decoding and CRC checks are
+    botocore's ``EventStreamBuffer``. A frame is complete when ``total_len`` bytes have arrived.
+
+    Args:
+        chunks: raw bytes as they arrive, e.g. ``response.aiter_bytes()``.
+
+    Yields:
+        One ``kind="event"`` item per frame: ``event`` is the ``:event-type`` header
+        (``exception:<:exception-type>`` for exception frames, ``error:<:error-code>`` for
+        error frames, whose data is ``:error-message``), ``data`` the UTF-8 payload.
+
+    Raises:
+        FramingError: on a frame with a bad CRC or length, or bytes left over at EOF.
+    """
+    buffer = EventStreamBuffer()
+    read_index = 0
+    leftover = 0
+    async for data in chunks:
+        read_index += 1
+        buffer.add_data(data)
+        leftover += len(data)
+        try:
+            for message in buffer:
+                leftover -= message.prelude.total_length
+                yield _frame_to_wire(message.headers, message.payload, read_index)
+        except ParserError as exc:
+            raise FramingError(f"bad event-stream frame: {exc}") from None
+    if leftover > 0:
+        raise FramingError(f"event stream ended inside a frame ({leftover} bytes left over)")
+
+
+def aiter_framed(framing: str, response: httpx.Response) -> AsyncIterator[WireEvent]:
+    """Decode ``response``'s body with the decoder for ``framing`` (see ``Framing``).
+
+    SSE and NDJSON read ``response.aiter_text()`` (UTF-8 split across reads is handled by
+    httpx's incremental decoder); event streams read ``response.aiter_bytes()``.
+
+    Raises:
+        ValueError: for an unknown framing name.
+    """
+    if framing == "sse":
+        return aiter_sse(response.aiter_text())
+    if framing == "ndjson":
+        return aiter_ndjson(response.aiter_text())
+    if framing == "eventstream":
+        return aiter_eventstream(response.aiter_bytes())
+    raise ValueError(f"unknown framing {framing!r}")

@@ -106,6 +106,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_server_load_ms(db: sqlite_utils.Database) -> None:
+    """Add ``server_load_ms`` (Ollama ``load_duration``) to databases created before it."""
+    if "server_load_ms" not in db["probes"].columns_dict:
+        db["probes"].add_column("server_load_ms", float)  # type: ignore[union-attr]
+
+
 def default_db_path() -> Path:
     """``inferwatch.db`` under the user's data directory (platformdirs)."""
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"

@@ -29,14 +29,22 @@ def replay() -> Iterator[ReplayServer]:
     thread.stop()
 
 
-def make_target(base_url: str, name: str = "t", **settings: object) -> ResolvedTarget:
-    """A resolved openai-compatible target at ``base_url`` with optional settings overrides."""
+def make_target(
+    base_url: str,
+    name: str = "t",
+    *,
+    provider: str = "openai-compatible",
+    model: str = "m",
+    **settings: object,
+) -> ResolvedTarget:
+    """A resolved target at ``base_url`` (openai-compatible unless ``provider`` says otherwise)
+    with optional target keys and settings overrides (``deployment``, ``max_tokens``, ...)."""
     lines = [
         "[[targets]]",
         f'name = "{name}"',
-        'provider = "openai-compatible"',
+        f'provider = "{provider}"',
         f'base_url = "{base_url}"',
-        'model = "m"',
+        f'model = "{model}"',
     ]
     for key, value in settings.items():
         lines.append(f"{key} = {value!r}".replace("'", '"'))

@@ -70,6 +70,7 @@ class ReplayServer:
         self.requests.setdefault(case, []).append(
             {
                 "path": request.path,
+                "raw_path": request.raw_path,
                 "query": dict(request.query),
                 "headers": dict(request.headers),
                 "json": payload,

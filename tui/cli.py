@@ -313,7 +313,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.providers:
         for p in PROVIDERS.values():
             base = p.base_url or "(base_url required)"
-            print(f"{p.name:<18} {p.dialect:<12} {base}")
+            print(f"{p.name:<18} {p.dialect:<17} {base}")
         return EXIT_OK
     if args.error_kinds:
         for kind, doc in ERROR_KIND_DOCS.items():

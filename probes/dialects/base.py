@@ -40,11 +40,15 @@ class ProviderError:
         message: the provider's message (redacted later by the runner).
         type: the provider's machine-readable type (``rate_limit_error``, ...), if any.
         code: the provider's code (string or HTTP-like number), if any.
+        retry_after_s: a retry delay the provider put in the body (Gemini
+            ``google.rpc.RetryInfo.retryDelay``), seconds; the runner prefers the
+            ``Retry-After`` header when both are present.
     """
 
     message: str
     type: str | None = None
     code: str | int | None = None
+    retry_after_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -58,12 +62,18 @@ class ParsedEvent:
         usage: usage reported by this event; it *replaces* earlier usage (cumulative APIs).
         finish_reason: the provider's stop reason, when this event carries one.
         error: an error object inside the stream.
-        terminal: True when this is the API's terminal marker (``[DONE]`` ...).
+        terminal: True when this is the API's terminal marker (``[DONE]``, ``message_stop``,
+            ``response.completed``, ``done: true``, ...): the runner stops reading.
+        final: True when this event ends the answer but the API has no terminal marker of its
+            own (Gemini: the chunk carrying ``finishReason``, then EOF; Bedrock
+            ``messageStop``, then ``metadata``): the stream counts as complete when the body
+            then ends cleanly, and the runner keeps reading so later usage or an appended error
+            is still seen.
         request_id: provider request id carried in the body.
         upstream_provider: upstream that served a routed request.
         provider_cost_usd: the provider's own charge for the request.
-        server_timings_ms: provider-reported timings in ms, keys ``queue``, ``prefill``,
-            ``decode``, ``total``.
+        server_timings_ms: provider-reported timings in ms, keys ``queue``, ``load``,
+            ``prefill``, ``decode``, ``total``.
     """
 
     answer: str = ""
@@ -73,6 +83,7 @@ class ParsedEvent:
     finish_reason: str | None = None
     error: ProviderError | None = None
     terminal: bool = False
+    final: bool = False
     request_id: str | None = None
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
@@ -100,6 +111,11 @@ class StreamParser(Protocol):
     def parse(self, event: str, data: str) -> ParsedEvent | None:
         """Parse one event's data; return None for events that carry nothing (heartbeats).
 
+        ``event`` is the SSE ``event:`` name (``message`` when none was sent), ``""`` for an
+        NDJSON line or for raw JSON text found outside any SSE field (a non-SSE error body
+        appended to the stream, see ``probes.sse``), and the ``:event-type`` header of an AWS
+        event-stream frame (``exception:<type>`` / ``error:<code>`` for failure frames).
+
         Raises:
             ValueError: when the data is not what the API sends (bad JSON, wrong shape); the
                 runner classifies it as ``bad_format``.
@@ -107,12 +123,17 @@ class StreamParser(Protocol):
         ...
 
 
+Framing = Literal["sse", "ndjson", "eventstream"]
+"""How a response body is framed: Server-Sent Events, newline-delimited JSON, or AWS binary
+event-stream frames (``application/vnd.amazon.eventstream``); see ``probes.sse``."""
+
+
 class Dialect(Protocol):
     """A provider API's wire format."""
 
     name: str
     """Key in ``probes.dialects.DIALECTS``."""
-    framing: Literal["sse", "ndjson"]
+    framing: Framing
     """How the response body is framed."""
 
     def build_request(self, target: ResolvedTarget, api_key: str | None) -> HttpRequest:

@@ -15,10 +15,10 @@ Mistral, Together), ``x_groq.usage`` (Groq, times in seconds), top-level ``usage
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -216,7 +216,7 @@ class OpenAIChatDialect:
     """Dialect for ``POST {base_url}/chat/completions`` with ``stream: true``."""
 
     name = "openai-chat"
-    framing: Literal["sse", "ndjson"] = "sse"
+    framing: Framing = "sse"
 
     def build_request(self, target: ResolvedTarget, api_key: str | None) -> HttpRequest:
         """Build the canary request; usage is always requested in the stream."""
