@@ -333,9 +333,12 @@ class TargetMachine:
         if degraded is not None:
             if s.state is State.DEGRADED:
                 return None
-            at = s.alive_start if s.state is State.DOWN and s.alive_start else obs.started_at
-            moved = s.alive_streak if s.state is State.DOWN else 1
-            return self._move(State.DEGRADED, at, degraded[0], degraded[1], moved=moved)
+            if s.state is State.DOWN:
+                at, moved = s.alive_start or obs.started_at, s.alive_streak
+                failed = sum(1 for code, _ in s.window[-moved:] if code != 0)
+            else:
+                at, moved, failed = obs.started_at, 1, int(obs.status != "ok")
+            return self._move(State.DEGRADED, at, degraded[0], degraded[1], moved, failed)
         if s.state is State.UP:
             return None
         if s.state is State.NO_DATA:
@@ -364,6 +367,7 @@ class TargetMachine:
                 "recovering",
                 f"answering again, up after {r.up_after_successes} consecutive successes",
                 moved=s.alive_streak,
+                failed=sum(1 for code, _ in s.window[-s.alive_streak :] if code != 0),
             )
         return None
 
