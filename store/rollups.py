@@ -327,9 +327,9 @@ def incremental_vacuum(db: sqlite_utils.Database, pages: int = VACUUM_PAGES) -> 
     A no-op on databases without ``auto_vacuum = INCREMENTAL``.
     """
     free = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
-    if free:
-        with write_transaction(db):
-            db.conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    if free and not db.conn.in_transaction:
+        # executescript steps the pragma to completion (execute() frees a single page).
+        db.conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
         free = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
     return free
 
