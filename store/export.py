@@ -6,7 +6,7 @@ bucket, percentiles from the histograms), ``incidents`` (state changes) and ``mo
 (when the monitor was blind). Units are in the column names (``_ms``, ``_s``, ``_usd``,
 ``_tps``, ``_tokens``); timestamps are UTC ISO 8601. In CSV, text that a spreadsheet would run
 as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``
-(OWASP "CSV injection"); line breaks inside messages stay, quoted, as LF (CRLF and CR
+(OWASP "CSV injection") and quoted; line breaks inside messages stay, quoted, as LF (CRLF and CR
 become LF, as in a spreadsheet cell). Rows come from one cursor and
 are written one at a time: memory stays flat whatever the history size.
 """
@@ -281,6 +281,7 @@ TABLES: dict[str, Table] = {
         "started_at",
         "started_at, id",
         _GAP_COLUMNS,
+        tuple,  # computed duration: not the SQL fast path
         has_provider=False,
     ),
 }
@@ -380,9 +381,10 @@ def write_table_csv(rows: Iterable[Sequence[Any]], columns: Sequence[Column], ou
         for i in text:
             v = cells[i]
             if v:
+                first = v[0]
                 if "\r" in v:  # a spreadsheet cell's line break is LF: CRLF/CR would differ
                     v = cells[i] = v.replace("\r\n", "\n").replace("\r", "\n")
-                if v[0] in _FORMULA_CHARS:
+                if first in _FORMULA_CHARS:
                     cells[i] = "'" + v
         for i in flags:
             v = cells[i]
@@ -442,6 +444,15 @@ class Progress:
             yield row
         self._draw(n, final=True)
 
+    def wrap_chunks(self, chunks: Iterable[list[Any]]) -> Iterator[list[Any]]:
+        """Yield lists of rows unchanged, redrawing the line as they pass."""
+        n = 0
+        for chunk in chunks:
+            n += len(chunk)
+            self._draw(n)
+            yield chunk
+        self._draw(n, final=True)
+
     def _draw(self, n: int, final: bool = False) -> None:
         now = time.monotonic()
         if not final and now - self._last < self.every_s:
@@ -484,12 +495,72 @@ def export(
     flt = flt or ExportFilter()
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r}: csv or jsonl")
-    columns = _table(table).columns
+    t = _table(table)
+    show = progress is not None and getattr(progress, "isatty", lambda: False)()
+    total = count_rows(db, table, flt) if show else None
+    if t.convert is None:
+        # Fast path: SQLite formats each cell (neutralising, booleans, or the whole JSON
+        # object), so Python only moves finished rows from the cursor to the writer.
+        where, params = _where(t, flt)
+        source = t.sql.split(" FROM ", 1)[1]
+        if fmt == "csv":
+            # One finished RFC 4180 line per row; text cells are always quoted (allowed by
+            # RFC 4180), so each cleaned value is computed once.
+            line = " || ',' || ".join(
+                f"coalesce('\"' || replace({_csv_expr(c)}, '\"', '\"\"') || '\"', '')"
+                if c.kind == "text"
+                else f"coalesce({_csv_expr(c)}, '')"
+                for c in t.columns
+            )
+            sql = f"SELECT {line} || char(13) || char(10) FROM {source}{where} ORDER BY {t.order}"
+        else:
+            pairs = ", ".join(f"'{c.name}', {_json_expr(c)}" for c in t.columns)
+            sql = f"SELECT json_object({pairs}) || char(10) FROM {source}{where} ORDER BY {t.order}"
+        cursor = db.conn.execute(sql, params)
+        cursor.arraysize = 2000
+        chunks: Iterable[list[tuple[Any, ...]]] = iter(cursor.fetchmany, [])
+        if show and progress is not None:
+            chunks = Progress(progress, total).wrap_chunks(chunks)
+        count = 0
+        if fmt == "csv":
+            out.write(",".join(c.name for c in t.columns) + "\r\n")
+        for chunk in chunks:
+            out.writelines([row[0] for row in chunk])
+            count += len(chunk)
+        return count
     rows: Iterable[tuple[Any, ...]] = iter_table(db, table, flt)
-    if progress is not None and getattr(progress, "isatty", lambda: False)():
-        rows = Progress(progress, count_rows(db, table, flt)).wrap(rows)
-    writer = write_table_csv if fmt == "csv" else write_table_jsonl
-    return writer(rows, columns, out)
+    if show and progress is not None:
+        rows = Progress(progress, total).wrap(rows)
+    write = write_table_csv if fmt == "csv" else write_table_jsonl
+    return write(rows, t.columns, out)
+
+
+_SQL_FORMULA_START = "('=', '+', '-', '@', char(9), char(13))"
+
+
+def _csv_expr(c: Column) -> str:
+    """SQL giving the CSV cell of column ``c`` (same rules as :func:`write_table_csv`)."""
+    n = c.name
+    if c.kind == "bool":
+        return f"CASE WHEN {n} IS NULL THEN NULL WHEN {n} THEN 'true' ELSE 'false' END"
+    if c.kind == "number":
+        return f"CAST({n} AS TEXT)"
+    if c.kind == "text":
+        lf = f"replace(replace({n}, char(13) || char(10), char(10)), char(13), char(10))"
+        return (
+            f"CASE WHEN {n} IS NULL OR {n} = '' THEN {n} "
+            f"WHEN substr({n}, 1, 1) IN {_SQL_FORMULA_START} THEN '''' || {lf} ELSE {lf} END"
+        )
+    return n
+
+
+def _json_expr(c: Column) -> str:
+    if c.kind == "bool":
+        return (
+            f"CASE WHEN {c.name} IS NULL THEN NULL WHEN {c.name} THEN json('true') "
+            "ELSE json('false') END"
+        )
+    return c.name
 
 
 def export_window(

@@ -44,7 +44,7 @@ def dumps(hist: Mapping[int, int]) -> str | None:
     """Compact JSON of a histogram, None when empty."""
     if not hist:
         return None
-    return json.dumps({str(k): v for k, v in sorted(hist.items())}, separators=(",", ":"))
+    return "{" + ",".join(f'"{k}":{v}' for k, v in sorted(hist.items())) + "}"
 
 
 def loads(text: str | None) -> dict[int, int]:
@@ -109,16 +109,23 @@ def _value_at(items: list[tuple[int, int]], rank: int) -> float:
 
 
 def sample(hist: Mapping[int, int], points: int = 200) -> list[float]:
-    """Up to ``points`` values spread over the histogram's quantiles (for drawing its shape)."""
-    n = sum(hist.values())
+    """Up to ``points`` representative values spread evenly over the histogram's ranks, in
+    ascending order (for drawing its shape); one pass over the buckets."""
+    items = sorted(hist.items())
+    n = sum(c for _, c in items)
     if n == 0:
         return []
     k = min(points, n)
-    out = []
-    for j in range(k):
-        value = quantile(hist, 100.0 * j / max(k - 1, 1))
-        if value is not None:
-            out.append(value)
+    ranks = [round(j * (n - 1) / max(k - 1, 1)) for j in range(k)]
+    out: list[float] = []
+    seen = 0
+    it = iter(items)
+    index, count = next(it)
+    for rank in ranks:
+        while rank >= seen + count:
+            seen += count
+            index, count = next(it)
+        out.append(bucket_value(index))
     return out
 
 

@@ -56,8 +56,8 @@ class TargetSummary:
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
     could give the figure. Percentiles and TPS use successful probes only (metrics.md §6).
     ``ttft_series_ms`` is per probe for raw windows and the mean per hour (per day beyond
-    7 days) for rollup windows; ``ttft_values_ms`` is the raw values, or for rollup windows
-    up to 200 values spread over the merged histogram's quantiles (the same shape).
+    2 days) for rollup windows; ``ttft_values_ms`` is the raw values, or for rollup windows
+    up to 100 values spread over the merged histogram's quantiles (the same shape).
     ``uptime`` maps ``24h``/``7d``/``30d`` to :class:`store.history.Uptime`.
     """
 
@@ -318,10 +318,11 @@ def _from_rollups(
                 a["errors"][k] += int(n)
             else:
                 a[key][int(k)] = a[key].get(int(k), 0) + int(n)
-    # Probes not rolled up yet (normally the last few seconds).
+    # Probes not rolled up yet (normally the last few seconds): a rowid range, not the
+    # started_at index (the unary + keeps the planner off it).
     tail = db.conn.execute(
         "SELECT target, started_at, status, error_kind, ttft_ms, total_ms, decode_tps, "
-        "cost_usd, input_tokens, cache_read_tokens FROM probes WHERE id > ? AND started_at >= ?",
+        "cost_usd, input_tokens, cache_read_tokens FROM probes WHERE id > ? AND +started_at >= ?",
         [bookmark, first],
     ).fetchall()
     for name, _, status, kind, ttft, total, tps, cost, inp, cache in tail:
@@ -360,14 +361,15 @@ def _from_rollups(
         s.decode_tps_p50 = histogram.quantile(a["tps"], 50)
         s.cost_per_request_usd = a["cost"] / a["cost_n"] if a["cost_n"] else None
         s.cache_hit_share = a["cache"] / a["cache_in"] if a["cache_in"] else None
-        s.ttft_values_ms = histogram.sample(a["ttft"])
+        s.ttft_values_ms = histogram.sample(a["ttft"], 100)
     _series_from_rollups(db, out, start, window_s)
 
 
 def _series_from_rollups(
     db: sqlite_utils.Database, out: dict[str, TargetSummary], start: datetime, window_s: float
 ) -> None:
-    table, step = ("rollup_hour", 3600) if window_s <= 7 * 86400 else ("rollup_day", 86400)
+    # The trend column is ~17 cells wide: hourly means up to 2 days, daily means beyond.
+    table, step = ("rollup_hour", 3600) if window_s <= 2 * 86400 else ("rollup_day", 86400)
     lo = iso(_ceil(start, step))
     for name, mean in db.conn.execute(
         f"SELECT target, CASE WHEN ttft_n > 0 THEN ttft_ms_sum / ttft_n END FROM {table} "

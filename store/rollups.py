@@ -35,7 +35,7 @@ LEVELS: tuple[tuple[str, int, int, str], ...] = (
 )
 assert tuple(level[0] for level in LEVELS) == ROLLUP_TABLES
 
-ROLLUP_BATCH = 5000
+ROLLUP_BATCH = 1000
 PRUNE_BATCH = 2000
 VACUUM_PAGES = 512
 
