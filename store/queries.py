@@ -411,12 +411,13 @@ class Snapshot:
     blind_reason: str = ""
 
 
-def snapshot(db_path: Path, window_s: float, now: datetime | None = None) -> Snapshot:
+def snapshot(db_path: Path | str, window_s: float, now: datetime | None = None) -> Snapshot:
     """Open ``db_path`` read-mostly, read everything the dashboard shows, and close it.
 
     Safe to call from any thread (it opens its own connection).
     """
     now = now or datetime.now(UTC)
+    db_path = Path(db_path)
     db = open_db(db_path, migrate=False)
     try:
         if "probes" not in db.table_names():
