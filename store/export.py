@@ -70,7 +70,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[Any] = []
     if flt.since:
         where.append("started_at >= ?")
         params.append(flt.since)
@@ -288,7 +289,8 @@ TABLES: dict[str, Table] = {
 
 
 def _where(table: Table, flt: ExportFilter) -> tuple[str, list[Any]]:
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[Any] = []
     if flt.since:
         where.append(f"{table.time_column} >= ?")
         params.append(flt.since)

@@ -209,11 +209,11 @@ def _merge_agg(into: Agg, a: Agg) -> None:
     into.provider, into.model = a.provider, a.model
     into.probes += a.probes
     into.ok += a.ok
-    for k, v in a.errors.items():
-        into.errors[k] = into.errors.get(k, 0) + v
+    for kind, n in a.errors.items():
+        into.errors[kind] = into.errors.get(kind, 0) + n
     for mine, theirs in ((into.ttft, a.ttft), (into.total, a.total), (into.tps, a.tps)):
-        for k, v in theirs.items():
-            mine[k] = mine.get(k, 0) + v
+        for index, count in theirs.items():
+            mine[index] = mine.get(index, 0) + count
     into.ttft_sum += a.ttft_sum
     into.ttft_n += a.ttft_n
     into.total_sum += a.total_sum
