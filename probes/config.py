@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -45,6 +45,21 @@ class ProbeSettings(_Strict):
     """The canary prompt, sent as one user message."""
     temperature: float | None = Field(0.0, ge=0, le=2)
     """Sampling temperature sent with the request; omit it for models that reject it."""
+    # Outage rules (store/outage.py, docs/uptime.md).
+    down_after_failures: int = Field(3, ge=1, le=100)
+    """Consecutive provider-side failures (not 429, not probe_config) that make a target down."""
+    up_after_successes: int = Field(2, ge=1, le=100)
+    """Consecutive successes that bring a down or degraded target back up (hysteresis)."""
+    ttft_slo_ms: float | None = Field(None, gt=0)
+    """Latency objective in ms: degraded while the P95 TTFT over slo_window_probes exceeds it."""
+    slo_window_probes: int = Field(20, ge=5, le=1000)
+    """Last N probes whose successful TTFTs feed the P95 compared with ttft_slo_ms."""
+    degraded_error_rate: float = Field(0.2, gt=0, le=1)
+    """Failed share (0..1, 429 included) over error_rate_window_probes that means degraded."""
+    error_rate_window_probes: int = Field(20, ge=2, le=1000)
+    """Last N probes over which the error rate is computed (only once N probes exist)."""
+    rate_limited_state: Literal["degraded", "down"] = "degraded"
+    """How HTTP 429 counts: degraded (default; shown with cause rate_limited) or down."""
 
 
 class DefaultsConfig(ProbeSettings):
@@ -58,6 +73,15 @@ class ProberConfig(_Strict):
     """Probes in flight at once across all targets."""
     jitter_s: float = Field(2.0, ge=0, le=600)
     """Each interval is stretched by a random 0..jitter_s so targets do not probe in lockstep."""
+
+
+class HistoryConfig(_Strict):
+    """The ``[history]`` table: how long history is kept (docs/uptime.md, "Storage")."""
+
+    raw_retention_days: float = Field(30.0, ge=1, le=3650)
+    """Days raw probe rows are kept (they are rolled up before they are deleted)."""
+    rollup_retention_days: float = Field(365.0, ge=1, le=3650)
+    """Days per-minute, per-hour and per-day rollups, incidents and monitor gaps are kept."""
 
 
 class DashboardConfig(_Strict):
@@ -113,6 +137,13 @@ class TargetConfig(_Strict):
     max_tokens: int | None = Field(None, ge=1, le=32768)
     prompt: str | None = Field(None, min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    down_after_failures: int | None = Field(None, ge=1, le=100)
+    up_after_successes: int | None = Field(None, ge=1, le=100)
+    ttft_slo_ms: float | None = Field(None, gt=0)
+    slo_window_probes: int | None = Field(None, ge=5, le=1000)
+    degraded_error_rate: float | None = Field(None, gt=0, le=1)
+    error_rate_window_probes: int | None = Field(None, ge=2, le=1000)
+    rate_limited_state: Literal["degraded", "down"] | None = None
 
     @field_validator("provider")
     @classmethod
@@ -155,6 +186,7 @@ class Config(_Strict):
     defaults: DefaultsConfig = DefaultsConfig()
     prober: ProberConfig = ProberConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    history: HistoryConfig = HistoryConfig()
     targets: tuple[TargetConfig, ...] = ()
 
     @model_validator(mode="after")
@@ -258,7 +290,7 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Best-effort line number (1-based) of the TOML key at ``loc``."""
     lines = text.splitlines()
     start, end = 0, len(lines)
-    if loc and loc[0] in ("targets", "defaults", "prober", "dashboard"):
+    if loc and loc[0] in ("targets", "defaults", "prober", "dashboard", "history"):
         header = re.compile(
             r"^\s*\[\[\s*targets\s*\]\]" if loc[0] == "targets" else rf"^\s*\[\s*{loc[0]}\s*\]"
         )

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from store.db import write_transaction
+
 PROBER_ID = 1
 COMMANDS = ("pause", "resume", "probe_now")
 
@@ -143,7 +145,9 @@ class Command:
 
 def take_commands(db: sqlite_utils.Database) -> list[Command]:
     """Return pending commands and mark them done (the prober calls this)."""
-    with db.atomic():
+    # Read-then-write: take the write lock first, or a dashboard commit in between makes
+    # SQLite fail at once with "database is locked" (a stale snapshot cannot be upgraded).
+    with write_transaction(db):
         rows = list(db.query("SELECT id, command, target FROM commands WHERE done_at IS NULL"))
         if rows:
             db.execute(

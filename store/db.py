@@ -9,7 +9,9 @@ loss can drop the last commits).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
@@ -17,6 +19,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from probes.record import FIELD_NAMES, ProbeRecord
+from store import histogram
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -113,6 +116,92 @@ def m002_server_load_ms(db: sqlite_utils.Database) -> None:
         db["probes"].add_column("server_load_ms", float)  # type: ignore[union-attr]
 
 
+ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rollup_day")
+
+
+@migrations()
+def m003_history(db: sqlite_utils.Database) -> None:
+    """Outage state, incidents, monitor blind periods, rollups and maintenance bookmarks.
+
+    * ``target_state``: one row per target, the outage machine's state (resumed on restart).
+    * ``incidents``: one row per state change; ``ended_at`` NULL while it is the current one.
+    * ``monitor_gaps``: periods when the monitor could not see (prober not running, no
+      network); uptime counts them as unknown.
+    * ``rollup_minute`` / ``rollup_hour`` / ``rollup_day``: per target and UTC bucket start,
+      counts, errors by kind (JSON), log histograms (JSON, see ``store.histogram``), sums.
+      Keyed ``(bucket, target)`` so time-range scans and pruning walk the primary key.
+    * ``maintenance``: key/value bookmarks (``rollup_id``: last probe id rolled up).
+    """
+    db.execute(
+        "CREATE TABLE target_state (target TEXT PRIMARY KEY, state TEXT NOT NULL, since TEXT, "
+        "cause_kind TEXT, cause_message TEXT, incident_id INTEGER, data TEXT, updated_at TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE incidents (id INTEGER PRIMARY KEY, target TEXT NOT NULL, "
+        "from_state TEXT NOT NULL, to_state TEXT NOT NULL, started_at TEXT NOT NULL, "
+        "ended_at TEXT, duration_s REAL, cause_kind TEXT, cause_message TEXT, "
+        "probes INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute("CREATE INDEX idx_incidents_target_started ON incidents (target, started_at)")
+    db.execute("CREATE INDEX idx_incidents_started ON incidents (started_at)")
+    db.execute(
+        "CREATE TABLE monitor_gaps (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, "
+        "ended_at TEXT, cause TEXT NOT NULL, message TEXT, probes INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute("CREATE INDEX idx_monitor_gaps_started ON monitor_gaps (started_at)")
+    for table in ROLLUP_TABLES:
+        db.execute(
+            f"CREATE TABLE {table} (bucket TEXT NOT NULL, target TEXT NOT NULL, provider TEXT, "
+            "model TEXT, probes INTEGER NOT NULL, ok INTEGER NOT NULL, errors TEXT, "
+            "ttft_ms_hist TEXT, total_ms_hist TEXT, decode_tps_hist TEXT, "
+            "ttft_ms_sum REAL, ttft_n INTEGER, total_ms_sum REAL, total_n INTEGER, "
+            "decode_tps_sum REAL, decode_tps_n INTEGER, input_tokens INTEGER, "
+            "output_tokens INTEGER, cache_read_tokens INTEGER, cache_input_tokens INTEGER, "
+            "cost_usd REAL, cost_n INTEGER, PRIMARY KEY (bucket, target)) WITHOUT ROWID"
+        )
+    db.execute("CREATE TABLE maintenance (key TEXT PRIMARY KEY, value TEXT)")
+
+
+@migrations(transactional=False)
+def m004_incremental_vacuum(db: sqlite_utils.Database) -> None:
+    """Databases created before auto_vacuum was set get it by one full VACUUM (once).
+
+    New databases are created with ``auto_vacuum = INCREMENTAL`` by :func:`open_db`, so this
+    is a no-op for them. With it, pruning frees pages that ``PRAGMA incremental_vacuum`` can
+    return to the file system in small steps.
+    """
+    if _pragma(db, "auto_vacuum") != 2:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
+
+
+def _pragma(db: sqlite_utils.Database, name: str) -> int:
+    return int(db.conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    ``db.atomic()`` opens a deferred transaction: one that reads and then writes fails at
+    once with "database is locked" when another process committed in between (SQLite cannot
+    upgrade a stale read snapshot; the busy timeout does not help). Taking the lock first
+    makes the transaction wait up to ``busy_timeout`` instead. Nested use becomes a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
 def default_db_path() -> Path:
     """``inferwatch.db`` under the user's data directory (platformdirs)."""
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
@@ -135,12 +224,19 @@ def open_db(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=not any_thread)
+    conn.create_function("iw_hist_merge", 2, histogram.merge_json, deterministic=True)
+    conn.create_function("iw_counts_merge", 2, histogram.merge_counts_json, deterministic=True)
     db = sqlite_utils.Database(conn)
     db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    if migrate and _pragma(db, "page_count") == 0:
+        # Only possible before the first table exists, and before WAL writes the header.
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
     if db.journal_mode != "wal":
         db.enable_wal()
     db.execute("PRAGMA synchronous = NORMAL")
-    if migrate:
+    # Keep the WAL file from staying large after a burst (a long export holds checkpoints).
+    db.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
+    if migrate and migrations.pending(db):
         migrations.apply(db)
     return db
 
@@ -156,7 +252,7 @@ def record_row(record: ProbeRecord) -> dict[str, object]:
 
 def insert_probe(db: sqlite_utils.Database, record: ProbeRecord) -> int:
     """Insert one finished probe in its own committed transaction; returns its row id."""
-    with db.atomic():
+    with write_transaction(db):
         table = db.table("probes")
         table.insert(record_row(record))
         rowid = table.last_rowid

@@ -1,8 +1,14 @@
-"""Stream probe history out as CSV (RFC 4180, UTF-8) or JSON Lines, never loading it whole.
+"""Stream history out as CSV (RFC 4180, UTF-8) or JSON Lines, never loading it whole.
 
-Columns are the public schema (``probes.record.FIELD_NAMES``), in order. Text that a
-spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is
-prefixed with ``'`` (OWASP "CSV injection"); newlines inside messages stay, quoted.
+Tables (``--table``): ``probes`` (the public schema ``probes.record.FIELD_NAMES``, in
+order), ``rollups-minute`` / ``rollups-hour`` / ``rollups-day`` (one row per target and UTC
+bucket, percentiles from the histograms), ``incidents`` (state changes) and ``monitor-gaps``
+(when the monitor was blind). Units are in the column names (``_ms``, ``_s``, ``_usd``,
+``_tps``, ``_tokens``); timestamps are UTC ISO 8601. In CSV, text that a spreadsheet would run
+as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``
+(OWASP "CSV injection") and quoted; line breaks inside messages stay, quoted, as LF (CRLF and CR
+become LF, as in a spreadsheet cell). Rows come from one cursor and
+are written one at a time: memory stays flat whatever the history size.
 """
 
 from __future__ import annotations
@@ -10,16 +16,19 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 import sqlite_utils
 
 from probes.record import FIELD_NAMES
-from store.db import BOOL_FIELDS, TEXT_FIELDS
-from store.queries import iso
+from store import histogram
+from store.db import BOOL_FIELDS, TEXT_FIELDS, open_db
+from store.history import iso
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -90,37 +99,512 @@ def _neutralise(value: str) -> str:
 
 
 def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """Write rows as CSV with a header; returns the number of data rows.
+    """Write probe rows (dicts, as from :func:`iter_rows`) as CSV with a header; returns the
+    number of data rows. ``out`` should be opened with ``newline=""``."""
+    return write_table_csv(
+        (tuple(r[n] for n in FIELD_NAMES) for r in rows), TABLES["probes"].columns, out
+    )
 
-    ``out`` should be opened with ``newline=""`` so the CSV module controls line endings.
+
+def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
+    """Write probe rows as JSON Lines (booleans as JSON booleans); returns the row count."""
+    return write_table_jsonl(
+        (tuple(r[n] for n in FIELD_NAMES) for r in rows), TABLES["probes"].columns, out
+    )
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """An exported column.
+
+    Attributes:
+        name: header name (units in the name).
+        kind: ``text`` (neutralised in CSV), ``bool`` (true/false), or ``number``.
+    """
+
+    name: str
+    kind: str = "number"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """How to read one exportable table.
+
+    Attributes:
+        name: ``--table`` value.
+        sql: SELECT list and FROM clause.
+        time_column: column the time filters apply to.
+        order: ORDER BY clause.
+        columns: output columns (after ``convert``).
+        convert: turns a database row into output values, or None for the identity.
+        has_status: whether ``--status`` applies.
+        has_provider: whether the table has a provider column (else via ``targets``).
+    """
+
+    name: str
+    sql: str
+    time_column: str
+    order: str
+    columns: tuple[Column, ...]
+    convert: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+    has_status: bool = False
+    has_provider: bool = True
+
+
+def _probe_column(name: str) -> Column:
+    if name in BOOL_FIELDS:
+        return Column(name, "bool")
+    return Column(name, "text" if name in TEXT_FIELDS else "number")
+
+
+_ROLLUP_SELECT = (
+    "bucket, target, provider, model, probes, ok, errors, ttft_ms_hist, total_ms_hist, "
+    "decode_tps_hist, ttft_ms_sum, ttft_n, total_ms_sum, total_n, input_tokens, "
+    "output_tokens, cache_read_tokens, cost_usd"
+)
+
+
+def _rollup_converter(bucket_s: int) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        (bucket, target, provider, model, probes, ok, errors, th, tt, tp) = row[:10]
+        (ttft_sum, ttft_n, total_sum, total_n, inp, out, cache, cost) = row[10:]
+        ttft, total, tps = histogram.loads(th), histogram.loads(tt), histogram.loads(tp)
+        return (
+            bucket,
+            bucket_s,
+            target,
+            provider,
+            model,
+            probes,
+            ok,
+            probes - ok,
+            errors or "",
+            *(histogram.quantile(ttft, q) for q in (50, 95, 99)),
+            ttft_sum / ttft_n if ttft_n else None,
+            *(histogram.quantile(total, q) for q in (50, 95, 99)),
+            total_sum / total_n if total_n else None,
+            histogram.quantile(tps, 50),
+            inp,
+            out,
+            cache,
+            cost,
+            th or "",
+        )
+
+    return convert
+
+
+_ROLLUP_COLUMNS = (
+    Column("bucket_start", "text"),
+    Column("bucket_s"),
+    Column("target", "text"),
+    Column("provider", "text"),
+    Column("model", "text"),
+    Column("probes"),
+    Column("ok"),
+    Column("errors"),
+    Column("errors_by_kind_json", "text"),
+    Column("ttft_ms_p50"),
+    Column("ttft_ms_p95"),
+    Column("ttft_ms_p99"),
+    Column("ttft_ms_mean"),
+    Column("total_ms_p50"),
+    Column("total_ms_p95"),
+    Column("total_ms_p99"),
+    Column("total_ms_mean"),
+    Column("decode_tps_p50"),
+    Column("input_tokens"),
+    Column("output_tokens"),
+    Column("cache_read_tokens"),
+    Column("cost_usd"),
+    Column("ttft_ms_histogram_json", "text"),
+)
+
+_INCIDENT_COLUMNS = (
+    Column("id"),
+    Column("target", "text"),
+    Column("from_state", "text"),
+    Column("to_state", "text"),
+    Column("started_at", "text"),
+    Column("ended_at", "text"),
+    Column("duration_s"),
+    Column("cause_kind", "text"),
+    Column("cause_message", "text"),
+    Column("probes"),
+    Column("failures"),
+)
+
+_GAP_COLUMNS = (
+    Column("id"),
+    Column("started_at", "text"),
+    Column("ended_at", "text"),
+    Column("duration_s"),
+    Column("cause", "text"),
+    Column("message", "text"),
+    Column("probes"),
+)
+
+TABLES: dict[str, Table] = {
+    "probes": Table(
+        "probes",
+        f"SELECT {', '.join(FIELD_NAMES)} FROM probes",
+        "started_at",
+        "started_at, id",
+        tuple(_probe_column(n) for n in FIELD_NAMES),
+        has_status=True,
+    ),
+    **{
+        f"rollups-{level}": Table(
+            f"rollups-{level}",
+            f"SELECT {_ROLLUP_SELECT} FROM rollup_{level}",
+            "bucket",
+            "bucket, target",
+            _ROLLUP_COLUMNS,
+            _rollup_converter(seconds),
+        )
+        for level, seconds in (("minute", 60), ("hour", 3600), ("day", 86400))
+    },
+    "incidents": Table(
+        "incidents",
+        "SELECT " + ", ".join(c.name for c in _INCIDENT_COLUMNS) + " FROM incidents",
+        "started_at",
+        "started_at, id",
+        _INCIDENT_COLUMNS,
+        has_provider=False,
+    ),
+    "monitor-gaps": Table(
+        "monitor-gaps",
+        "SELECT id, started_at, ended_at, (julianday(ended_at) - julianday(started_at)) * 86400.0,"
+        " cause, message, probes FROM monitor_gaps",
+        "started_at",
+        "started_at, id",
+        _GAP_COLUMNS,
+        tuple,  # computed duration: not the SQL fast path
+        has_provider=False,
+    ),
+}
+
+
+def _where(table: Table, flt: ExportFilter) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.since:
+        where.append(f"{table.time_column} >= ?")
+        params.append(flt.since)
+    if flt.until:
+        where.append(f"{table.time_column} < ?")
+        params.append(flt.until)
+    if flt.targets and table.name != "monitor-gaps":
+        where.append(f"target IN ({','.join('?' * len(flt.targets))})")
+        params.extend(flt.targets)
+    if flt.providers:
+        marks = ",".join("?" * len(flt.providers))
+        if table.has_provider:
+            where.append(f"provider IN ({marks})")
+        elif table.name == "incidents":
+            where.append(f"target IN (SELECT name FROM targets WHERE provider IN ({marks}))")
+        else:
+            raise ValueError(f"--provider does not apply to --table {table.name}")
+        params.extend(flt.providers)
+    if flt.status:
+        if not table.has_status:
+            raise ValueError(f"--status applies to --table probes only, not {table.name}")
+        where.append("status = ?")
+        params.append(flt.status)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def count_rows(db: sqlite_utils.Database, table: str, flt: ExportFilter) -> int:
+    """How many rows :func:`iter_table` would yield (for a progress bar).
+
+    Raises:
+        ValueError: for an unknown table or a filter that does not apply to it.
+    """
+    t = _table(table)
+    where, params = _where(t, flt)
+    sql = t.sql.split(" FROM ", 1)[1]
+    return int(db.conn.execute(f"SELECT count(*) FROM {sql}{where}", params).fetchone()[0])
+
+
+def _table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ValueError(f"unknown table {name!r}; one of: {', '.join(TABLES)}") from None
+
+
+def iter_table(
+    db: sqlite_utils.Database, table: str, flt: ExportFilter
+) -> Iterator[tuple[Any, ...]]:
+    """Yield the rows of ``table`` matching ``flt`` as tuples in ``TABLES[table].columns``
+    order, in time order, straight from one cursor.
+
+    Raises:
+        ValueError: for an unknown table or a filter that does not apply to it.
+    """
+    t = _table(table)
+    where, params = _where(t, flt)
+    cursor = db.conn.execute(f"{t.sql}{where} ORDER BY {t.order}", params)
+    cursor.arraysize = 1000
+    convert = t.convert
+    while True:
+        chunk = cursor.fetchmany()
+        if not chunk:
+            return
+        if convert is None:
+            yield from chunk
+        else:
+            for row in chunk:
+                yield convert(row)
+
+
+def write_table_csv(rows: Iterable[Sequence[Any]], columns: Sequence[Column], out: TextIO) -> int:
+    """Write rows as RFC 4180 CSV (CRLF, a header, formula-like text neutralised).
+
+    Args:
+        rows: value tuples in ``columns`` order.
+        columns: the columns.
+        out: a text stream opened with ``newline=""`` (UTF-8 for files).
+
+    Returns:
+        The number of data rows.
     """
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(FIELD_NAMES)
+    writer.writerow([c.name for c in columns])
+    text = [i for i, c in enumerate(columns) if c.kind == "text"]
+    flags = [i for i, c in enumerate(columns) if c.kind == "bool"]
     count = 0
+    writerow = writer.writerow
     for row in rows:
-        cells = []
-        for name in FIELD_NAMES:
-            value = row[name]
-            if value is None:
-                cells.append("")
-            elif name in BOOL_FIELDS:
-                cells.append("true" if value else "false")
-            elif name in TEXT_FIELDS and isinstance(value, str):
-                cells.append(_neutralise(value))
-            else:
-                cells.append(value)
-        writer.writerow(cells)
+        cells = list(row)
+        for i in text:
+            v = cells[i]
+            if v:
+                first = v[0]
+                if "\r" in v:  # a spreadsheet cell's line break is LF: CRLF/CR would differ
+                    v = cells[i] = v.replace("\r\n", "\n").replace("\r", "\n")
+                if first in _FORMULA_CHARS:
+                    cells[i] = "'" + v
+        for i in flags:
+            v = cells[i]
+            if v is not None:
+                cells[i] = "true" if v else "false"
+        writerow(cells)
         count += 1
     return count
 
 
-def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """Write rows as JSON Lines (booleans as JSON booleans); returns the row count."""
+_FORMULA_CHARS = frozenset(_FORMULA_START)
+
+
+def write_table_jsonl(rows: Iterable[Sequence[Any]], columns: Sequence[Column], out: TextIO) -> int:
+    """Write rows as JSON Lines, one object per row with the column names as keys (booleans as
+    JSON booleans, text as is: JSON has no formula risk); returns the row count."""
+    names = [c.name for c in columns]
+    flags = [i for i, c in enumerate(columns) if c.kind == "bool"]
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
     count = 0
     for row in rows:
-        for name in BOOL_FIELDS:
-            if row[name] is not None:
-                row[name] = bool(row[name])
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        values = list(row)
+        for i in flags:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        out.write(dumps(dict(zip(names, values, strict=True))) + "\n")
         count += 1
+    return count
+
+
+class Progress:
+    """A plain-text progress line on a terminal stream: ``12,345 / 1,000,000 rows  1 %``.
+
+    Args:
+        stream: where to draw it (stderr); nothing is drawn unless it is a terminal.
+        total: expected rows, or None when unknown.
+        every_s: minimum seconds between redraws.
+    """
+
+    def __init__(self, stream: TextIO, total: int | None, every_s: float = 0.2) -> None:
+        self.stream = stream
+        self.total = total
+        self.every_s = every_s
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def wrap(self, rows: Iterable[Any]) -> Iterator[Any]:
+        """Yield ``rows`` unchanged, redrawing the line as they pass."""
+        if not self.enabled:
+            yield from rows
+            return
+        n = 0
+        for n, row in enumerate(rows, 1):
+            if not n % 1000:
+                self._draw(n)
+            yield row
+        self._draw(n, final=True)
+
+    def wrap_chunks(self, chunks: Iterable[list[Any]]) -> Iterator[list[Any]]:
+        """Yield lists of rows unchanged, redrawing the line as they pass."""
+        n = 0
+        for chunk in chunks:
+            n += len(chunk)
+            self._draw(n)
+            yield chunk
+        self._draw(n, final=True)
+
+    def _draw(self, n: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last < self.every_s:
+            return
+        self._last = now
+        rate = n / max(now - self._start, 1e-6)
+        line = f"{n:,} rows"
+        if self.total:
+            line += f" / {self.total:,}  {100 * n / self.total:3.0f} %"
+        line += f"  {rate:,.0f} rows/s"
+        self.stream.write("\r" + line + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def export(
+    db: sqlite_utils.Database,
+    out: TextIO,
+    *,
+    table: str = "probes",
+    fmt: str = "csv",
+    flt: ExportFilter | None = None,
+    progress: TextIO | None = None,
+) -> int:
+    """Stream one table to ``out`` as CSV or JSON Lines.
+
+    Args:
+        db: an open database (a reader: nothing is written).
+        out: text stream (``newline=""`` for CSV).
+        table: a key of :data:`TABLES`.
+        fmt: ``csv`` or ``jsonl``.
+        flt: row filter.
+        progress: stream for a progress line (drawn only if it is a terminal).
+
+    Returns:
+        Rows written.
+
+    Raises:
+        ValueError: unknown table or format, or a filter that does not apply.
+    """
+    flt = flt or ExportFilter()
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"unknown format {fmt!r}: csv or jsonl")
+    t = _table(table)
+    show = progress is not None and getattr(progress, "isatty", lambda: False)()
+    total = count_rows(db, table, flt) if show else None
+    if t.convert is None:
+        # Fast path: SQLite formats each cell (neutralising, booleans, or the whole JSON
+        # object), so Python only moves finished rows from the cursor to the writer.
+        where, params = _where(t, flt)
+        source = t.sql.split(" FROM ", 1)[1]
+        if fmt == "csv":
+            # One finished RFC 4180 line per row; text cells are always quoted (allowed by
+            # RFC 4180), so each cleaned value is computed once.
+            line = " || ',' || ".join(
+                f"coalesce('\"' || replace({_csv_expr(c)}, '\"', '\"\"') || '\"', '')"
+                if c.kind == "text"
+                else f"coalesce({_csv_expr(c)}, '')"
+                for c in t.columns
+            )
+            sql = f"SELECT {line} || char(13) || char(10) FROM {source}{where} ORDER BY {t.order}"
+        else:
+            pairs = ", ".join(f"'{c.name}', {_json_expr(c)}" for c in t.columns)
+            sql = f"SELECT json_object({pairs}) || char(10) FROM {source}{where} ORDER BY {t.order}"
+        cursor = db.conn.execute(sql, params)
+        cursor.arraysize = 2000
+        chunks: Iterable[list[tuple[Any, ...]]] = iter(cursor.fetchmany, [])
+        if show and progress is not None:
+            chunks = Progress(progress, total).wrap_chunks(chunks)
+        count = 0
+        if fmt == "csv":
+            out.write(",".join(c.name for c in t.columns) + "\r\n")
+        for chunk in chunks:
+            out.writelines([row[0] for row in chunk])
+            count += len(chunk)
+        return count
+    rows: Iterable[tuple[Any, ...]] = iter_table(db, table, flt)
+    if show and progress is not None:
+        rows = Progress(progress, total).wrap(rows)
+    write = write_table_csv if fmt == "csv" else write_table_jsonl
+    return write(rows, t.columns, out)
+
+
+_SQL_FORMULA_START = "('=', '+', '-', '@', char(9), char(13))"
+
+
+def _csv_expr(c: Column) -> str:
+    """SQL giving the CSV cell of column ``c`` (same rules as :func:`write_table_csv`)."""
+    n = c.name
+    if c.kind == "bool":
+        return f"CASE WHEN {n} IS NULL THEN NULL WHEN {n} THEN 'true' ELSE 'false' END"
+    if c.kind == "number":
+        return f"CAST({n} AS TEXT)"
+    if c.kind == "text":
+        lf = f"replace(replace({n}, char(13) || char(10), char(10)), char(13), char(10))"
+        return (
+            f"CASE WHEN {n} IS NULL OR {n} = '' THEN {n} "
+            f"WHEN substr({n}, 1, 1) IN {_SQL_FORMULA_START} THEN '''' || {lf} ELSE {lf} END"
+        )
+    return n
+
+
+def _json_expr(c: Column) -> str:
+    if c.kind == "bool":
+        return (
+            f"CASE WHEN {c.name} IS NULL THEN NULL WHEN {c.name} THEN json('true') "
+            "ELSE json('false') END"
+        )
+    return c.name
+
+
+def export_window(
+    db_path: Path | str,
+    out_path: Path | str,
+    window_s: float,
+    targets: Sequence[str] = (),
+    *,
+    fmt: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Export the probes of the last ``window_s`` seconds to a file (the dashboard's ``e``).
+
+    Opens its own connection, so call it from a worker thread. The format follows the file
+    suffix (``.jsonl`` gives JSON Lines, anything else CSV) unless ``fmt`` is given.
+
+    Args:
+        db_path: the database.
+        out_path: file to write (created or replaced; parent directories created).
+        window_s: seconds back from ``now``.
+        targets: only these targets (empty: all).
+        fmt: ``csv`` or ``jsonl``.
+        now: the current UTC time (inject for tests).
+
+    Returns:
+        Rows written.
+
+    Raises:
+        OSError: when the file cannot be written.
+        sqlite3.DatabaseError: when the database cannot be read.
+    """
+    now = now or datetime.now(UTC)
+    out_path = Path(out_path)
+    fmt = fmt or ("jsonl" if out_path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
+    flt = ExportFilter(since=iso(now - timedelta(seconds=window_s)), targets=tuple(targets))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_db(db_path, migrate=False)
+    try:
+        tmp = out_path.with_name(out_path.name + ".part")
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            count = export(db, out, table="probes", fmt=fmt, flt=flt)
+        tmp.replace(out_path)
+    finally:
+        db.close()
     return count

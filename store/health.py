@@ -1,35 +1,26 @@
-"""Provider state from recent probes: up, degraded, down, stale, no data, not configured, paused.
+"""The state shown for a target: the persisted outage state, made honest about what we cannot see.
 
-The rules, in order (issue #4 replaces them with configurable hysteresis and incidents):
+The outage state itself (up, degraded, down, no data, paused, not configured) is decided probe
+by probe with hysteresis in :mod:`store.outage` and persisted by :mod:`store.history`. This
+module turns it into what the dashboard shows:
 
-* **not configured**: the target's key variable is unset, so it is never probed.
-* **paused**: probing of the target is paused from the dashboard.
-* **no data**: no probe in the window.
-* **down**: the last ``DOWN_AFTER`` probes all failed with a provider-side error
-  (rate limiting never counts as down).
-* **degraded**: the last probe failed, was rate limited, or the window's error rate is at least
-  ``DEGRADED_ERROR_RATE``.
-* **stale**: the newest probe is older than ``STALE_INTERVALS`` × the interval (the prober is
-  not running or is falling behind); the last known state is kept beside it.
-* **up**: otherwise.
+* **not configured** / **paused**: from the prober's published target list.
+* **stale**: the monitor is blind (prober not running, or no network on its side) or the
+  target's newest probe is older than ``STALE_INTERVALS`` × its interval; the last known
+  state and since when are kept in the reason, never shown as current.
+* otherwise the persisted state, with its cause and start time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-DOWN_AFTER = 3
-DEGRADED_ERROR_RATE = 0.2
 STALE_INTERVALS = 3.0
-
-#: Kinds that say nothing about the provider's health: our own config or the monitor itself.
-NOT_PROVIDER_FAULTS = frozenset({"probe_config", "not_configured", "internal"})
 
 
 class State(StrEnum):
-    """Displayed state of a target."""
+    """Displayed state of a target (also the outage machine's states, minus ``stale``)."""
 
     UP = "up"
     DEGRADED = "degraded"
@@ -46,52 +37,71 @@ class Verdict:
 
     Attributes:
         state: the state.
-        reason: short human text (``3 failures: server_error``), or "".
+        reason: short human text (``down since 12:03Z: 3 consecutive failures (server_error)``).
+        since: UTC ISO 8601 time the (last known) state began, or None.
+        cause_kind: machine-readable cause (error kind, ``rate_limited``, ``ttft_slo``...).
     """
 
     state: State
     reason: str = ""
+    since: str | None = None
+    cause_kind: str | None = None
 
 
-def decide(
-    recent: Sequence[tuple[str, str | None]],
-    error_rate: float | None,
-    age_s: float | None,
-    interval_s: float,
+def _hm(iso_time: str | None) -> str:
+    return f"{iso_time[:16].replace('T', ' ')}Z" if iso_time else "?"
+
+
+def verdict(
+    persisted: State | None,
+    since: str | None,
+    cause_kind: str | None,
+    cause_message: str,
     *,
     configured: bool = True,
     paused: bool = False,
+    blind_since: str | None = None,
+    blind_reason: str = "",
+    last_age_s: float | None = None,
+    interval_s: float = 30.0,
+    fail_streak: int = 0,
 ) -> Verdict:
-    """Decide a target's state.
+    """The displayed verdict of one target.
 
     Args:
-        recent: newest-first ``(status, error_kind)`` of the latest probes.
-        error_rate: failed share over the window (0..1), None without samples.
-        age_s: seconds since the newest probe started, None without probes.
-        interval_s: the target's probe interval.
+        persisted: the outage state from ``target_state`` (None: never evaluated).
+        since: when it began (UTC ISO 8601).
+        cause_kind: its cause kind.
+        cause_message: its cause text.
         configured: False when the key variable is unset.
         paused: True when probing is paused.
+        blind_since: UTC ISO time the monitor went blind, or None when it can see.
+        blind_reason: why it is blind (``prober not running``, ``no network``).
+        last_age_s: seconds since the newest probe of the target started.
+        interval_s: the target's probe interval in seconds.
+        fail_streak: consecutive failures not yet enough for ``down`` (shown as a hint).
     """
     if not configured:
-        return Verdict(State.NOT_CONFIGURED, "API key variable unset")
+        return Verdict(State.NOT_CONFIGURED, "API key variable unset", cause_kind="not_configured")
     if paused:
-        return Verdict(State.PAUSED, "probing paused")
-    if not recent:
+        return Verdict(State.PAUSED, "probing paused", since if persisted is State.PAUSED else None)
+    known = persisted if persisted not in (None, State.PAUSED, State.NOT_CONFIGURED) else None
+    if blind_since is not None:
+        last = f"; last known {known.value} since {_hm(since)}" if known else ""
+        return Verdict(
+            State.STALE, f"monitor blind since {_hm(blind_since)} ({blind_reason}){last}", since
+        )
+    if known is None or known is State.NO_DATA:
         return Verdict(State.NO_DATA, "waiting for the first probe")
-    if age_s is not None and age_s > STALE_INTERVALS * interval_s + 5:
-        return Verdict(State.STALE, f"last probe {age_s:.0f}s ago")
-    streak = 0
-    for status, kind in recent:
-        if status == "ok" or kind == "rate_limited" or kind in NOT_PROVIDER_FAULTS:
-            break
-        streak += 1
-    last_status, last_kind = recent[0]
-    if streak >= DOWN_AFTER:
-        return Verdict(State.DOWN, f"{streak} failures: {last_kind}")
-    if last_kind == "rate_limited":
-        return Verdict(State.DEGRADED, "rate limited")
-    if last_status != "ok":
-        return Verdict(State.DEGRADED, f"last probe failed: {last_kind}")
-    if error_rate is not None and error_rate >= DEGRADED_ERROR_RATE:
-        return Verdict(State.DEGRADED, f"{error_rate:.0%} errors")
-    return Verdict(State.UP, "")
+    if last_age_s is not None and last_age_s > STALE_INTERVALS * interval_s + 5:
+        return Verdict(
+            State.STALE,
+            f"last probe {last_age_s:.0f}s ago; last known {known.value} since {_hm(since)}",
+            since,
+        )
+    reason = f"{known.value} since {_hm(since)}"
+    if known is not State.UP and cause_message:
+        reason += f": {cause_message}"
+    elif known is State.UP and fail_streak:
+        reason += f" ({fail_streak} failure{'s' if fail_streak > 1 else ''} in a row)"
+    return Verdict(known, reason, since, cause_kind)

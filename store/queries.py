@@ -1,8 +1,16 @@
-"""Dashboard queries: per-target figures over a time window.
+"""Dashboard queries: per-target figures over a time window, fast at any history size.
 
-One indexed range scan per target (``probes(target, started_at)``); percentiles are computed
-in Python over the window's values, which at probe rates (a few hundred rows per target per
-day) is cheaper than any SQL emulation.
+* Windows up to :data:`RAW_WINDOW_MAX_S` (the 15 min and 1 h views) read raw probe rows with
+  one range scan on ``probes(started_at)``; percentiles are exact.
+* Longer windows (24 h, 7 d, 30 d) read the rollups (:mod:`store.rollups`): minute rows for
+  the first partial hour, hour rows up to the first midnight, day rows after it, plus the raw
+  probes not rolled up yet. Sums and histograms are added up by SQLite (``json_each``), so
+  the cost does not grow with the number of probes; percentiles come from the merged
+  histograms and are within one bucket (9 %) of the exact ones. The window starts at the
+  minute boundary after ``now - window``.
+
+The state shown per target is the persisted outage state (:mod:`store.history`), made stale
+when the monitor is blind; uptime for 24 h / 7 d / 30 d follows docs/uptime.md.
 """
 
 from __future__ import annotations
@@ -15,22 +23,30 @@ from typing import Any
 
 import sqlite_utils
 
+from store import histogram
 from store.control import ProberStatus, prober_status, published_targets
 from store.db import open_db
-from store.health import Verdict, decide
+from store.health import Verdict, verdict
+from store.history import (
+    Uptime,
+    blind_status,
+    iso,
+    monitor_gaps,
+    parse_iso,
+    persisted_states,
+    uptime,
+)
+from store.rollups import get_bookmark
 from store.stats import median, percentile
 
-_RECENT_FOR_STATE = 10
+__all__ = ["Snapshot", "TargetSummary", "iso", "parse_iso", "snapshot", "summarize"]
 
-
-def iso(when: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``: the stored ``started_at`` format."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-def parse_iso(text: str) -> datetime:
-    """Parse a stored UTC timestamp."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+#: Windows up to this length read raw rows; longer ones read rollups.
+RAW_WINDOW_MAX_S = 6 * 3600.0
+#: Uptime windows shown per target.
+UPTIME_WINDOWS_S: dict[str, float] = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
+#: Points in the TTFT trend.
+SERIES_POINTS = 120
 
 
 @dataclass(slots=True)
@@ -39,6 +55,10 @@ class TargetSummary:
 
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
     could give the figure. Percentiles and TPS use successful probes only (metrics.md §6).
+    ``ttft_series_ms`` is per probe for raw windows and the mean per hour (per day beyond
+    2 days) for rollup windows; ``ttft_values_ms`` is the raw values, or for rollup windows
+    up to 100 values spread over the merged histogram's quantiles (the same shape).
+    ``uptime`` maps ``24h``/``7d``/``30d`` to :class:`store.history.Uptime`.
     """
 
     name: str
@@ -70,6 +90,16 @@ class TargetSummary:
     ttft_series_ms: list[float | None] = field(default_factory=list)
     ttft_values_ms: list[float] = field(default_factory=list)
     verdict: Verdict | None = None
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    uptime: dict[str, Uptime] = field(default_factory=dict)
+    from_rollups: bool = False
+
+
+_RAW_SQL = (
+    "SELECT target, started_at, status, error_kind, error_message, ttft_ms, total_ms, "
+    "decode_tps, cost_usd, input_tokens, cache_read_tokens FROM probes WHERE started_at >= ? "
+    "ORDER BY started_at"
+)
 
 
 def summarize(
@@ -83,10 +113,10 @@ def summarize(
         now: the current UTC time (injectable for tests).
     """
     now = now or datetime.now(UTC)
-    since = iso(now - timedelta(seconds=window_s))
-    out: list[TargetSummary] = []
-    for t in published_targets(db):
-        s = TargetSummary(
+    start = now - timedelta(seconds=window_s)
+    targets = published_targets(db)
+    out = {
+        t.name: TargetSummary(
             name=t.name,
             provider=t.provider,
             model=t.model,
@@ -95,74 +125,262 @@ def summarize(
             configured=t.configured,
             paused=t.paused,
         )
-        rows = list(
-            db.query(
-                "SELECT started_at, status, error_kind, error_message, ttft_ms, total_ms, "
-                "decode_tps, cost_usd, input_tokens, cache_read_tokens FROM probes "
-                "WHERE target = ? AND started_at >= ? ORDER BY started_at",
-                [t.name, since],
-            )
+        for t in targets
+    }
+    if window_s <= RAW_WINDOW_MAX_S:
+        _from_raw(db, out, iso(start), now)
+    else:
+        _from_rollups(db, out, start, now, window_s)
+    for s in out.values():
+        if s.last_started_at is None:
+            _last_probe(db, s, now)
+    has_history = "target_state" in db.table_names()
+    states = persisted_states(db) if has_history else {}
+    blind = blind_status(db, now) if has_history else None
+    if has_history:
+        for label, w in UPTIME_WINDOWS_S.items():
+            gaps = monitor_gaps(db, now - timedelta(seconds=w), now)
+            for name, up in uptime(db, w, now, out, gaps).items():
+                out[name].uptime[label] = up
+    for s in out.values():
+        st = states.get(s.name)
+        s.verdict = verdict(
+            st.state if st else None,
+            st.since if st else None,
+            st.cause_kind if st else None,
+            st.cause_message if st else "",
+            configured=s.configured,
+            paused=s.paused,
+            blind_since=blind.since if blind else None,
+            blind_reason=blind.reason if blind else "",
+            last_age_s=s.last_age_s,
+            interval_s=s.interval_s,
+            fail_streak=st.fail_streak if st else 0,
         )
-        _fill(s, rows, now)
-        if not rows:
-            last = list(
-                db.query(
-                    "SELECT started_at, status, error_kind FROM probes WHERE target = ? "
-                    "ORDER BY started_at DESC LIMIT 1",
-                    [t.name],
-                )
-            )
-            if last:
-                s.last_started_at = last[0]["started_at"]
-                s.last_status, s.last_error_kind = last[0]["status"], last[0]["error_kind"]
-                s.last_age_s = (now - parse_iso(s.last_started_at)).total_seconds()
-        recent = [(r["status"], r["error_kind"]) for r in reversed(rows[-_RECENT_FOR_STATE:])]
-        s.verdict = decide(
-            recent,
-            s.error_rate,
-            s.last_age_s,
-            t.interval_s,
-            configured=t.configured,
-            paused=t.paused,
-        )
-        out.append(s)
-    return out
+    return list(out.values())
 
 
-def _fill(s: TargetSummary, rows: list[dict[str, Any]], now: datetime) -> None:
-    if not rows:
-        return
-    s.count = len(rows)
-    failed = [r for r in rows if r["status"] != "ok"]
-    s.errors = len(failed)
-    s.error_rate = s.errors / s.count
-    if failed:
-        s.top_error_kind = Counter(str(r["error_kind"]) for r in failed).most_common(1)[0][0]
-    ok = [r for r in rows if r["status"] == "ok"]
-    ttft = sorted(float(r["ttft_ms"]) for r in ok if r["ttft_ms"] is not None)
-    total = sorted(float(r["total_ms"]) for r in ok if r["total_ms"] is not None)
-    s.ttft_values_ms = ttft
-    s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (percentile(ttft, q) for q in (50, 95, 99))
-    s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (percentile(total, q) for q in (50, 95, 99))
-    s.decode_tps_p50 = median([float(r["decode_tps"]) for r in ok if r["decode_tps"] is not None])
-    costs = [float(r["cost_usd"]) for r in ok if r["cost_usd"] is not None]
-    s.cost_per_request_usd = sum(costs) / len(costs) if costs else None
-    inputs = [r for r in ok if r["input_tokens"] and r["cache_read_tokens"] is not None]
-    if inputs:
-        s.cache_hit_share = sum(int(r["cache_read_tokens"]) for r in inputs) / sum(
-            int(r["input_tokens"]) for r in inputs
+def _from_raw(
+    db: sqlite_utils.Database, out: dict[str, TargetSummary], since: str, now: datetime
+) -> None:
+    rows_by: dict[str, list[tuple[Any, ...]]] = {}
+    for row in db.conn.execute(_RAW_SQL, [since]):
+        rows_by.setdefault(row[0], []).append(row)
+    for name, rows in rows_by.items():
+        s = out.get(name)
+        if s is None:
+            continue
+        s.count = len(rows)
+        failed = Counter(str(r[3]) for r in rows if r[2] != "ok")
+        s.errors = sum(failed.values())
+        s.errors_by_kind = dict(failed)
+        s.error_rate = s.errors / s.count
+        if failed:
+            s.top_error_kind = failed.most_common(1)[0][0]
+        ok = [r for r in rows if r[2] == "ok"]
+        ttft = sorted(float(r[5]) for r in ok if r[5] is not None)
+        total = sorted(float(r[6]) for r in ok if r[6] is not None)
+        s.ttft_values_ms = ttft
+        s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (percentile(ttft, q) for q in (50, 95, 99))
+        s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (
+            percentile(total, q) for q in (50, 95, 99)
         )
-    last = rows[-1]
-    s.last_status = str(last["status"])
-    s.last_error_kind = last["error_kind"]
-    s.last_error_message = last["error_message"]
-    s.last_ttft_ms = last["ttft_ms"]
-    s.last_started_at = str(last["started_at"])
-    s.last_age_s = (now - parse_iso(s.last_started_at)).total_seconds()
-    s.ttft_series_ms = [
-        float(r["ttft_ms"]) if r["status"] == "ok" and r["ttft_ms"] is not None else None
-        for r in rows[-120:]
+        s.decode_tps_p50 = median([float(r[7]) for r in ok if r[7] is not None])
+        costs = [float(r[8]) for r in ok if r[8] is not None]
+        s.cost_per_request_usd = sum(costs) / len(costs) if costs else None
+        cached = [r for r in ok if r[9] and r[10] is not None]
+        if cached:
+            s.cache_hit_share = sum(int(r[10]) for r in cached) / sum(int(r[9]) for r in cached)
+        last = rows[-1]
+        _set_last(s, last[1], last[2], last[3], last[4], last[5], now)
+        s.ttft_series_ms = [
+            float(r[5]) if r[2] == "ok" and r[5] is not None else None
+            for r in rows[-SERIES_POINTS:]
+        ]
+
+
+def _set_last(
+    s: TargetSummary,
+    started_at: str,
+    status: str,
+    kind: str | None,
+    message: str | None,
+    ttft: float | None,
+    now: datetime,
+) -> None:
+    s.last_started_at, s.last_status = started_at, status
+    s.last_error_kind, s.last_error_message, s.last_ttft_ms = kind, message, ttft
+    s.last_age_s = (now - parse_iso(started_at)).total_seconds()
+
+
+def _last_probe(db: sqlite_utils.Database, s: TargetSummary, now: datetime) -> None:
+    row = db.conn.execute(
+        "SELECT started_at, status, error_kind, error_message, ttft_ms FROM probes "
+        "WHERE target = ? ORDER BY started_at DESC LIMIT 1",
+        [s.name],
+    ).fetchone()
+    if row:
+        _set_last(s, row[0], row[1], row[2], row[3], row[4], now)
+
+
+def _ceil(when: datetime, seconds: int) -> datetime:
+    epoch = when.timestamp()
+    up = -(-epoch // seconds) * seconds
+    return datetime.fromtimestamp(up, UTC)
+
+
+def rollup_segments(start: datetime) -> list[tuple[str, str, str | None]]:
+    """``(table, from, to)`` bucket ranges covering ``[start, ∞)`` with the fewest rows:
+    minutes up to the first full hour, hours up to the first midnight, then days."""
+    m = _ceil(start, 60)
+    h = _ceil(m, 3600)
+    d = _ceil(h, 86400)
+    return [
+        ("rollup_minute", iso(m), iso(h)),
+        ("rollup_hour", iso(h), iso(d)),
+        ("rollup_day", iso(d), None),
     ]
+
+
+def _union(columns: str, segments: list[tuple[str, str, str | None]]) -> tuple[str, list[str]]:
+    parts, params = [], []
+    for table, lo, hi in segments:
+        sql = f"SELECT {columns} FROM {table} WHERE bucket >= ?"
+        params.append(lo)
+        if hi is not None:
+            sql += " AND bucket < ?"
+            params.append(hi)
+        parts.append(sql)
+    return " UNION ALL ".join(parts), params
+
+
+def _from_rollups(
+    db: sqlite_utils.Database,
+    out: dict[str, TargetSummary],
+    start: datetime,
+    now: datetime,
+    window_s: float,
+) -> None:
+    if "rollup_minute" not in db.table_names():
+        _from_raw(db, out, iso(start), now)
+        return
+    segments = rollup_segments(start)
+    first = segments[0][1]
+    bookmark = get_bookmark(db)
+    acc: dict[str, dict[str, Any]] = {}
+
+    def slot(name: str) -> dict[str, Any]:
+        a = acc.get(name)
+        if a is None:
+            a = acc[name] = {
+                "probes": 0,
+                "ok": 0,
+                "cost": 0.0,
+                "cost_n": 0,
+                "cache": 0,
+                "cache_in": 0,
+                "errors": Counter(),
+                "ttft": {},
+                "total": {},
+                "tps": {},
+            }
+        return a
+
+    union, params = _union(
+        "target, probes, ok, cost_usd, cost_n, cache_read_tokens, cache_input_tokens", segments
+    )
+    for row in db.conn.execute(
+        f"SELECT target, sum(probes), sum(ok), sum(cost_usd), sum(cost_n), "
+        f"sum(cache_read_tokens), sum(cache_input_tokens) FROM ({union}) GROUP BY target",
+        params,
+    ):
+        a = slot(row[0])
+        a["probes"] += row[1] or 0
+        a["ok"] += row[2] or 0
+        a["cost"] += row[3] or 0.0
+        a["cost_n"] += row[4] or 0
+        a["cache"] += row[5] or 0
+        a["cache_in"] += row[6] or 0
+    for column, key in (
+        ("errors", "errors"),
+        ("ttft_ms_hist", "ttft"),
+        ("total_ms_hist", "total"),
+        ("decode_tps_hist", "tps"),
+    ):
+        union, params = _union(f"target, {column} AS h", segments)
+        for name, k, n in db.conn.execute(
+            f"SELECT r.target, j.key, sum(j.value) FROM ({union}) AS r, json_each(r.h) AS j "
+            "WHERE r.h IS NOT NULL GROUP BY r.target, j.key",
+            params,
+        ):
+            a = slot(name)
+            if key == "errors":
+                a["errors"][k] += int(n)
+            else:
+                a[key][int(k)] = a[key].get(int(k), 0) + int(n)
+    # Probes not rolled up yet (normally the last few seconds): a rowid range, not the
+    # started_at index (the unary + keeps the planner off it).
+    tail = db.conn.execute(
+        "SELECT target, started_at, status, error_kind, ttft_ms, total_ms, decode_tps, "
+        "cost_usd, input_tokens, cache_read_tokens FROM probes WHERE id > ? AND +started_at >= ?",
+        [bookmark, first],
+    ).fetchall()
+    for name, _, status, kind, ttft, total, tps, cost, inp, cache in tail:
+        a = slot(name)
+        a["probes"] += 1
+        if status != "ok":
+            a["errors"][kind or "error"] += 1
+            continue
+        a["ok"] += 1
+        histogram.add(a["ttft"], ttft)
+        histogram.add(a["total"], total)
+        histogram.add(a["tps"], tps)
+        if cost is not None:
+            a["cost"] += cost
+            a["cost_n"] += 1
+        if inp and cache is not None:
+            a["cache"] += cache
+            a["cache_in"] += inp
+    for name, a in acc.items():
+        s = out.get(name)
+        if s is None or not a["probes"]:
+            continue
+        s.from_rollups = True
+        s.count = a["probes"]
+        s.errors = s.count - a["ok"]
+        s.errors_by_kind = dict(a["errors"])
+        s.error_rate = s.errors / s.count
+        if a["errors"]:
+            s.top_error_kind = a["errors"].most_common(1)[0][0]
+        s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (
+            histogram.quantile(a["ttft"], q) for q in (50, 95, 99)
+        )
+        s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (
+            histogram.quantile(a["total"], q) for q in (50, 95, 99)
+        )
+        s.decode_tps_p50 = histogram.quantile(a["tps"], 50)
+        s.cost_per_request_usd = a["cost"] / a["cost_n"] if a["cost_n"] else None
+        s.cache_hit_share = a["cache"] / a["cache_in"] if a["cache_in"] else None
+        s.ttft_values_ms = histogram.sample(a["ttft"], 100)
+    _series_from_rollups(db, out, start, window_s)
+
+
+def _series_from_rollups(
+    db: sqlite_utils.Database, out: dict[str, TargetSummary], start: datetime, window_s: float
+) -> None:
+    # The trend column is ~17 cells wide: hourly means up to 2 days, daily means beyond.
+    table, step = ("rollup_hour", 3600) if window_s <= 2 * 86400 else ("rollup_day", 86400)
+    lo = iso(_ceil(start, step))
+    for name, mean in db.conn.execute(
+        f"SELECT target, CASE WHEN ttft_n > 0 THEN ttft_ms_sum / ttft_n END FROM {table} "
+        "WHERE bucket >= ? ORDER BY bucket",
+        [lo],
+    ):
+        s = out.get(name)
+        if s is not None:
+            s.ttft_series_ms.append(mean)
+    for s in out.values():
+        s.ttft_series_ms = s.ttft_series_ms[-SERIES_POINTS:]
 
 
 @dataclass(slots=True)
@@ -177,6 +395,9 @@ class Snapshot:
         prober_age_s: seconds since that heartbeat.
         db_bytes: database file size (main file plus WAL).
         probes_last_minute: probes stored in the last 60 s, all targets.
+        blind_since: UTC ISO 8601 time since which the monitor is blind (prober not
+            running, or no network on the monitor's side), None while it can see.
+        blind_reason: why it is blind, "" otherwise.
     """
 
     taken_at: datetime
@@ -186,6 +407,8 @@ class Snapshot:
     prober_age_s: float | None
     db_bytes: int
     probes_last_minute: int
+    blind_since: str | None = None
+    blind_reason: str = ""
 
 
 class SnapshotReader:
@@ -200,8 +423,8 @@ class SnapshotReader:
     Not thread-safe: use it from one thread at a time (calls never overlap).
     """
 
-    def __init__(self, db_path: Path, resummarize_s: float = 15.0) -> None:
-        self.db_path = db_path
+    def __init__(self, db_path: Path | str, resummarize_s: float = 15.0) -> None:
+        self.db_path = Path(db_path)
         self.resummarize_s = resummarize_s
         self._db: sqlite_utils.Database | None = None
         self._last: Snapshot | None = None
@@ -224,7 +447,7 @@ class SnapshotReader:
         db = self._db
         if "probes" not in db.table_names():
             return Snapshot(now, window_s, [], None, None, 0, 0)
-        probe_id = next(iter(db.query("SELECT max(id) AS m FROM probes")))["m"]
+        probe_id = db.conn.execute("SELECT max(id) FROM probes").fetchone()[0]
         last = self._last
         fresh = (
             last is not None
@@ -243,24 +466,31 @@ class SnapshotReader:
         else:
             summaries = summarize(db, window_s, now)
             self._last_full, self._last_probe_id = now, probe_id
-            recent = next(
-                iter(
-                    db.query(
-                        "SELECT count(*) AS n FROM probes WHERE started_at >= ?",
-                        [iso(now - timedelta(seconds=60))],
-                    )
-                )
-            )["n"]
+            recent = db.conn.execute(
+                "SELECT count(*) FROM probes WHERE started_at >= ?",
+                [iso(now - timedelta(seconds=60))],
+            ).fetchone()[0]
         status = prober_status(db)
         age_s = (now - parse_iso(status.heartbeat_at)).total_seconds() if status else None
+        blind = blind_status(db, now) if "monitor_gaps" in db.table_names() else None
         size = sum(
             p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
         )
-        self._last = Snapshot(now, window_s, summaries, status, age_s, size, int(recent))
+        self._last = Snapshot(
+            now,
+            window_s,
+            summaries,
+            status,
+            age_s,
+            size,
+            int(recent),
+            blind.since if blind else None,
+            blind.reason if blind else "",
+        )
         return self._last
 
 
-def snapshot(db_path: Path, window_s: float, now: datetime | None = None) -> Snapshot:
+def snapshot(db_path: Path | str, window_s: float, now: datetime | None = None) -> Snapshot:
     """Open ``db_path``, read everything the dashboard shows, and close it (any thread)."""
     reader = SnapshotReader(db_path)
     try:

@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export probe history as CSV or JSON Lines")
     _add_common(p)
+    p.add_argument(
+        "--table",
+        choices=(
+            "probes",
+            "rollups-minute",
+            "rollups-hour",
+            "rollups-day",
+            "incidents",
+            "monitor-gaps",
+        ),
+        default="probes",
+        help="what to export (default: probes)",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV, RFC 4180, UTF-8 (default)")
     fmt.add_argument("--jsonl", action="store_true", help="JSON Lines")
@@ -274,9 +287,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``inferwatch export``: stream rows to a file or stdout."""
+    """``inferwatch export``: stream rows to a file or stdout (progress on a terminal stderr)."""
     from store.db import open_db
-    from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
+    from store.export import ExportFilter, export, parse_since
 
     db_path = args.db or default_db_path()
     if not db_path.exists():
@@ -294,15 +307,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_CONFIG
     db = open_db(db_path, migrate=False)
-    writer = write_jsonl if args.jsonl else write_csv
+    fmt = "jsonl" if args.jsonl else "csv"
     try:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
-                count = writer(iter_rows(db, flt), out)
+                count = export(db, out, table=args.table, fmt=fmt, flt=flt, progress=sys.stderr)
             _err(f"wrote {count} rows to {args.output}")
         else:
-            sys.stdout.reconfigure(newline="")  # type: ignore[union-attr]
-            writer(iter_rows(db, flt), sys.stdout)
+            sys.stdout.reconfigure(newline="", encoding="utf-8")  # type: ignore[union-attr]
+            export(db, sys.stdout, table=args.table, fmt=fmt, flt=flt, progress=sys.stderr)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
     finally:
         db.close()
     return EXIT_OK

@@ -3,6 +3,11 @@
 Probes run on this process's event loop; every database write goes through one writer thread
 so an SQLite commit never stalls the loop while other probes are mid-stream. Once a second
 the prober heartbeats and picks up dashboard commands (pause, resume, probe now).
+
+Each stored probe also advances the outage state machines (``store.history.HistoryWriter``,
+in the same transaction as the row). Every few seconds the maintenance loop rolls probes up,
+prunes expired rows and vacuums, one small step per writer call, so a probe's insert never
+waits for more than one step.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import contextlib
 import functools
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,12 +30,25 @@ from probes.record import ProbeRecord
 from probes.scheduler import Scheduler
 from store import control
 from store.db import insert_probe, open_db
+from store.history import HistoryWriter, MonitoredTarget, host_of
+from store.outage import rules_from_settings
+from store.rollups import Retention, maintenance_steps
 
 T = TypeVar("T")
 
 _CONTROL_PERIOD_S = 0.5
 #: Heartbeat writes are rarer than command polls: each commit wakes every reader.
 _HEARTBEAT_PERIOD_S = 2.0
+#: Seconds between two maintenance passes (rollups, retention, vacuum).
+MAINTENANCE_PERIOD_S = 5.0
+
+
+def _set_paused(
+    history: HistoryWriter, db: sqlite_utils.Database, *, name: str | None, paused: bool
+) -> None:
+    """Publish a pause/resume and record it in the outage history (writer thread)."""
+    control.set_target_paused(db, name, paused)
+    history.set_paused(name, paused, datetime.now(UTC))
 
 
 class DbWriter:
@@ -78,6 +97,23 @@ def published(config: Config) -> list[control.PublishedTarget]:
     ]
 
 
+def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
+    return next(steps, None)
+
+
+def monitored(config: Config) -> list[MonitoredTarget]:
+    """The config's enabled targets with their hosts and outage rules."""
+    return [
+        MonitoredTarget(
+            name=t.name,
+            host=host_of(t.base_url),
+            rules=rules_from_settings(t.settings),
+            configured=t.is_configured(),
+        )
+        for t in config.resolved()
+    ]
+
+
 async def run_prober(
     config: Config,
     db_path: Path,
@@ -106,9 +142,12 @@ async def run_prober(
     writer = DbWriter(db_path)
     targets = published(config)
     await writer.call(lambda db: control.publish_targets(db, targets))
+    watched = monitored(config)
+    history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
+    retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
 
     async def sink(record: ProbeRecord) -> None:
-        await writer.call(lambda db: insert_probe(db, record))
+        await writer.call(lambda db: history.store_probe(record))
         if on_record is not None:
             on_record(record)
 
@@ -133,6 +172,7 @@ async def run_prober(
                 or last_beat[1] != all_paused
                 or (now - last_beat[0] >= _HEARTBEAT_PERIOD_S)
             ):
+                await writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
                 await writer.call(
                     functools.partial(
                         control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
@@ -142,17 +182,32 @@ async def run_prober(
             for cmd in await writer.call(control.take_commands):
                 if cmd.command in ("pause", "resume"):
                     pause = cmd.command == "pause"
-                    (scheduler.pause if pause else scheduler.resume)(cmd.target)
+                    if pause:
+                        scheduler.pause(cmd.target)
+                    else:
+                        scheduler.resume(cmd.target)
                     await writer.call(
-                        functools.partial(control.set_target_paused, name=cmd.target, paused=pause)
+                        functools.partial(_set_paused, history, name=cmd.target, paused=pause)
                     )
                 elif cmd.command == "probe_now":
                     scheduler.probe_now(cmd.target)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _CONTROL_PERIOD_S)
 
+    async def maintenance_loop() -> None:
+        while not stop.is_set():
+            steps: Iterator[str] = await writer.call(
+                lambda db: maintenance_steps(db, datetime.now(UTC), retention)
+            )
+            # One step per writer call: queued probe inserts run in between.
+            while not stop.is_set():
+                if await writer.call(functools.partial(_next_step, steps)) is None:
+                    break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MAINTENANCE_PERIOD_S)
+
     try:
-        await asyncio.gather(scheduler.run(stop), control_loop())
+        await asyncio.gather(scheduler.run(stop), control_loop(), maintenance_loop())
     finally:
         writer.close()
 

@@ -1,0 +1,342 @@
+"""History at scale: generate N probe rows and print the figures of issue #4 (not a test).
+
+    python bench/history_bench.py --rows 10000000 --targets 100 --days 70 --db /tmp/iw-bench.db
+
+Steps: bulk-generate probes (executemany in big transactions, time order), roll them all up,
+prune raw rows past 30 days in small batches, then measure the dashboard refresh (1 h and
+24 h windows, what ``snapshot()`` runs every second), the 7 d / 30 d views from rollups,
+single-probe insert throughput through the prober's real path (``HistoryWriter``), CSV
+export speed and peak memory (in a child process, for 1/4 and all of the raw rows: memory
+must not grow with the row count), and database bytes per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from probes.record import ProbeRecord
+from store.control import PublishedTarget, publish_targets
+from store.db import open_db
+from store.history import HistoryWriter, MonitoredTarget, iso
+from store.queries import snapshot
+from store.rollups import Retention, incremental_vacuum, prune, rollup_pending
+
+KINDS = ["server_error", "rate_limited", "first_token_timeout", "overloaded", "stall"]
+MESSAGES = [
+    'HTTP 500: {"error": {"message": "internal error, retry"}}',
+    "HTTP 429: rate limit reached for requests",
+    "no token within 30 s",
+    "overloaded_error: Overloaded",
+    "no token for 15 s after the first one",
+]
+COLUMNS = (
+    "started_at, target, provider, model, status, error_kind, http_status, error_message, "
+    "ttfb_ms, ttft_ms, ttfat_ms, total_ms, decode_tps, e2e_output_tps, itl_ms, itl_p50_ms, "
+    "itl_max_ms, token_events, input_tokens, cache_read_tokens, output_tokens, usage_source, "
+    "finish_reason, cost_usd, cost_source, request_id, conn_reused, buffered, "
+    "reasoning_hidden, no_visible_output, usage_inconsistent"
+)
+
+
+def generate(db_path: Path, rows: int, targets: int, days: float, end: datetime) -> float:
+    """Insert ``rows`` probes evenly over ``days`` ending at ``end``; returns rows/s."""
+    db = open_db(db_path)
+    names = [f"target-{i:03d}" for i in range(targets)]
+    publish_targets(
+        db,
+        [
+            PublishedTarget(n, f"prov-{i % 7}", f"model-{i % 13}", None, 60.0, True, False)
+            for i, n in enumerate(names)
+        ],
+    )
+    rng = random.Random(42)
+    per_target = rows // targets
+    step = days * 86400 / per_target
+    start = end - timedelta(days=days)
+    base = {n: rng.uniform(150, 900) for n in names}
+    sql = f"INSERT INTO probes ({COLUMNS}) VALUES ({', '.join('?' * 31)})"
+    conn = db.conn
+    t0 = time.perf_counter()
+    batch: list[tuple[object, ...]] = []
+    done = 0
+    for k in range(per_target):
+        when = start + timedelta(seconds=k * step)
+        stamp = iso(when)
+        for i, name in enumerate(names):
+            if rng.random() < 0.03:
+                j = rng.randrange(len(KINDS))
+                batch.append(
+                    (
+                        stamp,
+                        name,
+                        f"prov-{i % 7}",
+                        f"model-{i % 13}",
+                        "error",
+                        KINDS[j],
+                        500,
+                        MESSAGES[j],
+                        80.0,
+                        None,
+                        None,
+                        120.0,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        0,
+                        None,
+                        None,
+                        None,
+                        "none",
+                        None,
+                        None,
+                        None,
+                        f"req-{done}",
+                        1,
+                        0,
+                        0,
+                        0,
+                        0,
+                    )
+                )
+            else:
+                ttft = base[name] * rng.lognormvariate(0, 0.35)
+                total = ttft + rng.uniform(300, 1500)
+                tps = rng.uniform(30, 250)
+                batch.append(
+                    (
+                        stamp,
+                        name,
+                        f"prov-{i % 7}",
+                        f"model-{i % 13}",
+                        "ok",
+                        None,
+                        200,
+                        None,
+                        ttft * 0.8,
+                        ttft,
+                        ttft,
+                        total,
+                        tps,
+                        64000 / total,
+                        1000 / tps,
+                        1000 / tps,
+                        5000 / tps,
+                        64,
+                        24,
+                        0,
+                        64,
+                        "reported",
+                        "stop",
+                        0.00004,
+                        "genai-prices 0.2.3",
+                        f"req-{done}",
+                        1,
+                        0,
+                        0,
+                        0,
+                        0,
+                    )
+                )
+            done += 1
+        if len(batch) >= 200_000:
+            with db.atomic():
+                conn.executemany(sql, batch)
+            batch.clear()
+    if batch:
+        with db.atomic():
+            conn.executemany(sql, batch)
+    rate = done / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+def timed(fn, runs: int = 7) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(median, max) wall time in ms of ``fn()`` over ``runs`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), max(times)
+
+
+def export_child(db: Path, since: str, out: Path) -> tuple[int, float, float]:
+    """Run ``inferwatch export`` in a child; returns (rows, seconds, peak RSS MiB).
+
+    Peak RSS is the child's own VmHWM (ru_maxrss would include the parent's, inherited
+    across fork and exec)."""
+    code = (
+        "import time; from tui.cli import main; t=time.perf_counter(); "
+        f"rc=main(['export','--db',{str(db)!r},'--since',{since!r},'-o',{str(out)!r}]); "
+        "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+        "print(time.perf_counter()-t, hwm)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    seconds, rss_kb = res.stdout.split()
+    rows = int(res.stderr.split("wrote ")[1].split()[0])
+    return rows, float(seconds), int(rss_kb) / 1024
+
+
+def main() -> None:
+    """Parse arguments, run every step, print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--targets", type=int, default=100)
+    ap.add_argument("--days", type=float, default=70.0)
+    ap.add_argument("--db", type=Path, default=Path("/tmp/inferwatch-bench.db"))
+    ap.add_argument("--reuse", action="store_true", help="skip generation if the db exists")
+    args = ap.parse_args()
+    end = datetime.now(UTC).replace(microsecond=0)
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"SQLite {__import__('sqlite3').sqlite_version}"
+    )
+    if not (args.reuse and args.db.exists()):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        rate = generate(args.db, args.rows, args.targets, args.days, end)
+        print(
+            f"generate: {args.rows:,} rows in {time.perf_counter() - t0:.0f} s "
+            f"({rate:,.0f} rows/s bulk insert, executemany, 200k rows per transaction)"
+        )
+        db = open_db(args.db)
+        t0 = time.perf_counter()
+        rolled, steps, worst = 0, 0, 0.0
+        while True:
+            s0 = time.perf_counter()
+            n = rollup_pending(db, 20_000)
+            worst = max(worst, time.perf_counter() - s0)
+            if not n:
+                break
+            rolled += n
+            steps += 1
+        el = time.perf_counter() - t0
+        print(
+            f"rollup: {rolled:,} rows in {el:.0f} s ({rolled / el:,.0f} rows/s), "
+            f"{steps} steps of 20000, slowest step {worst * 1000:.0f} ms"
+        )
+        t0 = time.perf_counter()
+        pruned, steps, worst = 0, 0, 0.0
+        while True:
+            s0 = time.perf_counter()
+            n = prune(db, end, Retention())
+            worst = max(worst, time.perf_counter() - s0)
+            if not n:
+                break
+            pruned += n
+            steps += 1
+        print(
+            f"prune (raw > 30 d): {pruned:,} rows in {time.perf_counter() - t0:.0f} s, "
+            f"{steps} batches, slowest batch {worst * 1000:.0f} ms"
+        )
+        t0 = time.perf_counter()
+        free_before = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
+        while incremental_vacuum(db, 4096):
+            pass
+        print(
+            f"incremental vacuum: {free_before:,} free pages returned in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+    db = open_db(args.db)
+    raw = db.conn.execute("SELECT count(*) FROM probes").fetchone()[0]
+    size = args.db.stat().st_size
+    print(
+        f"database: {size / 1e6:,.0f} MB for {raw:,} raw rows (+ rollups of all {args.days:g} days)"
+    )
+    for name, used in db.conn.execute(
+        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8"
+    ):
+        print(f"  {name:<32} {used / 1e6:8.1f} MB")
+    probe_bytes = db.conn.execute(
+        "SELECT sum(pgsize) FROM dbstat WHERE name IN ('probes', "
+        "'idx_probes_target_started_at', 'idx_probes_started_at')"
+    ).fetchone()[0]
+    print(
+        f"bytes per raw probe row (table + 2 indexes): {probe_bytes / raw:.0f}; "
+        f"whole file per raw row: {size / raw:.0f}"
+    )
+    minute_rows = db.conn.execute("SELECT count(*) FROM rollup_minute").fetchone()[0]
+    minute_bytes = db.conn.execute(
+        "SELECT sum(pgsize) FROM dbstat WHERE name = 'rollup_minute'"
+    ).fetchone()[0]
+    print(
+        f"bytes per minute-rollup row: {minute_bytes / max(minute_rows, 1):.0f} "
+        f"({minute_rows:,} rows)"
+    )
+    db.close()
+
+    now = end
+    for label, window in (("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400), ("30 d", 30 * 86400)):
+        med, worst = timed(lambda w=window: snapshot(args.db, w, now))
+        print(
+            f"dashboard snapshot() {label:>5}: median {med:6.1f} ms, max {worst:6.1f} ms "
+            f"({args.targets} targets)"
+        )
+
+    db = open_db(args.db)
+    names = [f"target-{i:03d}" for i in range(args.targets)]
+    writer = HistoryWriter(db, [MonitoredTarget(n, f"h{n}") for n in names], now)
+    n = 3000
+    t0 = time.perf_counter()
+    for k in range(n):
+        when = now + timedelta(seconds=k)
+        writer.store_probe(
+            ProbeRecord(
+                iso(when),
+                names[k % len(names)],
+                "p",
+                "m",
+                "ok",
+                ttft_ms=200.0,
+                total_ms=900.0,
+                decode_tps=80.0,
+            )
+        )
+    el = time.perf_counter() - t0
+    print(
+        f"insert (prober path: row + outage state, one transaction each): "
+        f"{n / el:,.0f} probes/s, {el / n * 1000:.2f} ms per probe"
+    )
+    db.close()
+
+    out = Path(f"{args.db}.export.csv")
+    quarter = iso(now - timedelta(days=7.5))
+    for label, since in (("7.5 d", quarter), ("30 d", iso(now - timedelta(days=31)))):
+        rows, seconds, rss = export_child(args.db, since, out)
+        print(
+            f"export CSV {label:>5}: {rows:,} rows in {seconds:.1f} s = "
+            f"{rows / seconds:,.0f} rows/s, peak RSS {rss:.0f} MiB, "
+            f"{out.stat().st_size / 1e6:,.0f} MB file"
+        )
+    out.unlink(missing_ok=True)
+    print(
+        f"(ru_maxrss of this process: "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,518 @@
+"""Persisted outage state: the prober's :class:`HistoryWriter`, incidents, blind periods, uptime.
+
+The prober's writer thread owns one :class:`HistoryWriter`. For every finished probe it
+inserts the row, runs the outage machines (:mod:`store.outage`) and writes what changed,
+all in one transaction: a probe is never stored without its effect on state, nor the other
+way round, and a SIGKILL loses at most the probes still in flight.
+
+Tables (created by migration ``m003_history`` in :mod:`store.db`):
+
+* ``target_state``: the machine of each target (JSON in ``data``), so a restarted prober
+  resumes the state it had instead of starting from "no data".
+* ``incidents``: one row per state change (from, to, start, end, duration, cause, probes).
+* ``monitor_gaps``: when the monitor could not see: ``prober_not_running`` (heartbeat gap)
+  or ``network`` (every host failing at connect level); never counted as provider downtime.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import sqlite_utils
+
+from probes.record import ProbeRecord
+from store.db import record_row, write_transaction
+from store.health import State
+from store.outage import (
+    BlindEnded,
+    BlindStarted,
+    Coordinator,
+    Counted,
+    Event,
+    MachineState,
+    Observation,
+    OutageRules,
+    TargetMachine,
+    Transition,
+)
+
+#: A heartbeat older than this means the prober was not running in between.
+PROBER_GAP_AFTER_S = 10.0
+#: States that count as "known" for uptime; the others are unknown time.
+KNOWN_STATES = frozenset({State.UP, State.DEGRADED, State.DOWN})
+#: States that count as available.
+AVAILABLE_STATES = frozenset({State.UP, State.DEGRADED})
+
+
+def iso(when: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``: the stored timestamp format."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse a stored UTC timestamp."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def host_of(base_url: str) -> str:
+    """The host (with port) a base URL points at, lower-cased; the URL itself if it has none."""
+    return (urlsplit(base_url).netloc or base_url).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoredTarget:
+    """A target as the state machinery needs it.
+
+    Attributes:
+        name: unique target name.
+        host: host probed (targets on one host share a network path).
+        rules: outage rules.
+        configured: False when the key variable is unset (never probed).
+        paused: True when probing is paused.
+    """
+
+    name: str
+    host: str
+    rules: OutageRules = field(default_factory=OutageRules)
+    configured: bool = True
+    paused: bool = False
+
+
+class HistoryWriter:
+    """Stores probes and keeps outage state, incidents and blind periods; one per prober.
+
+    Construct it on the thread that owns ``db`` (the prober's writer thread). On
+    construction it loads the persisted state of every target, records the gap since the
+    last heartbeat when the prober was not running, and applies paused / not configured.
+
+    Args:
+        db: the prober's connection.
+        targets: the configured targets.
+        now: the current UTC time (inject for tests).
+    """
+
+    def __init__(
+        self, db: sqlite_utils.Database, targets: Sequence[MonitoredTarget], now: datetime
+    ) -> None:
+        self.db = db
+        self.targets = {t.name: t for t in targets}
+        self.paused = {t.name for t in targets if t.paused}
+        stored = {r["target"]: r for r in db.query("SELECT * FROM target_state")}
+        machines = {}
+        for t in targets:
+            row = stored.get(t.name)
+            state = MachineState.from_json(json.loads(row["data"])) if row else None
+            machines[t.name] = TargetMachine(t.name, t.rules, state)
+        self._incident = {name: r["incident_id"] for name, r in stored.items()}
+        open_blind = list(
+            db.query(
+                "SELECT id, started_at FROM monitor_gaps WHERE ended_at IS NULL AND "
+                "cause = 'network' ORDER BY id DESC LIMIT 1"
+            )
+        )
+        self._blind_gap = open_blind[0]["id"] if open_blind else None
+        self.coordinator = Coordinator(
+            machines,
+            {t.name: t.host for t in targets},
+            self._active(),
+            open_blind[0]["started_at"] if open_blind else None,
+        )
+        with write_transaction(db):
+            self._record_heartbeat_gap(now, starting=True)
+            at = iso(now)
+            for t in targets:
+                m = machines[t.name]
+                if not t.configured:
+                    tr = m.set_state(State.NOT_CONFIGURED, at, "not_configured", "API key unset")
+                elif t.paused:
+                    tr = m.set_state(State.PAUSED, at, "paused", "probing paused")
+                elif m.s.state in (State.PAUSED, State.NOT_CONFIGURED):
+                    tr = m.set_state(State.NO_DATA, at, "resumed", "waiting for the first probe")
+                else:
+                    tr = None
+                if tr is not None:
+                    self._apply([tr], at)
+                self._save(t.name, at)
+
+    def _active(self) -> set[str]:
+        return {n for n, t in self.targets.items() if t.configured and n not in self.paused}
+
+    # ---- probes --------------------------------------------------------------------------
+
+    def store_probe(self, record: ProbeRecord) -> int:
+        """Insert a finished probe and apply it to the outage state, atomically.
+
+        Returns:
+            The probe's row id.
+
+        Raises:
+            sqlite3.OperationalError: when the database stays locked past the busy timeout.
+        """
+        obs = Observation(
+            record.target,
+            record.started_at,
+            record.status,
+            record.error_kind,
+            record.error_message,
+            record.ttft_ms,
+        )
+        with write_transaction(self.db):
+            table = self.db.table("probes")
+            table.insert(record_row(record))
+            rowid = int(table.last_rowid or 0)
+            events = self.coordinator.observe(obs)
+            self._apply(events, record.started_at)
+            touched = {record.target} | {
+                e.target for e in events if isinstance(e, Transition | Counted)
+            }
+            if any(isinstance(e, BlindStarted) for e in events):
+                touched |= set(self.coordinator.machines)
+            for name in touched:
+                self._save(name, record.started_at)
+        return rowid
+
+    def set_paused(self, name: str | None, paused: bool, now: datetime) -> None:
+        """Pause or resume one target (or all when ``name`` is None): a state change each."""
+        names = [name] if name else list(self.targets)
+        at = iso(now)
+        with write_transaction(self.db):
+            events: list[Event] = []
+            for n in names:
+                if n not in self.targets or not self.targets[n].configured:
+                    continue
+                m = self.coordinator.machines[n]
+                if paused:
+                    self.paused.add(n)
+                    tr = m.set_state(State.PAUSED, at, "paused", "probing paused")
+                else:
+                    self.paused.discard(n)
+                    tr = m.set_state(State.NO_DATA, at, "resumed", "waiting for the first probe")
+                if tr is not None:
+                    events.append(tr)
+            events.extend(self.coordinator.set_active(self._active()))
+            self._apply(events, at)
+            for n in names:
+                if n in self.coordinator.machines:
+                    self._save(n, at)
+
+    def heartbeat(self, now: datetime) -> None:
+        """Record a ``prober_not_running`` gap if the last heartbeat is older than
+        :data:`PROBER_GAP_AFTER_S` (the process was stopped or suspended). Call it just
+        before ``store.control.heartbeat``."""
+        with write_transaction(self.db):
+            self._record_heartbeat_gap(now, starting=False)
+
+    def _record_heartbeat_gap(self, now: datetime, starting: bool) -> None:
+        rows = list(self.db.query("SELECT heartbeat_at FROM prober WHERE id = 1"))
+        if not rows or not rows[0]["heartbeat_at"]:
+            return
+        last = parse_iso(rows[0]["heartbeat_at"])
+        if (now - last).total_seconds() <= PROBER_GAP_AFTER_S:
+            return
+        message = "prober was not running" if starting else "prober was stalled or suspended"
+        self.db.execute(
+            "INSERT INTO monitor_gaps (started_at, ended_at, cause, message) VALUES (?, ?, ?, ?)",
+            [iso(last), iso(now), "prober_not_running", message],
+        )
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def _apply(self, events: Iterable[Event], at: str) -> None:
+        for e in events:
+            if isinstance(e, Transition):
+                self._transition(e)
+            elif isinstance(e, BlindStarted):
+                cur = self.db.execute(
+                    "INSERT INTO monitor_gaps (started_at, cause, message, probes) "
+                    "VALUES (?, 'network', ?, ?)",
+                    [e.since, e.message, sum(e.dropped.values())],
+                )
+                self._blind_gap = cur.lastrowid
+            elif isinstance(e, BlindEnded):
+                if self._blind_gap is not None:
+                    self.db.execute(
+                        "UPDATE monitor_gaps SET ended_at = ? WHERE id = ?",
+                        [e.at, self._blind_gap],
+                    )
+                self._blind_gap = None
+            elif isinstance(e, Counted) and e.blind and self._blind_gap is not None:
+                self.db.execute(
+                    "UPDATE monitor_gaps SET probes = probes + 1 WHERE id = ?", [self._blind_gap]
+                )
+
+    def _transition(self, tr: Transition) -> None:
+        old = self._incident.get(tr.target)
+        if old is not None:
+            self.db.execute(
+                "UPDATE incidents SET ended_at = ?, duration_s = max(0, "
+                "(julianday(?) - julianday(started_at)) * 86400.0), probes = ?, failures = ? "
+                "WHERE id = ?",
+                [tr.at, tr.at, tr.prev_probes, tr.prev_failures, old],
+            )
+        cur = self.db.execute(
+            "INSERT INTO incidents (target, from_state, to_state, started_at, cause_kind, "
+            "cause_message, probes, failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                tr.target,
+                tr.from_state.value,
+                tr.to_state.value,
+                tr.at,
+                tr.cause_kind,
+                tr.cause_message,
+                tr.probes_moved,
+                tr.failures_moved,
+            ],
+        )
+        self._incident[tr.target] = cur.lastrowid
+
+    def _save(self, name: str, at: str) -> None:
+        m = self.coordinator.machines[name]
+        incident = self._incident.get(name)
+        if incident is not None:
+            # The open incident's counters mirror the machine's "in state" counters.
+            self.db.execute(
+                "UPDATE incidents SET probes = ?, failures = ? WHERE id = ?",
+                [m.s.probes_in_state, m.s.failures_in_state, incident],
+            )
+        self.db.execute(
+            "INSERT INTO target_state (target, state, since, cause_kind, cause_message, "
+            "incident_id, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(target) DO UPDATE SET state = excluded.state, since = excluded.since, "
+            "cause_kind = excluded.cause_kind, cause_message = excluded.cause_message, "
+            "incident_id = excluded.incident_id, data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            [
+                name,
+                m.s.state.value,
+                m.s.since,
+                m.s.cause_kind,
+                m.s.cause_message,
+                incident,
+                json.dumps(m.s.to_json(), separators=(",", ":")),
+                at,
+            ],
+        )
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlindStatus:
+    """The monitor cannot see: nothing it shows now is current.
+
+    Attributes:
+        since: UTC ISO 8601 time it went blind.
+        cause: ``prober_not_running`` or ``network``.
+        reason: human text.
+    """
+
+    since: str
+    cause: str
+    reason: str
+
+
+def blind_status(
+    db: sqlite_utils.Database, now: datetime, dead_after_s: float = PROBER_GAP_AFTER_S
+) -> BlindStatus | None:
+    """Whether the monitor is blind now, and since when.
+
+    Blind when the prober's last heartbeat is older than ``dead_after_s`` (or no prober ever
+    ran on this database while targets exist), or when a ``network`` gap is open.
+    """
+    beat = list(db.query("SELECT heartbeat_at FROM prober WHERE id = 1"))
+    if beat and beat[0]["heartbeat_at"]:
+        last = parse_iso(beat[0]["heartbeat_at"])
+        if (now - last).total_seconds() > dead_after_s:
+            return BlindStatus(beat[0]["heartbeat_at"], "prober_not_running", "prober not running")
+    if "monitor_gaps" not in db.table_names():
+        return None
+    rows = list(
+        db.query(
+            "SELECT started_at, message FROM monitor_gaps WHERE ended_at IS NULL "
+            "AND cause = 'network' ORDER BY id DESC LIMIT 1"
+        )
+    )
+    if rows:
+        return BlindStatus(rows[0]["started_at"], "network", "no network: " + rows[0]["message"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """Uptime of one target over a window (definition: docs/uptime.md).
+
+    Attributes:
+        window_s: window length in seconds.
+        up_s: seconds in state up.
+        degraded_s: seconds degraded (counted as available).
+        down_s: seconds down.
+        unknown_s: seconds not known: before the first probe, no data, paused, not
+            configured, prober not running, monitor without network.
+        pct: ``100 × (up + degraded) / (up + degraded + down)``; None when nothing is known
+            (shown as "unknown", never as 100 %).
+    """
+
+    window_s: float
+    up_s: float
+    degraded_s: float
+    down_s: float
+    unknown_s: float
+    pct: float | None
+
+
+def _ts(text: str) -> float:
+    return parse_iso(text).timestamp()
+
+
+def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif b > a:
+            out.append((a, b))
+    return out
+
+
+def _minus(a: float, b: float, gaps: list[tuple[float, float]]) -> float:
+    """Length of [a, b) not covered by the (merged, sorted) gaps."""
+    length = b - a
+    for ga, gb in gaps:
+        if gb <= a:
+            continue
+        if ga >= b:
+            break
+        length -= min(b, gb) - max(a, ga)
+    return max(0.0, length)
+
+
+def monitor_gaps(
+    db: sqlite_utils.Database, start: datetime, now: datetime, dead_after_s: float = 10.0
+) -> list[tuple[float, float]]:
+    """Merged ``(start, end)`` epoch-second intervals within [start, now] when the monitor was
+    blind: recorded gaps, an open network gap, and the live gap since the last heartbeat when
+    the prober is not running now."""
+    s, n = start.timestamp(), now.timestamp()
+    raw: list[tuple[float, float]] = []
+    for r in db.query(
+        "SELECT started_at, ended_at FROM monitor_gaps WHERE started_at < ? "
+        "AND (ended_at IS NULL OR ended_at > ?)",
+        [iso(now), iso(start)],
+    ):
+        a = _ts(r["started_at"])
+        b = _ts(r["ended_at"]) if r["ended_at"] else n
+        raw.append((max(a, s), min(b, n)))
+    live = blind_status(db, now, dead_after_s)
+    if live is not None and live.cause == "prober_not_running":
+        raw.append((max(_ts(live.since), s), n))
+    return _merge(raw)
+
+
+def uptime(
+    db: sqlite_utils.Database,
+    window_s: float,
+    now: datetime,
+    targets: Iterable[str] | None = None,
+    gaps: list[tuple[float, float]] | None = None,
+) -> dict[str, Uptime]:
+    """Uptime of each target over ``[now - window_s, now]`` from its incident intervals.
+
+    Args:
+        db: an open database.
+        window_s: window in seconds (86400, 7 × 86400, 30 × 86400 on the dashboard).
+        now: the current UTC time.
+        targets: names to report (default: every target with incidents in the window).
+        gaps: precomputed :func:`monitor_gaps` for this window (recomputed when None).
+
+    Returns:
+        Target name -> :class:`Uptime`; targets without any known time get ``pct`` None.
+    """
+    start = now - timedelta(seconds=window_s)
+    s, n = start.timestamp(), now.timestamp()
+    gaps = monitor_gaps(db, start, now) if gaps is None else gaps
+    totals: dict[str, dict[State, float]] = {}
+    for r in db.query(
+        "SELECT target, to_state, started_at, ended_at FROM incidents WHERE started_at < ? "
+        "AND (ended_at IS NULL OR ended_at > ?)",
+        [iso(now), iso(start)],
+    ):
+        state = State(r["to_state"])
+        if state not in KNOWN_STATES:
+            continue
+        a = max(_ts(r["started_at"]), s)
+        b = min(_ts(r["ended_at"]) if r["ended_at"] else n, n)
+        if b <= a:
+            continue
+        per = totals.setdefault(r["target"], {})
+        per[state] = per.get(state, 0.0) + _minus(a, b, gaps)
+    names = list(targets) if targets is not None else list(totals)
+    out = {}
+    for name in names:
+        per = totals.get(name, {})
+        up, deg, down = (per.get(x, 0.0) for x in (State.UP, State.DEGRADED, State.DOWN))
+        known = up + deg + down
+        out[name] = Uptime(
+            window_s,
+            up,
+            deg,
+            down,
+            max(0.0, window_s - known),
+            100.0 * (up + deg) / known if known > 0 else None,
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedState:
+    """A target's row in ``target_state``.
+
+    Attributes:
+        state: outage state.
+        since: UTC ISO time it began.
+        cause_kind: machine-readable cause.
+        cause_message: human text.
+        fail_streak: consecutive failures so far (below the down threshold while up).
+    """
+
+    state: State
+    since: str | None
+    cause_kind: str | None
+    cause_message: str
+    fail_streak: int
+
+
+def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
+    """Every target's persisted outage state (empty on a database without the table)."""
+    if "target_state" not in db.table_names():
+        return {}
+    out = {}
+    sql = "SELECT target, state, since, cause_kind, cause_message, data FROM target_state"
+    for r in db.query(sql):
+        data = json.loads(r["data"]) if r["data"] else {}
+        out[r["target"]] = PersistedState(
+            State(r["state"]),
+            r["since"],
+            r["cause_kind"],
+            r["cause_message"] or "",
+            int(data.get("fail_streak", 0)),
+        )
+    return out
+
+
+def incidents(
+    db: sqlite_utils.Database, target: str | None = None, limit: int = 100
+) -> list[dict[str, object]]:
+    """The newest incidents (state changes), newest first, as plain dicts."""
+    sql = "SELECT * FROM incidents"
+    params: list[object] = []
+    if target is not None:
+        sql += " WHERE target = ?"
+        params.append(target)
+    sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return list(db.query(sql, params))

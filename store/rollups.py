@@ -1,0 +1,353 @@
+"""Per-minute, per-hour and per-day rollups of probe rows, retention, and file-size upkeep.
+
+Rollups are built incrementally from a bookmark: ``maintenance.rollup_id`` is the highest
+probe id already counted. :func:`rollup_pending` reads the next batch of probes after it,
+merges them into ``rollup_minute``/``rollup_hour``/``rollup_day`` and moves the bookmark in
+the same transaction, so every probe is counted exactly once, even across a crash, and probes
+that arrive late (a long probe finishing after later ones) are not missed.
+
+Retention (:func:`prune`) deletes raw probes older than ``raw_retention_days`` *only once they
+are rolled up*, and rollups older than ``rollup_retention_days``, in small batches, each its
+own short transaction, so the prober's inserts wait at most one batch. Freed pages are handed
+back to the file system by :func:`incremental_vacuum` (the database uses
+``auto_vacuum = INCREMENTAL``; docs/uptime.md "Storage" explains the strategy).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from store import histogram
+from store.db import ROLLUP_TABLES, write_transaction
+from store.history import iso
+
+#: (table, bucket length in seconds, ISO prefix length kept, suffix completing the ISO time).
+LEVELS: tuple[tuple[str, int, int, str], ...] = (
+    ("rollup_minute", 60, 16, ":00.000Z"),
+    ("rollup_hour", 3600, 13, ":00:00.000Z"),
+    ("rollup_day", 86400, 10, "T00:00:00.000Z"),
+)
+assert tuple(level[0] for level in LEVELS) == ROLLUP_TABLES
+
+ROLLUP_BATCH = 1000
+PRUNE_BATCH = 2000
+VACUUM_PAGES = 512
+
+_COLUMNS = (
+    "bucket, target, provider, model, probes, ok, errors, ttft_ms_hist, total_ms_hist, "
+    "decode_tps_hist, ttft_ms_sum, ttft_n, total_ms_sum, total_n, decode_tps_sum, decode_tps_n, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_input_tokens, cost_usd, cost_n"
+)
+
+
+def bucket_of(started_at: str, level: int) -> str:
+    """The bucket start (stored ISO format) of a stored timestamp at LEVELS[level]."""
+    _, _, keep, suffix = LEVELS[level]
+    return started_at[:keep] + suffix
+
+
+@dataclass(slots=True)
+class Agg:
+    """One rollup row being built: counts, histograms and sums of one target and bucket."""
+
+    provider: str | None = None
+    model: str | None = None
+    probes: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    ttft: dict[int, int] = field(default_factory=dict)
+    total: dict[int, int] = field(default_factory=dict)
+    tps: dict[int, int] = field(default_factory=dict)
+    ttft_sum: float = 0.0
+    ttft_n: int = 0
+    total_sum: float = 0.0
+    total_n: int = 0
+    tps_sum: float = 0.0
+    tps_n: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_input_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_n: int = 0
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        """Count one probe row ``(id, started_at, target, provider, model, status,
+        error_kind, ttft_ms, total_ms, decode_tps, input_tokens, output_tokens,
+        cache_read_tokens, cost_usd)``. Latency and TPS use successful probes only."""
+        (_, _, _, provider, model, status, kind, ttft, total, tps, inp, out, cache, cost) = row
+        self.provider, self.model = provider, model
+        self.probes += 1
+        if status != "ok":
+            key = kind or "error"
+            self.errors[key] = self.errors.get(key, 0) + 1
+            return
+        self.ok += 1
+        if ttft is not None:
+            histogram.add(self.ttft, ttft)
+            self.ttft_sum += ttft
+            self.ttft_n += 1
+        if total is not None:
+            histogram.add(self.total, total)
+            self.total_sum += total
+            self.total_n += 1
+        if tps is not None:
+            histogram.add(self.tps, tps)
+            self.tps_sum += tps
+            self.tps_n += 1
+        if inp is not None:
+            self.input_tokens += inp
+            if cache is not None:
+                self.cache_read_tokens += cache
+                self.cache_input_tokens += inp
+        if out is not None:
+            self.output_tokens += out
+        if cost is not None:
+            self.cost_usd += cost
+            self.cost_n += 1
+
+    def values(self, bucket: str, target: str) -> tuple[Any, ...]:
+        """The row for an insert, in ``_COLUMNS`` order."""
+        return (
+            bucket,
+            target,
+            self.provider,
+            self.model,
+            self.probes,
+            self.ok,
+            json.dumps(self.errors, separators=(",", ":"), sort_keys=True) if self.errors else None,
+            histogram.dumps(self.ttft),
+            histogram.dumps(self.total),
+            histogram.dumps(self.tps),
+            self.ttft_sum,
+            self.ttft_n,
+            self.total_sum,
+            self.total_n,
+            self.tps_sum,
+            self.tps_n,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_input_tokens,
+            self.cost_usd,
+            self.cost_n,
+        )
+
+
+_UPSERT = (
+    "INSERT INTO {table} ("
+    + _COLUMNS
+    + ") VALUES ("
+    + ", ".join("?" * 22)
+    + ") ON CONFLICT(bucket, target) DO UPDATE SET provider = excluded.provider, "
+    "model = excluded.model, probes = probes + excluded.probes, ok = ok + excluded.ok, "
+    "errors = iw_counts_merge(errors, excluded.errors), "
+    "ttft_ms_hist = iw_hist_merge(ttft_ms_hist, excluded.ttft_ms_hist), "
+    "total_ms_hist = iw_hist_merge(total_ms_hist, excluded.total_ms_hist), "
+    "decode_tps_hist = iw_hist_merge(decode_tps_hist, excluded.decode_tps_hist), "
+    "ttft_ms_sum = ttft_ms_sum + excluded.ttft_ms_sum, ttft_n = ttft_n + excluded.ttft_n, "
+    "total_ms_sum = total_ms_sum + excluded.total_ms_sum, total_n = total_n + excluded.total_n, "
+    "decode_tps_sum = decode_tps_sum + excluded.decode_tps_sum, "
+    "decode_tps_n = decode_tps_n + excluded.decode_tps_n, "
+    "input_tokens = input_tokens + excluded.input_tokens, "
+    "output_tokens = output_tokens + excluded.output_tokens, "
+    "cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, "
+    "cache_input_tokens = cache_input_tokens + excluded.cache_input_tokens, "
+    "cost_usd = cost_usd + excluded.cost_usd, cost_n = cost_n + excluded.cost_n"
+)
+
+ROW_SQL = (
+    "SELECT id, started_at, target, provider, model, status, error_kind, ttft_ms, total_ms, "
+    "decode_tps, input_tokens, output_tokens, cache_read_tokens, cost_usd FROM probes"
+)
+
+
+def get_bookmark(db: sqlite_utils.Database, key: str = "rollup_id") -> int:
+    """The integer bookmark ``key`` from ``maintenance`` (0 when unset)."""
+    row = db.conn.execute("SELECT value FROM maintenance WHERE key = ?", [key]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_bookmark(db: sqlite_utils.Database, key: str, value: int) -> None:
+    db.execute(
+        "INSERT INTO maintenance (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, str(value)],
+    )
+
+
+def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], Agg]]:
+    """Group probe rows (``ROW_SQL`` shape) into one ``{(bucket, target): Agg}`` per level."""
+    levels: list[dict[tuple[str, str], Agg]] = [{} for _ in LEVELS]
+    minute = levels[0]
+    for row in rows:
+        key = (row[1][:16] + ":00.000Z", row[2])
+        agg = minute.get(key)
+        if agg is None:
+            agg = minute[key] = Agg()
+        agg.add(row)
+    # Coarser levels merge the minute aggregates (fewer histogram updates than raw rows).
+    for level in (1, 2):
+        _, _, keep, suffix = LEVELS[level]
+        dest = levels[level]
+        for (bucket, target), agg in minute.items():
+            key = (bucket[:keep] + suffix, target)
+            into = dest.get(key)
+            if into is None:
+                into = dest[key] = Agg()
+            _merge_agg(into, agg)
+    return levels
+
+
+def _merge_agg(into: Agg, a: Agg) -> None:
+    into.provider, into.model = a.provider, a.model
+    into.probes += a.probes
+    into.ok += a.ok
+    for kind, n in a.errors.items():
+        into.errors[kind] = into.errors.get(kind, 0) + n
+    for mine, theirs in ((into.ttft, a.ttft), (into.total, a.total), (into.tps, a.tps)):
+        for index, count in theirs.items():
+            mine[index] = mine.get(index, 0) + count
+    into.ttft_sum += a.ttft_sum
+    into.ttft_n += a.ttft_n
+    into.total_sum += a.total_sum
+    into.total_n += a.total_n
+    into.tps_sum += a.tps_sum
+    into.tps_n += a.tps_n
+    into.input_tokens += a.input_tokens
+    into.output_tokens += a.output_tokens
+    into.cache_read_tokens += a.cache_read_tokens
+    into.cache_input_tokens += a.cache_input_tokens
+    into.cost_usd += a.cost_usd
+    into.cost_n += a.cost_n
+
+
+def rollup_pending(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
+    """Roll up the next ``batch`` probes after the bookmark in one transaction.
+
+    Returns:
+        How many probes were rolled up (0 when caught up).
+
+    Raises:
+        sqlite3.OperationalError: when the database stays locked past the busy timeout.
+    """
+    with write_transaction(db):
+        start = get_bookmark(db)
+        rows = db.conn.execute(
+            ROW_SQL + " WHERE id > ? ORDER BY id LIMIT ?", [start, batch]
+        ).fetchall()
+        if not rows:
+            return 0
+        for (table, *_), groups in zip(LEVELS, aggregate(rows), strict=True):
+            db.conn.executemany(
+                _UPSERT.format(table=table),
+                [agg.values(bucket, target) for (bucket, target), agg in groups.items()],
+            )
+        _set_bookmark(db, "rollup_id", int(rows[-1][0]))
+    return len(rows)
+
+
+def rollup_all(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
+    """Run :func:`rollup_pending` until caught up; returns the probes rolled up."""
+    done = 0
+    while True:
+        n = rollup_pending(db, batch)
+        done += n
+        if n == 0:
+            return done
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each kind of row is kept.
+
+    Attributes:
+        raw_days: raw probe rows (default 30 days).
+        rollup_days: minute, hour and day rollups, incidents and monitor gaps (default 365).
+    """
+
+    raw_days: float = 30.0
+    rollup_days: float = 365.0
+
+
+def prune(
+    db: sqlite_utils.Database,
+    now: datetime,
+    retention: Retention,
+    batch: int = PRUNE_BATCH,
+) -> int:
+    """Delete one batch of expired rows per table, each in its own short transaction.
+
+    Raw probes are deleted only once rolled up (``id <= rollup_id``), so retention never
+    loses a probe from the rollups. Call repeatedly until it returns 0.
+
+    Returns:
+        Rows deleted in this call.
+    """
+    raw_cut = iso(now - timedelta(days=retention.raw_days))
+    roll_cut = iso(now - timedelta(days=retention.rollup_days))
+    deleted = 0
+    with write_transaction(db):
+        bookmark = get_bookmark(db)
+        deleted += db.execute(
+            "DELETE FROM probes WHERE id IN (SELECT id FROM probes WHERE started_at < ? "
+            "AND id <= ? ORDER BY started_at LIMIT ?)",
+            [raw_cut, bookmark, batch],
+        ).rowcount
+    for table in ROLLUP_TABLES:
+        with write_transaction(db):
+            deleted += db.execute(
+                f"DELETE FROM {table} WHERE bucket IN (SELECT DISTINCT bucket FROM {table} "
+                "WHERE bucket < ? ORDER BY bucket LIMIT ?)",
+                [roll_cut, max(1, batch // 100)],
+            ).rowcount
+    with write_transaction(db):
+        deleted += db.execute(
+            "DELETE FROM incidents WHERE id IN (SELECT id FROM incidents WHERE ended_at < ? "
+            "LIMIT ?)",
+            [roll_cut, batch],
+        ).rowcount
+        deleted += db.execute(
+            "DELETE FROM monitor_gaps WHERE id IN (SELECT id FROM monitor_gaps "
+            "WHERE ended_at < ? LIMIT ?)",
+            [roll_cut, batch],
+        ).rowcount
+    return deleted
+
+
+def incremental_vacuum(db: sqlite_utils.Database, pages: int = VACUUM_PAGES) -> int:
+    """Return up to ``pages`` free pages to the file system; returns the free pages left.
+
+    A no-op on databases without ``auto_vacuum = INCREMENTAL``.
+    """
+    free = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
+    if free and not db.conn.in_transaction:
+        # executescript steps the pragma to completion (execute() frees a single page).
+        db.conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+        free = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
+    return free
+
+
+def maintenance_steps(
+    db: sqlite_utils.Database, now: datetime, retention: Retention
+) -> Iterator[str]:
+    """The upkeep work as small steps; run each with the writer between probe inserts.
+
+    Yields a short label after each step (rollup batch, prune batch, vacuum step) until there
+    is nothing left to do.
+    """
+    while rollup_pending(db):
+        yield "rollup"
+    while prune(db, now, retention):
+        yield "prune"
+    free = incremental_vacuum(db)
+    yield "vacuum"
+    while free > VACUUM_PAGES:
+        free = incremental_vacuum(db)
+        yield "vacuum"

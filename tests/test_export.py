@@ -1,0 +1,227 @@
+"""Export: CSV that Python's csv module and LibreOffice read to the same cells; JSONL; tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from store.db import open_db
+from store.export import ExportFilter, Progress, export, export_window
+from store.history import HistoryWriter, MonitoredTarget
+from store.rollups import rollup_all
+from tests.history_helpers import T0, record
+from tui.cli import main
+
+NASTY = [
+    "plain message",
+    'comma, and "double quotes" inside',
+    "line one\nline two\r\nline three",
+    "=SUM(1)",
+    "+1",
+    "-2",
+    "@x",
+    '=HYPERLINK("http://example.invalid","click")',
+    "\ttab first",
+    "ünïcödé ✓ 日本語",
+    "trailing spaces   ",
+]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "x.db"
+    db = open_db(path)
+    w = HistoryWriter(db, [MonitoredTarget("t,1", "h1"), MonitoredTarget("t2", "h2")], T0)
+    for i, message in enumerate(NASTY * 2):
+        when = T0 + timedelta(minutes=i)
+        w.store_probe(record("t,1", when, "error", "server_error", message))
+        w.store_probe(record("t2", when, ttft=100.0 + i))
+    rollup_all(db)
+    db.close()
+    yield path
+
+
+def expected_cell(message: str) -> str:
+    message = message.replace("\r\n", "\n")
+    return "'" + message if message.startswith(FORMULA_START) else message
+
+
+def test_csv_round_trips_through_python_csv(history: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    assert main(["export", "--db", str(history), "-o", str(out), "--target", "t,1"]) == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"started_at,target,")
+    assert b"\r\n" in raw
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["error_message"] for r in rows] == [expected_cell(m) for m in NASTY * 2]
+    assert {r["target"] for r in rows} == {"t,1"}
+    assert all(r["started_at"].endswith("Z") for r in rows)
+    assert rows[0]["started_at"] == "2026-11-01T00:00:00.000Z"
+    assert rows[0]["buffered"] == "false" and rows[0]["ttft_ms"] == ""
+
+
+def _ods_cells(path: Path) -> list[list[tuple[str, str]]]:
+    """Rows of ``(value_type, value)`` from an ODS file's content.xml (text joined by \\n)."""
+    ns = {
+        "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+        "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+        "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    }
+    q = {k: "{" + v + "}" for k, v in ns.items()}
+
+    def text_of(p: ElementTree.Element) -> str:
+        parts = [p.text or ""]
+        for child in p:
+            if child.tag == q["text"] + "s":
+                parts.append(" " * int(child.get(q["text"] + "c", "1")))
+            elif child.tag == q["text"] + "tab":
+                parts.append("\t")
+            elif child.tag == q["text"] + "line-break":
+                parts.append("\n")
+            else:
+                parts.append(text_of(child))
+            parts.append(child.tail or "")
+        return "".join(parts)
+
+    root = ElementTree.fromstring(zipfile.ZipFile(path).read("content.xml"))
+    rows = []
+    for row in root.iter(q["table"] + "table-row"):
+        cells: list[tuple[str, str]] = []
+        for cell in row.findall(q["table"] + "table-cell"):
+            repeat = int(cell.get(q["table"] + "number-columns-repeated", "1"))
+            kind = cell.get(q["office"] + "value-type", "")
+            if kind in ("float", "percentage", "currency"):
+                value = cell.get(q["office"] + "value", "")
+            elif kind == "boolean":
+                value = cell.get(q["office"] + "boolean-value", "")
+            else:
+                value = "\n".join(text_of(p) for p in cell.findall(q["text"] + "p"))
+            cells.extend([(kind, value)] * min(repeat, 100))
+        rows.append(cells)
+    return rows
+
+
+def test_csv_opens_with_the_same_cells_in_libreoffice(history: Path, tmp_path: Path) -> None:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip(
+            "LibreOffice is not installed (apt-get install libreoffice-calc-nogui); "
+            "the Python csv half of the round trip is tested separately"
+        )
+    out = tmp_path / "x.csv"
+    assert main(["export", "--db", str(history), "-o", str(out)]) == 0
+    with open(out, encoding="utf-8", newline="") as f:
+        want = list(csv.reader(f))
+    profile = tmp_path / "lo-profile"
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--infilter=CSV:44,34,76,1",
+            "--convert-to",
+            "ods",
+            "--outdir",
+            str(tmp_path),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    got = _ods_cells(tmp_path / "x.ods")
+    assert len(got) >= len(want)
+    for r, (want_row, got_row) in enumerate(zip(want, got, strict=False)):
+        got_row = got_row[: len(want_row)] + [("", "")] * (len(want_row) - len(got_row))
+        for c, (w, (kind, g)) in enumerate(zip(want_row, got_row, strict=True)):
+            where = f"row {r} column {want[0][c]}"
+            if kind == "float":
+                assert float(w) == pytest.approx(float(g), rel=1e-12), where
+            elif kind == "boolean":  # LibreOffice reads true/false as booleans: same value
+                assert g == w and w in ("true", "false"), where
+            else:
+                assert g == w, where
+    messages = [row[want[0].index("error_message")] for row in want[1:]]
+    assert "'=SUM(1)" in messages and "line one\nline two\nline three" in messages
+
+
+def test_jsonl_keeps_text_as_is(history: Path) -> None:
+    db = open_db(history, migrate=False)
+    buf = io.StringIO()
+    n = export(db, buf, fmt="jsonl", flt=ExportFilter(status="error"))
+    db.close()
+    rows = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert n == len(rows) == len(NASTY) * 2
+    assert [r["error_message"] for r in rows] == NASTY * 2
+    assert rows[0]["buffered"] is False
+
+
+def test_filters_and_other_tables(history: Path) -> None:
+    db = open_db(history, migrate=False)
+    try:
+
+        def rows(table: str, **kw: object) -> list[dict[str, str]]:
+            buf = io.StringIO(newline="")
+            export(db, buf, table=table, flt=ExportFilter(**kw))  # type: ignore[arg-type]
+            return list(csv.DictReader(io.StringIO(buf.getvalue(), newline="")))
+
+        since = "2026-11-01T00:10:00.000Z"
+        assert len(rows("probes", since=since)) == 2 * (len(NASTY) * 2 - 10)
+        assert len(rows("probes", until=since, targets=("t2",))) == 10
+        assert rows("probes", providers=("nope",)) == []
+        hours = rows("rollups-hour")
+        assert sum(int(r["probes"]) for r in hours) == 4 * len(NASTY)
+        t2 = next(r for r in hours if r["target"] == "t2")
+        assert 95 < float(t2["ttft_ms_p50"]) < 140 and t2["bucket_s"] == "3600"
+        minutes = rows("rollups-minute", targets=("t,1",))
+        assert json.loads(minutes[0]["errors_by_kind_json"]) == {"server_error": 1}
+        incidents = rows("incidents")
+        assert {(r["target"], r["to_state"]) for r in incidents} >= {("t2", "up"), ("t,1", "down")}
+        assert rows("monitor-gaps") == []
+        with pytest.raises(ValueError, match="--status"):
+            rows("incidents", status="ok")
+    finally:
+        db.close()
+
+
+def test_export_window_for_the_dashboard(history: Path, tmp_path: Path) -> None:
+    now = T0 + timedelta(minutes=len(NASTY) * 2)
+    out = tmp_path / "sub" / "view.csv"
+    n = export_window(history, out, 5 * 60, ["t2"], now=now)
+    assert n == 5 and out.exists() and not (tmp_path / "sub" / "view.csv.part").exists()
+    n = export_window(history, tmp_path / "view.jsonl", 3600, [], now=now)
+    assert n == 4 * len(NASTY)
+    assert json.loads((tmp_path / "view.jsonl").read_text().splitlines()[0])["target"]
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(history: Path) -> None:
+    db = open_db(history, migrate=False)
+    try:
+        quiet = io.StringIO()
+        export(db, io.StringIO(), progress=quiet)
+        assert quiet.getvalue() == ""
+        tty = FakeTty()
+        export(db, io.StringIO(), progress=tty)
+        assert "44 rows / 44" in tty.getvalue() and "100 %" in tty.getvalue()
+    finally:
+        db.close()
+    line = FakeTty()
+    list(Progress(line, None, every_s=0).wrap(range(2500)))
+    assert "2,500 rows" in line.getvalue()

@@ -1,0 +1,273 @@
+"""The outage state machine: every transition, hysteresis, 429, SLO, monitor blindness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from store.health import State
+from store.outage import (
+    BlindEnded,
+    BlindStarted,
+    Coordinator,
+    Counted,
+    MachineState,
+    Observation,
+    OutageRules,
+    TargetMachine,
+    Transition,
+)
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def at(i: int) -> str:
+    """Probe i's start, 30 s apart."""
+    return (T0 + timedelta(seconds=30 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def ok(i: int, target: str = "a", ttft: float = 100.0) -> Observation:
+    return Observation(target, at(i), "ok", ttft_ms=ttft)
+
+
+def fail(i: int, target: str = "a", kind: str = "server_error") -> Observation:
+    return Observation(target, at(i), "error", kind, f"HTTP 500, {kind}")
+
+
+def run(m: TargetMachine, observations: list[Observation]) -> list[Transition]:
+    out = []
+    for o in observations:
+        tr = m.observe(o)
+        if tr is not None:
+            out.append(tr)
+    return out
+
+
+def test_first_success_is_up() -> None:
+    m = TargetMachine("a", OutageRules())
+    (tr,) = run(m, [ok(0)])
+    assert (tr.from_state, tr.to_state, tr.at) == (State.NO_DATA, State.UP, at(0))
+
+
+def test_down_after_three_failures_backdated_to_the_first() -> None:
+    m = TargetMachine("a", OutageRules())
+    trs = run(m, [ok(0), fail(1), fail(2)])
+    assert [t.to_state for t in trs] == [State.UP]  # two failures: still up (pending)
+    assert m.s.fail_streak == 2
+    (tr,) = run(m, [fail(3)])
+    assert tr.to_state is State.DOWN and tr.from_state is State.UP
+    assert tr.at == at(1), "the outage began with the first failure of the streak"
+    assert tr.cause_kind == "server_error" and "HTTP 500, server_error" in tr.cause_message
+    assert (tr.probes_moved, tr.failures_moved) == (3, 3)
+    assert (tr.prev_probes, tr.prev_failures) == (1, 0)
+
+
+def test_hysteresis_one_success_is_not_enough() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0), fail(1), fail(2), fail(3)])
+    assert m.s.state is State.DOWN
+    assert run(m, [ok(4), fail(5), ok(6)]) == []  # flapping: stays down
+    assert m.s.state is State.DOWN
+    (tr,) = run(m, [ok(7)])
+    assert (tr.from_state, tr.to_state, tr.at) == (State.DOWN, State.UP, at(6))
+    assert tr.cause_kind == "recovered"
+
+
+def test_configurable_thresholds() -> None:
+    m = TargetMachine("a", OutageRules(down_after_failures=1, up_after_successes=3))
+    run(m, [ok(0)])
+    (tr,) = run(m, [fail(1)])
+    assert tr.to_state is State.DOWN
+    assert run(m, [ok(2), ok(3)]) == []
+    (tr,) = run(m, [ok(4)])
+    assert tr.to_state is State.UP and tr.at == at(2)
+
+
+def test_rate_limited_is_degraded_with_its_own_cause_then_back_up() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0)])
+    trs = run(m, [fail(i, kind="rate_limited") for i in range(1, 6)])
+    assert [t.to_state for t in trs] == [State.DEGRADED], "429s never make a target down"
+    assert trs[0].cause_kind == "rate_limited"
+    assert run(m, [ok(6)]) == []  # one success: still degraded (hysteresis)
+    (tr,) = run(m, [ok(7)])
+    assert tr.to_state is State.UP
+
+
+def test_rate_limited_can_count_as_down() -> None:
+    m = TargetMachine("a", OutageRules(rate_limited_state="down"))
+    run(m, [ok(0)])
+    trs = run(m, [fail(i, kind="rate_limited") for i in range(1, 4)])
+    assert [t.to_state for t in trs] == [State.DOWN]
+    assert trs[0].cause_kind == "rate_limited"
+
+
+def test_rate_limit_ends_a_failure_streak() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0), fail(1), fail(2)])
+    run(m, [fail(3, kind="rate_limited")])
+    assert m.s.state is State.DEGRADED and m.s.fail_streak == 0
+
+
+def test_error_rate_over_a_full_window_degrades() -> None:
+    rules = OutageRules(error_rate_window_probes=10, degraded_error_rate=0.3)
+    m = TargetMachine("a", rules)
+    obs = []
+    for i in range(10):
+        obs.append(fail(i) if i in (2, 5, 8) else ok(i))
+    trs = run(m, obs)
+    assert [t.to_state for t in trs] == [State.UP, State.DEGRADED]
+    assert trs[-1].cause_kind == "error_rate" and "30%" in trs[-1].cause_message
+    # Seven clean probes push the failures out of the window; two more successes needed.
+    trs = run(m, [ok(i) for i in range(10, 20)])
+    assert [t.to_state for t in trs] == [State.UP]
+
+
+def test_error_rate_needs_a_full_window() -> None:
+    m = TargetMachine("a", OutageRules(error_rate_window_probes=10))
+    assert [t.to_state for t in run(m, [ok(0), fail(1), ok(2)])] == [State.UP]
+
+
+def test_p95_ttft_above_objective_degrades_and_recovers() -> None:
+    rules = OutageRules(ttft_slo_ms=500.0, slo_window_probes=10)
+    m = TargetMachine("a", rules)
+    trs = run(m, [ok(i, ttft=200.0) for i in range(10)])
+    assert [t.to_state for t in trs] == [State.UP]
+    trs = run(m, [ok(i, ttft=900.0) for i in range(10, 12)])
+    assert [t.to_state for t in trs] == [State.DEGRADED]
+    assert trs[0].cause_kind == "ttft_slo" and "objective 500 ms" in trs[0].cause_message
+    trs = run(m, [ok(i, ttft=200.0) for i in range(12, 30)])
+    assert [t.to_state for t in trs] == [State.UP]
+
+
+def test_leaving_down_does_not_stay_degraded_from_the_outage_failures() -> None:
+    m = TargetMachine("a", OutageRules(error_rate_window_probes=10))
+    run(m, [ok(0)] + [fail(i) for i in range(1, 9)])
+    assert m.s.state is State.DOWN
+    trs = run(m, [ok(9), ok(10)])
+    assert [t.to_state for t in trs] == [State.UP]
+
+
+def test_probe_config_and_internal_are_ignored() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0)])
+    assert run(m, [fail(i, kind="probe_config") for i in range(1, 6)]) == []
+    assert m.s.state is State.UP and m.s.fail_streak == 0
+    assert m.s.probes_in_state == 6 and m.s.failures_in_state == 5
+
+
+def test_failures_from_no_data_show_degraded_then_down() -> None:
+    m = TargetMachine("a", OutageRules())
+    trs = run(m, [fail(0), fail(1), fail(2)])
+    assert [t.to_state for t in trs] == [State.DEGRADED, State.DOWN]
+
+
+def test_pause_resume_and_not_configured() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0)])
+    tr = m.set_state(State.PAUSED, at(1), "paused", "probing paused")
+    assert tr is not None and (tr.from_state, tr.to_state) == (State.UP, State.PAUSED)
+    assert m.set_state(State.PAUSED, at(2), "paused", "again") is None
+    assert run(m, [fail(3), fail(4), fail(5)]) == []  # a forced probe while paused
+    tr = m.set_state(State.NO_DATA, at(6), "resumed", "waiting")
+    assert tr is not None and tr.to_state is State.NO_DATA
+    assert [t.to_state for t in run(m, [ok(7)])] == [State.UP]
+    tr = m.set_state(State.NOT_CONFIGURED, at(8), "not_configured", "key unset")
+    assert tr is not None and tr.to_state is State.NOT_CONFIGURED
+
+
+def test_machine_state_round_trips_through_json() -> None:
+    m = TargetMachine("a", OutageRules())
+    run(m, [ok(0), fail(1), fail(2)])
+    restored = TargetMachine("a", OutageRules(), MachineState.from_json(m.s.to_json()))
+    (tr,) = run(restored, [fail(3)])
+    assert tr.to_state is State.DOWN and tr.at == at(1)
+
+
+# ---- monitor blindness ------------------------------------------------------------------------
+
+
+def coordinator(*targets: str, hosts: dict[str, str] | None = None) -> Coordinator:
+    machines = {t: TargetMachine(t, OutageRules()) for t in targets}
+    return Coordinator(machines, hosts or {t: f"{t}.example" for t in targets}, targets)
+
+
+def conn(i: int, target: str, kind: str = "dns") -> Observation:
+    return Observation(target, at(i), "error", kind, "name resolution failed")
+
+
+def states(c: Coordinator) -> dict[str, State]:
+    return {n: m.s.state for n, m in c.machines.items()}
+
+
+def test_every_host_failing_at_connect_level_is_monitor_blindness() -> None:
+    c = coordinator("a", "b", "c")
+    for i, t in enumerate("abc"):
+        c.observe(ok(i, t))
+    assert states(c) == dict.fromkeys("abc", State.UP)
+    events = []
+    for rnd in range(5):  # five rounds of no network at all
+        for j, t in enumerate("abc"):
+            events += c.observe(conn(10 + rnd * 3 + j, t, ("dns", "connect_error")[j % 2]))
+    blind = [e for e in events if isinstance(e, BlindStarted)]
+    assert len(blind) == 1 and blind[0].since == at(10)
+    assert not any(isinstance(e, Transition) for e in events), "never recorded as downtime"
+    assert states(c) == dict.fromkeys("abc", State.UP)
+    assert c.blind_since == at(10)
+    # The network comes back: blindness ends, nothing was counted against the providers.
+    events = c.observe(ok(40, "a"))
+    assert isinstance(events[0], BlindEnded) and events[0].at == at(40)
+    assert c.blind_since is None
+    assert all(m.s.fail_streak == 0 for m in c.machines.values())
+
+
+def test_one_host_failing_at_connect_level_is_the_provider() -> None:
+    c = coordinator("a", "b")
+    c.observe(ok(0, "a"))
+    c.observe(ok(1, "b"))
+    events = []
+    for rnd in range(3):
+        events += c.observe(conn(10 + 2 * rnd, "a", "connect_refused"))
+        assert c.machines["a"].s.pending, "held until another host answers"
+        events += c.observe(ok(11 + 2 * rnd, "b"))
+    downs = [e for e in events if isinstance(e, Transition) and e.to_state is State.DOWN]
+    assert len(downs) == 1 and downs[0].target == "a" and downs[0].at == at(10)
+    assert downs[0].cause_kind == "connect_refused"
+    assert c.blind_since is None
+
+
+def test_targets_on_one_host_cannot_make_the_monitor_blind() -> None:
+    c = coordinator("a", "b", hosts={"a": "h", "b": "h"})
+    c.observe(ok(0, "a"))
+    c.observe(ok(1, "b"))
+    for i in range(2, 8):
+        c.observe(conn(i, "ab"[i % 2]))
+    assert states(c) == {"a": State.DOWN, "b": State.DOWN}
+    assert c.blind_since is None
+
+
+def test_pending_failures_are_confirmed_by_another_hosts_http_error() -> None:
+    c = coordinator("a", "b")
+    c.observe(ok(0, "a"))
+    c.observe(ok(1, "b"))
+    c.observe(conn(2, "a"))
+    events = c.observe(fail(3, "b", "server_error"))  # b answered (HTTP 500): network works
+    assert isinstance(events[0], Counted) and events[0].target == "a"
+    assert c.machines["a"].s.fail_streak == 1 and not c.machines["a"].s.pending
+
+
+def test_pausing_the_other_hosts_settles_pending_failures() -> None:
+    c = coordinator("a", "b")
+    c.observe(ok(0, "a"))
+    c.observe(conn(1, "a"))
+    c.set_active({"a"})
+    assert c.machines["a"].s.fail_streak == 1
+
+
+@pytest.mark.parametrize("kind", ["dns", "connect_refused", "connect_error", "connect_timeout"])
+def test_all_connect_kinds_count_for_blindness(kind: str) -> None:
+    c = coordinator("a", "b")
+    c.observe(conn(0, "a", kind))
+    events = c.observe(conn(1, "b", kind))
+    assert any(isinstance(e, BlindStarted) for e in events)

@@ -1,0 +1,177 @@
+"""Rollups are exact for counts and sums, within one bucket for percentiles; retention is safe."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from store import histogram
+from store.control import PublishedTarget, publish_targets
+from store.db import insert_probe, open_db
+from store.queries import summarize
+from store.rollups import Retention, get_bookmark, incremental_vacuum, prune, rollup_all
+from store.stats import percentile
+from tests.history_helpers import T0, record
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
+    database = open_db(tmp_path / "r.db")
+    yield database
+    database.close()
+
+
+def fill(db: sqlite_utils.Database, hours: float, step_s: int = 20, seed: int = 7) -> list[float]:
+    """Two targets probed every ``step_s`` for ``hours``; returns target a's ok TTFTs."""
+    rng = random.Random(seed)
+    ttfts = []
+    rows = []
+    n = int(hours * 3600 / step_s)
+    for i in range(n):
+        when = T0 + timedelta(seconds=i * step_s)
+        for name in ("a", "b"):
+            if rng.random() < 0.1:
+                r = record(name, when, "error", rng.choice(["server_error", "rate_limited"]))
+            else:
+                ttft = rng.lognormvariate(5.5, 0.6)
+                r = record(name, when, ttft=ttft, rng=rng)
+                if name == "a":
+                    ttfts.append(ttft)
+            rows.append(_row(r))
+    with db.atomic():
+        db.table("probes").insert_all(rows, batch_size=500)
+    return ttfts
+
+
+def _row(r: object) -> dict[str, object]:
+    from store.db import record_row
+
+    return record_row(r)  # type: ignore[arg-type]
+
+
+def test_histogram_percentiles_are_within_one_bucket() -> None:
+    rng = random.Random(3)
+    for _ in range(50):
+        values = sorted(
+            rng.lognormvariate(rng.uniform(2, 8), rng.uniform(0.1, 1.5))
+            for _ in range(rng.randint(1, 400))
+        )
+        hist = histogram.from_values(values)
+        for q in (50, 95, 99):
+            exact = percentile(values, q)
+            est = histogram.quantile(hist, q)
+            assert exact is not None and est is not None
+            assert abs(histogram.bucket_index(est) - histogram.bucket_index(exact)) <= 1
+
+
+def test_rollups_match_raw_rows(db: sqlite_utils.Database) -> None:
+    ttfts = fill(db, hours=30)
+    assert rollup_all(db, batch=997) == db.execute("SELECT count(*) FROM probes").fetchone()[0]
+    for table in ("rollup_minute", "rollup_hour", "rollup_day"):
+        got = db.execute(
+            f"SELECT sum(probes), sum(ok), sum(ttft_n), round(sum(cost_usd), 9), "
+            f"sum(input_tokens) FROM {table}"
+        ).fetchone()
+        want = db.execute(
+            "SELECT count(*), sum(status = 'ok'), count(ttft_ms), round(sum(cost_usd), 9), "
+            "sum(input_tokens) FROM probes"
+        ).fetchone()
+        assert got == want, table
+    errors = db.execute(
+        "SELECT sum(j.value) FROM rollup_hour, json_each(errors) j WHERE j.key = 'rate_limited'"
+    ).fetchone()[0]
+    assert (
+        errors
+        == db.execute("SELECT count(*) FROM probes WHERE error_kind = 'rate_limited'").fetchone()[0]
+    )
+    # Percentiles over the hour rollups of target a vs the raw values.
+    hist: dict[int, int] = {}
+    for (h,) in db.execute("SELECT ttft_ms_hist FROM rollup_hour WHERE target = 'a'"):
+        for k, v in histogram.loads(h).items():
+            hist[k] = hist.get(k, 0) + v
+    exact_sorted = sorted(ttfts)
+    for q in (50, 95, 99):
+        exact = percentile(exact_sorted, q)
+        est = histogram.quantile(hist, q)
+        assert exact is not None and est is not None
+        assert abs(histogram.bucket_index(est) - histogram.bucket_index(exact)) <= 1, q
+
+
+def test_rollup_is_incremental_and_counts_each_probe_once(db: sqlite_utils.Database) -> None:
+    fill(db, hours=1)
+    rollup_all(db)
+    first = get_bookmark(db)
+    # A late probe (started earlier, stored later) lands in an existing bucket.
+    insert_probe(db, record("a", T0 + timedelta(seconds=5), ttft=123.0))
+    assert rollup_all(db) == 1 and get_bookmark(db) == first + 1
+    assert rollup_all(db) == 0
+    total = db.execute("SELECT sum(probes) FROM rollup_minute").fetchone()[0]
+    assert total == db.execute("SELECT count(*) FROM probes").fetchone()[0]
+
+
+def test_summaries_from_rollups_agree_with_raw(db: sqlite_utils.Database) -> None:
+    publish_targets(db, [PublishedTarget(n, "p", "m", None, 20.0, True, False) for n in "ab"])
+    fill(db, hours=30)
+    rollup_all(db)
+    now = T0 + timedelta(hours=30)
+    # Add a tail that is not rolled up yet: it must be counted too.
+    insert_probe(db, record("a", now - timedelta(seconds=10), ttft=100.0))
+    long = {s.name: s for s in summarize(db, 24 * 3600, now)}
+    a = long["a"]
+    assert a.from_rollups
+    since = "2026-11-01T06:00:00.000Z"
+    raw = db.execute(
+        "SELECT count(*), sum(status != 'ok') FROM probes WHERE target = 'a' AND started_at >= ?",
+        [since],
+    ).fetchone()
+    assert (a.count, a.errors) == raw
+    values = sorted(
+        v
+        for (v,) in db.execute(
+            "SELECT ttft_ms FROM probes WHERE target='a' AND status='ok' AND started_at >= ?",
+            [since],
+        )
+    )
+    for q, est in ((50, a.ttft_p50_ms), (95, a.ttft_p95_ms), (99, a.ttft_p99_ms)):
+        exact = percentile(values, q)
+        assert est is not None and exact is not None
+        assert abs(histogram.bucket_index(est) - histogram.bucket_index(exact)) <= 1
+    assert a.ttft_series_ms and len(a.ttft_values_ms) <= 100
+    assert a.cost_per_request_usd == pytest.approx(0.0001)
+    assert a.cache_hit_share == pytest.approx(0.25)
+    short = {s.name: s for s in summarize(db, 3600, now)}["a"]
+    assert not short.from_rollups and short.count == 181
+
+
+def test_retention_deletes_only_rolled_up_rows_in_batches(db: sqlite_utils.Database) -> None:
+    fill(db, hours=48, step_s=60)
+    rolled = rollup_all(db, batch=1000)
+    insert_probe(db, record("a", T0, ttft=99.0))  # old but not rolled up yet: must survive
+    now = T0 + timedelta(days=2)
+    retention = Retention(raw_days=1, rollup_days=1.5)
+    calls = 0
+    while prune(db, now, retention, batch=500):
+        calls += 1
+    assert calls > 4, "pruning works in small batches"
+    cut = "2026-11-02T00:00:00.000Z"
+    assert (
+        db.execute(
+            "SELECT count(*) FROM probes WHERE started_at < ? AND id <= ?", [cut, rolled]
+        ).fetchone()[0]
+        == 0
+    )
+    assert db.execute("SELECT count(*) FROM probes WHERE ttft_ms = 99.0").fetchone()[0] == 1
+    assert (
+        db.execute("SELECT min(bucket) FROM rollup_minute").fetchone()[0]
+        >= "2026-11-01T12:00:00.000Z"
+    )
+    assert db.execute("SELECT count(*) FROM rollup_hour").fetchone()[0] == 36 * 2
+    assert int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
+    before = int(db.execute("PRAGMA page_count").fetchone()[0])
+    free = incremental_vacuum(db, pages=100000)
+    assert free == 0 and int(db.execute("PRAGMA page_count").fetchone()[0]) < before
