@@ -10,13 +10,21 @@
   minute boundary after ``now - window``.
 
 The state shown per target is the persisted outage state (:mod:`store.history`), made stale
-when the monitor is blind; uptime for 24 h / 7 d / 30 d follows docs/uptime.md.
+when the monitor is blind; uptime for the window and for 24 h / 7 d / 30 d follows
+docs/uptime.md. Every figure of one summary covers the same window: percentiles, error rate,
+cost, uptime and the time-bucketed trend (:class:`Trend`).
+
+Besides the per-target summaries the dashboard reads the incidents across targets
+(:func:`recent_incidents`) and, for its detail screen, one target's recent probes, error
+messages and state history (:func:`target_detail`). :class:`SnapshotReader` re-reads only what
+changed since its previous read (see its docstring): that is most of the dashboard's idle CPU.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +34,10 @@ import sqlite_utils
 from store import histogram
 from store.control import ProberStatus, prober_status, published_targets
 from store.db import open_db
-from store.health import Verdict, verdict
+from store.health import State, Verdict, verdict
 from store.history import (
+    BlindStatus,
+    PersistedState,
     Uptime,
     blind_status,
     iso,
@@ -39,14 +49,69 @@ from store.history import (
 from store.rollups import get_bookmark
 from store.stats import median, percentile
 
-__all__ = ["Snapshot", "TargetSummary", "iso", "parse_iso", "snapshot", "summarize"]
+__all__ = [
+    "Incident",
+    "RecentProbe",
+    "Snapshot",
+    "SnapshotReader",
+    "TargetDetail",
+    "TargetSummary",
+    "Trend",
+    "iso",
+    "parse_iso",
+    "recent_incidents",
+    "snapshot",
+    "summarize",
+    "target_detail",
+    "trends",
+]
 
 #: Windows up to this length read raw rows; longer ones read rollups.
 RAW_WINDOW_MAX_S = 6 * 3600.0
 #: Uptime windows shown per target.
 UPTIME_WINDOWS_S: dict[str, float] = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
-#: Points in the TTFT trend.
+#: Points in the TTFT series (per probe / per rollup bucket).
 SERIES_POINTS = 120
+#: Time buckets of the per-target trend in the overview (the detail screen asks for more).
+TREND_BUCKETS = 48
+#: Values kept to draw a distribution from rollups (spread over the merged histogram).
+SAMPLE_POINTS = 100
+#: States that make an incident worth listing in the incidents panel.
+PROBLEM_STATES: tuple[State, ...] = (State.DEGRADED, State.DOWN)
+
+
+@dataclass(slots=True)
+class Trend:
+    """A target's figures over the window in equal time buckets, oldest first.
+
+    Attributes:
+        start: UTC ISO 8601 start of the first bucket (the window start).
+        step_s: bucket length in seconds.
+        ttft_ms: mean TTFT of the bucket's successful probes; None when it had none.
+        tps: mean decode tokens/s of those probes; None when unknown.
+        ok: successful probes per bucket.
+        failed: failed probes per bucket (a bucket with failures and no success is drawn
+            as a failure, never as 0 ms).
+    """
+
+    start: str
+    step_s: float
+    ttft_ms: list[float | None]
+    tps: list[float | None]
+    ok: list[int]
+    failed: list[int]
+
+    @classmethod
+    def empty(cls, start: datetime, window_s: float, buckets: int) -> Trend:
+        """A trend with ``buckets`` empty buckets covering ``window_s`` from ``start``."""
+        return cls(
+            iso(start),
+            window_s / buckets,
+            [None] * buckets,
+            [None] * buckets,
+            [0] * buckets,
+            [0] * buckets,
+        )
 
 
 @dataclass(slots=True)
@@ -56,9 +121,13 @@ class TargetSummary:
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
     could give the figure. Percentiles and TPS use successful probes only (metrics.md §6).
     ``ttft_series_ms`` is per probe for raw windows and the mean per hour (per day beyond
-    2 days) for rollup windows; ``ttft_values_ms`` is the raw values, or for rollup windows
-    up to 100 values spread over the merged histogram's quantiles (the same shape).
-    ``uptime`` maps ``24h``/``7d``/``30d`` to :class:`store.history.Uptime`.
+    2 days) for rollup windows; ``trend`` is the same window in :data:`TREND_BUCKETS` equal
+    time buckets. ``ttft_values_ms`` / ``total_values_ms`` / ``tps_values`` are the raw
+    values, or for rollup windows up to :data:`SAMPLE_POINTS` values spread over the merged
+    histogram's quantiles (the same shape). ``uptime`` maps ``24h``/``7d``/``30d`` to
+    :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
+    The ``ratelimit_*`` fields are the provider's rate-limit headroom as reported by the
+    newest probe (None when that probe carried no such header).
     """
 
     name: str
@@ -87,23 +156,49 @@ class TargetSummary:
     last_ttft_ms: float | None = None
     last_started_at: str | None = None
     last_age_s: float | None = None
+    ratelimit_remaining_requests: int | None = None
+    ratelimit_remaining_tokens: int | None = None
+    ratelimit_reset_requests_s: float | None = None
+    ratelimit_reset_tokens_s: float | None = None
     ttft_series_ms: list[float | None] = field(default_factory=list)
     ttft_values_ms: list[float] = field(default_factory=list)
+    total_values_ms: list[float] = field(default_factory=list)
+    tps_values: list[float] = field(default_factory=list)
+    trend: Trend | None = None
     verdict: Verdict | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     uptime: dict[str, Uptime] = field(default_factory=dict)
+    window_uptime: Uptime | None = None
     from_rollups: bool = False
 
 
+_LAST_COLUMNS = (
+    "started_at, status, error_kind, error_message, ttft_ms, ratelimit_remaining_requests, "
+    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
+)
+
 _RAW_SQL = (
     "SELECT target, started_at, status, error_kind, error_message, ttft_ms, total_ms, "
-    "decode_tps, cost_usd, input_tokens, cache_read_tokens FROM probes WHERE started_at >= ? "
-    "ORDER BY started_at"
+    "decode_tps, cost_usd, input_tokens, cache_read_tokens, ratelimit_remaining_requests, "
+    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s "
+    "FROM probes WHERE started_at >= ?"
 )
 
 
+def _in(column: str, names: Collection[str] | None) -> tuple[str, list[Any]]:
+    """``AND column IN (?, ...)`` for a target filter ('' when unfiltered)."""
+    if names is None:
+        return "", []
+    return f" AND {column} IN ({','.join('?' * len(names))})", list(names)
+
+
 def summarize(
-    db: sqlite_utils.Database, window_s: float, now: datetime | None = None
+    db: sqlite_utils.Database,
+    window_s: float,
+    now: datetime | None = None,
+    names: Collection[str] | None = None,
+    *,
+    with_verdicts: bool = True,
 ) -> list[TargetSummary]:
     """Summaries of every published target over the last ``window_s`` seconds.
 
@@ -111,6 +206,8 @@ def summarize(
         db: an open database.
         window_s: window length in seconds.
         now: the current UTC time (injectable for tests).
+        names: only these targets (default: every published target).
+        with_verdicts: attach each target's displayed state (:func:`attach_verdicts`).
     """
     now = now or datetime.now(UTC)
     start = now - timedelta(seconds=window_s)
@@ -126,23 +223,59 @@ def summarize(
             paused=t.paused,
         )
         for t in targets
+        if names is None or t.name in names
     }
+    if not out:
+        return []
+    wanted = list(out)
     if window_s <= RAW_WINDOW_MAX_S:
-        _from_raw(db, out, iso(start), now)
+        _from_raw(db, out, iso(start), now, wanted)
     else:
-        _from_rollups(db, out, start, now, window_s)
+        _from_rollups(db, out, start, now, window_s, wanted)
     for s in out.values():
         if s.last_started_at is None:
             _last_probe(db, s, now)
-    has_history = "target_state" in db.table_names()
-    states = persisted_states(db) if has_history else {}
-    blind = blind_status(db, now) if has_history else None
-    if has_history:
-        for label, w in UPTIME_WINDOWS_S.items():
+    for name, tr in trends(db, wanted, start, now, window_s, TREND_BUCKETS).items():
+        out[name].trend = tr
+    if "target_state" in db.table_names():
+        windows = dict(UPTIME_WINDOWS_S)
+        windows["window"] = window_s
+        for label, w in windows.items():
             gaps = monitor_gaps(db, now - timedelta(seconds=w), now)
-            for name, up in uptime(db, w, now, out, gaps).items():
-                out[name].uptime[label] = up
-    for s in out.values():
+            for name, up in uptime(db, w, now, wanted, gaps).items():
+                if label == "window":
+                    out[name].window_uptime = up
+                else:
+                    out[name].uptime[label] = up
+    summaries = list(out.values())
+    if with_verdicts:
+        attach_verdicts(db, summaries, now)
+    return summaries
+
+
+def attach_verdicts(
+    db: sqlite_utils.Database,
+    summaries: Sequence[TargetSummary],
+    now: datetime,
+    states: dict[str, PersistedState] | None = None,
+    blind: BlindStatus | bool | None = True,
+) -> None:
+    """Set each summary's displayed state from the persisted outage state.
+
+    Args:
+        db: an open database.
+        summaries: the summaries to update in place.
+        now: the current UTC time.
+        states: :func:`store.history.persisted_states` when already read.
+        blind: :func:`store.history.blind_status` when already read (``True``: read it).
+    """
+    has_history = "target_state" in db.table_names()
+    if states is None:
+        states = persisted_states(db) if has_history else {}
+    if blind is True:
+        blind = blind_status(db, now) if has_history else None
+    seen = blind if isinstance(blind, BlindStatus) else None
+    for s in summaries:
         st = states.get(s.name)
         s.verdict = verdict(
             st.state if st else None,
@@ -151,20 +284,24 @@ def summarize(
             st.cause_message if st else "",
             configured=s.configured,
             paused=s.paused,
-            blind_since=blind.since if blind else None,
-            blind_reason=blind.reason if blind else "",
+            blind_since=seen.since if seen else None,
+            blind_reason=seen.reason if seen else "",
             last_age_s=s.last_age_s,
             interval_s=s.interval_s,
             fail_streak=st.fail_streak if st else 0,
         )
-    return list(out.values())
 
 
 def _from_raw(
-    db: sqlite_utils.Database, out: dict[str, TargetSummary], since: str, now: datetime
+    db: sqlite_utils.Database,
+    out: dict[str, TargetSummary],
+    since: str,
+    now: datetime,
+    names: Collection[str] | None = None,
 ) -> None:
     rows_by: dict[str, list[tuple[Any, ...]]] = {}
-    for row in db.conn.execute(_RAW_SQL, [since]):
+    where, params = _in("target", names)
+    for row in db.conn.execute(_RAW_SQL + where + " ORDER BY started_at", [since, *params]):
         rows_by.setdefault(row[0], []).append(row)
     for name, rows in rows_by.items():
         s = out.get(name)
@@ -180,47 +317,48 @@ def _from_raw(
         ok = [r for r in rows if r[2] == "ok"]
         ttft = sorted(float(r[5]) for r in ok if r[5] is not None)
         total = sorted(float(r[6]) for r in ok if r[6] is not None)
-        s.ttft_values_ms = ttft
+        tps = sorted(float(r[7]) for r in ok if r[7] is not None)
+        s.ttft_values_ms, s.total_values_ms, s.tps_values = ttft, total, tps
         s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (percentile(ttft, q) for q in (50, 95, 99))
         s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (
             percentile(total, q) for q in (50, 95, 99)
         )
-        s.decode_tps_p50 = median([float(r[7]) for r in ok if r[7] is not None])
+        s.decode_tps_p50 = median(tps)
         costs = [float(r[8]) for r in ok if r[8] is not None]
         s.cost_per_request_usd = sum(costs) / len(costs) if costs else None
         cached = [r for r in ok if r[9] and r[10] is not None]
         if cached:
             s.cache_hit_share = sum(int(r[10]) for r in cached) / sum(int(r[9]) for r in cached)
-        last = rows[-1]
-        _set_last(s, last[1], last[2], last[3], last[4], last[5], now)
+        _set_last(s, rows[-1][1:6] + rows[-1][11:15], now)
         s.ttft_series_ms = [
             float(r[5]) if r[2] == "ok" and r[5] is not None else None
             for r in rows[-SERIES_POINTS:]
         ]
 
 
-def _set_last(
-    s: TargetSummary,
-    started_at: str,
-    status: str,
-    kind: str | None,
-    message: str | None,
-    ttft: float | None,
-    now: datetime,
-) -> None:
-    s.last_started_at, s.last_status = started_at, status
-    s.last_error_kind, s.last_error_message, s.last_ttft_ms = kind, message, ttft
-    s.last_age_s = (now - parse_iso(started_at)).total_seconds()
+def _set_last(s: TargetSummary, row: Sequence[Any], now: datetime) -> None:
+    """Set the newest probe's fields from a row of :data:`_LAST_COLUMNS`."""
+    (
+        s.last_started_at,
+        s.last_status,
+        s.last_error_kind,
+        s.last_error_message,
+        s.last_ttft_ms,
+        s.ratelimit_remaining_requests,
+        s.ratelimit_remaining_tokens,
+        s.ratelimit_reset_requests_s,
+        s.ratelimit_reset_tokens_s,
+    ) = row
+    s.last_age_s = (now - parse_iso(str(s.last_started_at))).total_seconds()
 
 
 def _last_probe(db: sqlite_utils.Database, s: TargetSummary, now: datetime) -> None:
     row = db.conn.execute(
-        "SELECT started_at, status, error_kind, error_message, ttft_ms FROM probes "
-        "WHERE target = ? ORDER BY started_at DESC LIMIT 1",
+        f"SELECT {_LAST_COLUMNS} FROM probes WHERE target = ? ORDER BY started_at DESC LIMIT 1",
         [s.name],
     ).fetchone()
     if row:
-        _set_last(s, row[0], row[1], row[2], row[3], row[4], now)
+        _set_last(s, row, now)
 
 
 def _ceil(when: datetime, seconds: int) -> datetime:
@@ -242,15 +380,22 @@ def rollup_segments(start: datetime) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def _union(columns: str, segments: list[tuple[str, str, str | None]]) -> tuple[str, list[str]]:
-    parts, params = [], []
+def _union(
+    columns: str,
+    segments: list[tuple[str, str, str | None]],
+    names: Collection[str] | None = None,
+) -> tuple[str, list[Any]]:
+    parts: list[str] = []
+    params: list[Any] = []
+    where, extra = _in("target", names)
     for table, lo, hi in segments:
         sql = f"SELECT {columns} FROM {table} WHERE bucket >= ?"
         params.append(lo)
         if hi is not None:
             sql += " AND bucket < ?"
             params.append(hi)
-        parts.append(sql)
+        parts.append(sql + where)
+        params.extend(extra)
     return " UNION ALL ".join(parts), params
 
 
@@ -260,9 +405,10 @@ def _from_rollups(
     start: datetime,
     now: datetime,
     window_s: float,
+    names: Collection[str] | None = None,
 ) -> None:
     if "rollup_minute" not in db.table_names():
-        _from_raw(db, out, iso(start), now)
+        _from_raw(db, out, iso(start), now, names)
         return
     segments = rollup_segments(start)
     first = segments[0][1]
@@ -287,7 +433,9 @@ def _from_rollups(
         return a
 
     union, params = _union(
-        "target, probes, ok, cost_usd, cost_n, cache_read_tokens, cache_input_tokens", segments
+        "target, probes, ok, cost_usd, cost_n, cache_read_tokens, cache_input_tokens",
+        segments,
+        names,
     )
     for row in db.conn.execute(
         f"SELECT target, sum(probes), sum(ok), sum(cost_usd), sum(cost_n), "
@@ -307,7 +455,7 @@ def _from_rollups(
         ("total_ms_hist", "total"),
         ("decode_tps_hist", "tps"),
     ):
-        union, params = _union(f"target, {column} AS h", segments)
+        union, params = _union(f"target, {column} AS h", segments, names)
         for name, k, n in db.conn.execute(
             f"SELECT r.target, j.key, sum(j.value) FROM ({union}) AS r, json_each(r.h) AS j "
             "WHERE r.h IS NOT NULL GROUP BY r.target, j.key",
@@ -320,10 +468,12 @@ def _from_rollups(
                 a[key][int(k)] = a[key].get(int(k), 0) + int(n)
     # Probes not rolled up yet (normally the last few seconds): a rowid range, not the
     # started_at index (the unary + keeps the planner off it).
+    where, extra = _in("target", names)
     tail = db.conn.execute(
         "SELECT target, started_at, status, error_kind, ttft_ms, total_ms, decode_tps, "
-        "cost_usd, input_tokens, cache_read_tokens FROM probes WHERE id > ? AND +started_at >= ?",
-        [bookmark, first],
+        "cost_usd, input_tokens, cache_read_tokens FROM probes WHERE id > ? "
+        "AND +started_at >= ?" + where,
+        [bookmark, first, *extra],
     ).fetchall()
     for name, _, status, kind, ttft, total, tps, cost, inp, cache in tail:
         a = slot(name)
@@ -361,26 +511,351 @@ def _from_rollups(
         s.decode_tps_p50 = histogram.quantile(a["tps"], 50)
         s.cost_per_request_usd = a["cost"] / a["cost_n"] if a["cost_n"] else None
         s.cache_hit_share = a["cache"] / a["cache_in"] if a["cache_in"] else None
-        s.ttft_values_ms = histogram.sample(a["ttft"], 100)
-    _series_from_rollups(db, out, start, window_s)
+        s.ttft_values_ms = histogram.sample(a["ttft"], SAMPLE_POINTS)
+        s.total_values_ms = histogram.sample(a["total"], SAMPLE_POINTS)
+        s.tps_values = histogram.sample(a["tps"], SAMPLE_POINTS)
+    _series_from_rollups(db, out, start, window_s, names)
 
 
 def _series_from_rollups(
-    db: sqlite_utils.Database, out: dict[str, TargetSummary], start: datetime, window_s: float
+    db: sqlite_utils.Database,
+    out: dict[str, TargetSummary],
+    start: datetime,
+    window_s: float,
+    names: Collection[str] | None = None,
 ) -> None:
     # The trend column is ~17 cells wide: hourly means up to 2 days, daily means beyond.
     table, step = ("rollup_hour", 3600) if window_s <= 2 * 86400 else ("rollup_day", 86400)
     lo = iso(_ceil(start, step))
+    where, extra = _in("target", names)
     for name, mean in db.conn.execute(
         f"SELECT target, CASE WHEN ttft_n > 0 THEN ttft_ms_sum / ttft_n END FROM {table} "
-        "WHERE bucket >= ? ORDER BY bucket",
-        [lo],
+        "WHERE bucket >= ?" + where + " ORDER BY bucket",
+        [lo, *extra],
     ):
         s = out.get(name)
         if s is not None:
             s.ttft_series_ms.append(mean)
     for s in out.values():
         s.ttft_series_ms = s.ttft_series_ms[-SERIES_POINTS:]
+
+
+def _bucket_sql(column: str) -> str:
+    """SQL of the trend bucket index of a timestamp column (params: start, step seconds)."""
+    return f"CAST((julianday({column}) - julianday(?)) * 86400.0 / ? AS INTEGER)"
+
+
+def trends(
+    db: sqlite_utils.Database,
+    names: Collection[str],
+    start: datetime,
+    now: datetime,
+    window_s: float,
+    buckets: int = TREND_BUCKETS,
+) -> dict[str, Trend]:
+    """Per-target figures over ``[start, now]`` in ``buckets`` equal time buckets.
+
+    Raw windows group probe rows in SQLite; longer windows group minute rollups (up to two
+    days) or hour rollups, plus the probes not rolled up yet, so the cost stays bounded.
+
+    Args:
+        db: an open database.
+        names: the targets wanted.
+        start: the window start (UTC).
+        now: the window end (UTC).
+        window_s: the window length in seconds (``now - start``).
+        buckets: how many buckets.
+
+    Returns:
+        Target name -> :class:`Trend` (every requested name, empty when it has no probes).
+    """
+    out = {n: Trend.empty(start, window_s, buckets) for n in names}
+    if not out or "probes" not in db.table_names():
+        return out
+    step = window_s / buckets
+    lo = iso(start)
+    where, extra = _in("target", names)
+    sources: list[tuple[str, list[Any]]] = []
+    ok_ttft = "CASE WHEN status = 'ok' THEN ttft_ms END"
+    ok_tps = "CASE WHEN status = 'ok' THEN decode_tps END"
+    raw_select = (
+        f"SELECT target, {_bucket_sql('started_at')} AS b, sum(status = 'ok'), "
+        f"sum(status != 'ok'), sum({ok_ttft}), count({ok_ttft}), sum({ok_tps}), count({ok_tps}) "
+        "FROM probes WHERE "
+    )
+    if window_s <= RAW_WINDOW_MAX_S or "rollup_minute" not in db.table_names():
+        sources.append(
+            (raw_select + "started_at >= ?" + where + " GROUP BY target, b", [lo, step, lo])
+        )
+    else:
+        table = "rollup_minute" if window_s <= 2 * 86400 else "rollup_hour"
+        sources.append(
+            (
+                f"SELECT target, {_bucket_sql('bucket')} AS b, sum(ok), sum(probes - ok), "
+                "sum(ttft_ms_sum), sum(ttft_n), sum(decode_tps_sum), sum(decode_tps_n) "
+                f"FROM {table} WHERE bucket >= ?" + where + " GROUP BY target, b",
+                [lo, step, lo],
+            )
+        )
+        sources.append(
+            (
+                raw_select + "id > ? AND +started_at >= ?" + where + " GROUP BY target, b",
+                [lo, step, get_bookmark(db), lo],
+            )
+        )
+    sums: dict[tuple[str, int], list[float]] = {}
+    for sql, params in sources:
+        for name, b, ok, failed, t_sum, t_n, p_sum, p_n in db.conn.execute(sql, params + extra):
+            if b is None:
+                continue
+            acc = sums.setdefault((name, min(max(int(b), 0), buckets - 1)), [0, 0, 0, 0, 0, 0])
+            for i, v in enumerate((ok, failed, t_sum, t_n, p_sum, p_n)):
+                acc[i] += v or 0
+    for (name, b), (ok, failed, t_sum, t_n, p_sum, p_n) in sums.items():
+        tr = out.get(name)
+        if tr is None:
+            continue
+        tr.ok[b], tr.failed[b] = int(ok), int(failed)
+        tr.ttft_ms[b] = t_sum / t_n if t_n else None
+        tr.tps[b] = p_sum / p_n if p_n else None
+    return out
+
+
+# ---- incidents and one target's detail ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One state change of a target (a row of ``incidents``).
+
+    Attributes:
+        id: row id.
+        target: target name.
+        from_state: state before.
+        to_state: state entered (the incident's state).
+        started_at: UTC ISO 8601 time it began.
+        ended_at: when the target left that state; None while it is the current state.
+        duration_s: seconds in that state once ended.
+        cause_kind: machine-readable cause (error kind, ``rate_limited``, ``recovered``...).
+        cause_message: human text.
+        probes: probes accounted to that state.
+        failures: failed probes among them.
+    """
+
+    id: int
+    target: str
+    from_state: State
+    to_state: State
+    started_at: str
+    ended_at: str | None
+    duration_s: float | None
+    cause_kind: str | None
+    cause_message: str
+    probes: int
+    failures: int
+
+    @property
+    def open(self) -> bool:
+        """True while the target is still in this state."""
+        return self.ended_at is None
+
+
+_INCIDENT_COLUMNS = (
+    "id, target, from_state, to_state, started_at, ended_at, duration_s, cause_kind, "
+    "cause_message, probes, failures"
+)
+
+
+def _incident(row: Sequence[Any]) -> Incident:
+    return Incident(
+        int(row[0]),
+        str(row[1]),
+        State(row[2]),
+        State(row[3]),
+        str(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8] or "",
+        int(row[9] or 0),
+        int(row[10] or 0),
+    )
+
+
+def recent_incidents(
+    db: sqlite_utils.Database,
+    now: datetime,
+    window_s: float,
+    limit: int = 50,
+    states: Collection[State] = PROBLEM_STATES,
+) -> list[Incident]:
+    """Open and recent incidents across targets, newest first.
+
+    An incident is a period in one of ``states`` (degraded or down by default). Listed:
+    every open one (the target is still in it), and every one that began or ended within
+    the window ``[now - window_s, now]``.
+
+    Args:
+        db: an open database.
+        now: the current UTC time.
+        window_s: how far back "recent" reaches, seconds.
+        limit: at most this many rows.
+        states: the states that count as incidents.
+
+    Returns:
+        Incidents ordered by start time, newest first.
+    """
+    if "incidents" not in db.table_names() or not states:
+        return []
+    lo = iso(now - timedelta(seconds=window_s))
+    marks = ",".join("?" * len(states))
+    # Open ones via target_state (no scan of ended_at); recent ones by the started_at index,
+    # plus those that began before the window and ended in it (bounded look-back).
+    lookback = iso(now - timedelta(seconds=window_s) - timedelta(days=30))
+    rows = db.conn.execute(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE to_state IN ({marks}) AND ("
+        "id IN (SELECT incident_id FROM target_state WHERE incident_id IS NOT NULL) "
+        "OR started_at >= ? OR (started_at >= ? AND ended_at >= ?)) "
+        "ORDER BY started_at DESC, id DESC LIMIT ?",
+        [*(State(s).value for s in states), lo, lookback, lo, limit],
+    ).fetchall()
+    return [_incident(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentProbe:
+    """One stored probe as the detail screen lists it (durations ms, cost USD)."""
+
+    started_at: str
+    status: str
+    error_kind: str | None
+    error_message: str | None
+    http_status: int | None
+    ttft_ms: float | None
+    total_ms: float | None
+    decode_tps: float | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKindSummary:
+    """Failures of one kind in the window, with the newest message.
+
+    Attributes:
+        kind: the error kind.
+        count: failures of that kind in the window.
+        last_at: UTC ISO time of the newest one (None when only rollups remember it).
+        last_message: its message (redacted by the prober), "" when unknown.
+        http_status: its HTTP status, if any.
+    """
+
+    kind: str
+    count: int
+    last_at: str | None
+    last_message: str
+    http_status: int | None
+
+
+@dataclass(slots=True)
+class TargetDetail:
+    """What the detail screen shows beyond the target's :class:`TargetSummary`.
+
+    Attributes:
+        name: the target.
+        window_s: the window.
+        trend: TTFT / TPS / failures over the window in finer buckets than the overview.
+        errors: failures by kind, most frequent first, each with its newest message.
+        recent: the newest probes (any age), newest first.
+        incidents: the target's state history, newest first (all states).
+    """
+
+    name: str
+    window_s: float
+    trend: Trend
+    errors: list[ErrorKindSummary]
+    recent: list[RecentProbe]
+    incidents: list[Incident]
+
+
+def target_detail(
+    db: sqlite_utils.Database,
+    name: str,
+    window_s: float,
+    now: datetime,
+    errors_by_kind: dict[str, int] | None = None,
+    *,
+    buckets: int = 120,
+    recent: int = 30,
+    incidents: int = 20,
+) -> TargetDetail:
+    """Read one target's detail for the detail screen.
+
+    Args:
+        db: an open database.
+        name: the target.
+        window_s: the window in seconds.
+        now: the current UTC time.
+        errors_by_kind: the window's failure counts from the summary (so the counts match
+            the overview exactly, rollups included); read from raw probes when None.
+        buckets: time buckets of the trend.
+        recent: how many recent probes to list.
+        incidents: how many state changes to list.
+    """
+    start = now - timedelta(seconds=window_s)
+    trend = trends(db, [name], start, now, window_s, buckets)[name]
+    messages: dict[str, tuple[str, str, int | None]] = {}
+    counts: Counter[str] = Counter()
+    if "probes" in db.table_names():
+        for kind, at, message, status in db.conn.execute(
+            "SELECT error_kind, started_at, error_message, http_status FROM probes "
+            "WHERE target = ? AND started_at >= ? AND status != 'ok' ORDER BY started_at DESC",
+            [name, iso(start)],
+        ):
+            key = str(kind)
+            counts[key] += 1
+            messages.setdefault(key, (at, message or "", status))
+    by_kind = Counter(errors_by_kind) if errors_by_kind is not None else counts
+    errors = [
+        ErrorKindSummary(
+            kind,
+            n,
+            messages[kind][0] if kind in messages else None,
+            messages[kind][1] if kind in messages else "",
+            messages[kind][2] if kind in messages else None,
+        )
+        for kind, n in by_kind.most_common()
+    ]
+    rows = (
+        db.conn.execute(
+            "SELECT started_at, status, error_kind, error_message, http_status, ttft_ms, "
+            "total_ms, decode_tps, output_tokens, cost_usd FROM probes WHERE target = ? "
+            "ORDER BY started_at DESC LIMIT ?",
+            [name, recent],
+        ).fetchall()
+        if "probes" in db.table_names()
+        else []
+    )
+    history = (
+        db.conn.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE target = ? "
+            "ORDER BY started_at DESC, id DESC LIMIT ?",
+            [name, incidents],
+        ).fetchall()
+        if "incidents" in db.table_names()
+        else []
+    )
+    return TargetDetail(
+        name,
+        window_s,
+        trend,
+        errors,
+        [RecentProbe(*r) for r in rows],
+        [_incident(r) for r in history],
+    )
+
+
+# ---- snapshots ------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -398,6 +873,10 @@ class Snapshot:
         blind_since: UTC ISO 8601 time since which the monitor is blind (prober not
             running, or no network on the monitor's side), None while it can see.
         blind_reason: why it is blind, "" otherwise.
+        incidents: open and recent incidents across targets (:func:`recent_incidents`).
+        detail: the detail of the target asked for, if any (:func:`target_detail`).
+        version: changes whenever anything the snapshot shows may have changed apart from
+            ages (lets a view skip redrawing).
     """
 
     taken_at: datetime
@@ -409,16 +888,43 @@ class Snapshot:
     probes_last_minute: int
     blind_since: str | None = None
     blind_reason: str = ""
+    incidents: list[Incident] = field(default_factory=list)
+    detail: TargetDetail | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """Cheap fingerprint of what changed since the previous read."""
+
+    probe_id: int
+    targets: str
+    states: str
+    incident_id: int
+
+
+_TOKEN_SQL = (
+    "SELECT (SELECT max(id) FROM probes), "
+    "(SELECT group_concat(name || ':' || paused || ':' || configured) FROM targets), "
+    "{states}, {incidents}"
+)
 
 
 class SnapshotReader:
     """Reads :class:`Snapshot` values for the dashboard through one long-lived connection.
 
     Re-summarising every target each second is most of the dashboard's idle CPU, and nearly
-    always redundant: between probes only ages and the heartbeat change. The reader re-runs
-    the window queries only when a new probe row was committed, the window changed, or
-    ``resummarize_s`` passed (the window slides); otherwise it reuses the summaries and moves
-    their ages forward.
+    always redundant: between probes only ages and the heartbeat change. Each read first
+    takes a fingerprint (newest probe id, published targets, outage states, newest incident)
+    and then re-reads only what it says changed:
+
+    * a new probe: only the targets that received probes are summarised again;
+    * a new state or incident: the states (and the incidents list) are read again;
+    * the window changed, the published targets changed, or ``resummarize_s`` passed (the
+      window slides): everything.
+
+    Otherwise it reuses the previous summaries with their ages moved forward. Summaries are
+    copied, never mutated after being handed out, so the UI thread may keep reading them.
 
     Not thread-safe: use it from one thread at a time (calls never overlap).
     """
@@ -429,7 +935,10 @@ class SnapshotReader:
         self._db: sqlite_utils.Database | None = None
         self._last: Snapshot | None = None
         self._last_full: datetime | None = None
-        self._last_probe_id: int | None = None
+        self._token: _Token | None = None
+        self._states: dict[str, PersistedState] = {}
+        self._version = 0
+        self._detail_key: tuple[str, float, int, int, str] | None = None
 
     def close(self) -> None:
         """Close the connection."""
@@ -437,8 +946,27 @@ class SnapshotReader:
             self._db.close()
             self._db = None
 
-    def read(self, window_s: float, now: datetime | None = None) -> Snapshot:
-        """Everything the dashboard shows now, for a window of ``window_s`` seconds."""
+    def _read_token(self, db: sqlite_utils.Database) -> _Token:
+        tables = set(db.table_names())
+        sql = _TOKEN_SQL.format(
+            states="(SELECT group_concat(target || state || coalesce(since, '')) FROM target_state)"
+            if "target_state" in tables
+            else "''",
+            incidents="(SELECT max(id) FROM incidents)" if "incidents" in tables else "0",
+        )
+        probe_id, targets, states, incident_id = db.conn.execute(sql).fetchone()
+        return _Token(probe_id or 0, targets or "", states or "", incident_id or 0)
+
+    def read(
+        self, window_s: float, now: datetime | None = None, detail: str | None = None
+    ) -> Snapshot:
+        """Everything the dashboard shows now, for a window of ``window_s`` seconds.
+
+        Args:
+            window_s: the window in seconds.
+            now: the current UTC time (inject for tests and deterministic screenshots).
+            detail: also read this target's :class:`TargetDetail`.
+        """
         now = now or datetime.now(UTC)
         if self._db is None:
             if not self.db_path.exists():
@@ -447,35 +975,60 @@ class SnapshotReader:
         db = self._db
         if "probes" not in db.table_names():
             return Snapshot(now, window_s, [], None, None, 0, 0)
-        probe_id = db.conn.execute("SELECT max(id) FROM probes").fetchone()[0]
-        last = self._last
-        fresh = (
-            last is not None
-            and last.window_s == window_s
-            and probe_id == self._last_probe_id
-            and self._last_full is not None
-            and (now - self._last_full).total_seconds() < self.resummarize_s
+        token = self._read_token(db)
+        last, old = self._last, self._token
+        full = (
+            last is None
+            or old is None
+            or last.window_s != window_s
+            or old.targets != token.targets
+            or self._last_full is None
+            or (now - self._last_full).total_seconds() >= self.resummarize_s
         )
-        if fresh and last is not None:
-            elapsed = (now - last.taken_at).total_seconds()
-            summaries = last.targets
-            for s in summaries:
-                if s.last_age_s is not None:
-                    s.last_age_s += elapsed
-            recent = last.probes_last_minute
+        changed = full or old != token
+        if full or last is None or old is None:
+            summaries = summarize(db, window_s, now, with_verdicts=False)
+            self._last_full = now
+            recent = self._recent_count(db, now)
         else:
-            summaries = summarize(db, window_s, now)
-            self._last_full, self._last_probe_id = now, probe_id
-            recent = db.conn.execute(
-                "SELECT count(*) FROM probes WHERE started_at >= ?",
-                [iso(now - timedelta(seconds=60))],
-            ).fetchone()[0]
+            elapsed = (now - last.taken_at).total_seconds()
+            by_name = {
+                s.name: replace(
+                    s,
+                    last_age_s=None if s.last_age_s is None else s.last_age_s + elapsed,
+                )
+                for s in last.targets
+            }
+            recent = last.probes_last_minute
+            if token.probe_id != old.probe_id:
+                fresh_names = [
+                    r[0]
+                    for r in db.conn.execute(
+                        "SELECT DISTINCT target FROM probes WHERE id > ?", [old.probe_id]
+                    )
+                ]
+                for s in summarize(db, window_s, now, fresh_names, with_verdicts=False):
+                    by_name[s.name] = s
+                recent = self._recent_count(db, now)
+            summaries = [by_name[s.name] for s in last.targets if s.name in by_name]
+        if full or old is None or old.states != token.states:
+            self._states = persisted_states(db)
+        blind = blind_status(db, now) if "monitor_gaps" in db.table_names() else None
+        attach_verdicts(db, summaries, now, self._states, blind)
+        if changed:
+            self._version += 1
+        incidents = (
+            last.incidents
+            if not full and last is not None and old is not None and old == token
+            else recent_incidents(db, now, window_s)
+        )
+        detail_snapshot = self._detail(db, detail, window_s, now, summaries, token, full)
         status = prober_status(db)
         age_s = (now - parse_iso(status.heartbeat_at)).total_seconds() if status else None
-        blind = blind_status(db, now) if "monitor_gaps" in db.table_names() else None
         size = sum(
             p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
         )
+        self._token = token
         self._last = Snapshot(
             now,
             window_s,
@@ -486,14 +1039,49 @@ class SnapshotReader:
             int(recent),
             blind.since if blind else None,
             blind.reason if blind else "",
+            incidents,
+            detail_snapshot,
+            self._version,
         )
         return self._last
 
+    def _detail(
+        self,
+        db: sqlite_utils.Database,
+        name: str | None,
+        window_s: float,
+        now: datetime,
+        summaries: list[TargetSummary],
+        token: _Token,
+        full: bool,
+    ) -> TargetDetail | None:
+        if name is None:
+            self._detail_key = None
+            return None
+        key = (name, window_s, token.probe_id, token.incident_id, token.states)
+        last = self._last.detail if self._last is not None else None
+        if not full and key == self._detail_key and last is not None and last.name == name:
+            return last
+        summary = next((s for s in summaries if s.name == name), None)
+        self._detail_key = key
+        return target_detail(db, name, window_s, now, summary.errors_by_kind if summary else None)
 
-def snapshot(db_path: Path | str, window_s: float, now: datetime | None = None) -> Snapshot:
+    @staticmethod
+    def _recent_count(db: sqlite_utils.Database, now: datetime) -> int:
+        return int(
+            db.conn.execute(
+                "SELECT count(*) FROM probes WHERE started_at >= ?",
+                [iso(now - timedelta(seconds=60))],
+            ).fetchone()[0]
+        )
+
+
+def snapshot(
+    db_path: Path | str, window_s: float, now: datetime | None = None, detail: str | None = None
+) -> Snapshot:
     """Open ``db_path``, read everything the dashboard shows, and close it (any thread)."""
     reader = SnapshotReader(db_path)
     try:
-        return reader.read(window_s, now)
+        return reader.read(window_s, now, detail)
     finally:
         reader.close()
