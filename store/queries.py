@@ -127,7 +127,8 @@ class TargetSummary:
     histogram's quantiles (the same shape). ``uptime`` maps ``24h``/``7d``/``30d`` to
     :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
     The ``ratelimit_*`` fields are the provider's rate-limit headroom as reported by the
-    newest probe (None when that probe carried no such header).
+    newest probe (None when that probe carried no such header). ``fail_streak`` counts the
+    consecutive failures the outage machine holds (below the down threshold while up).
     """
 
     name: str
@@ -169,6 +170,7 @@ class TargetSummary:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     uptime: dict[str, Uptime] = field(default_factory=dict)
     window_uptime: Uptime | None = None
+    fail_streak: int = 0
     from_rollups: bool = False
 
 
@@ -277,6 +279,7 @@ def attach_verdicts(
     seen = blind if isinstance(blind, BlindStatus) else None
     for s in summaries:
         st = states.get(s.name)
+        s.fail_streak = st.fail_streak if st else 0
         s.verdict = verdict(
             st.state if st else None,
             st.since if st else None,

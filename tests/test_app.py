@@ -1,195 +1,492 @@
-"""The dashboard, driven with App.run_test() and Pilot over a real SQLite file."""
+"""The dashboard, driven with App.run_test() and Pilot over a real SQLite file.
+
+Every key and every screen has a test here; layout is checked by the snapshot tests in
+``test_snapshots.py``. The database is the deterministic fixture of ``dashboard_fixture.py``
+and the app's clock is fixed at its ``NOW``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+import io
+import itertools
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Static
+from textual.pilot import Pilot
 
-from probes.record import ProbeRecord
 from store import control
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget
-from store.queries import iso
-from tui.app import HelpScreen, InferwatchApp, visible_columns
-
-
-def _status_text(app: InferwatchApp) -> str:
-    return str(app.query_one("#status", Static).render())
-
-
-def _rows(app: InferwatchApp) -> list[list[str]]:
-    table = app.query_one("#targets", DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+from store.history import HistoryWriter, MonitoredTarget, iso
+from store.queries import SnapshotReader
+from tests import dashboard_fixture
+from tests.dashboard_fixture import NOW
+from tui.app import InferwatchApp
+from tui.screens import (
+    CompareScreen,
+    DetailScreen,
+    HelpScreen,
+    IncidentsScreen,
+    OverviewScreen,
+    TooSmallScreen,
+)
+from tui.table import TargetTable, visible_columns
+from tui.widgets import Drawing
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "dash.db"
-    db = open_db(path)
-    control.publish_targets(
-        db,
-        [
-            control.PublishedTarget("fast", "groq", "llama", "chat", 30, True, False),
-            control.PublishedTarget("broken", "openai", "gpt", "chat", 30, True, False),
-            control.PublishedTarget("nokey", "anthropic-ish", "claude", None, 30, False, False),
-        ],
-    )
-    now = datetime.now(UTC)
-    history = HistoryWriter(
-        db,
-        [
-            MonitoredTarget("fast", "api.groq.example"),
-            MonitoredTarget("broken", "api.openai.example"),
-            MonitoredTarget("nokey", "api.other.example", configured=False),
-        ],
-        now - timedelta(hours=1),
-    )
-    for i in range(20):
-        history.store_probe(
-            ProbeRecord(
-                started_at=iso(now - timedelta(seconds=30 * (20 - i))),
-                target="fast",
-                provider="groq",
-                model="llama",
-                status="ok",
-                ttft_ms=100.0 + i,
-                total_ms=400.0,
-                decode_tps=300.0,
-                output_tokens=40,
-                input_tokens=20,
-                cost_usd=0.00004,
-            ),
-        )
-    for i in range(4):
-        history.store_probe(
-            ProbeRecord(
-                started_at=iso(now - timedelta(seconds=30 * (4 - i))),
-                target="broken",
-                provider="openai",
-                model="gpt",
-                status="error",
-                error_kind="server_error",
-                http_status=500,
-                error_message="HTTP 500: boom",
-            ),
-        )
-    control.heartbeat(db, pid=4242, paused=False, config_path="test.toml")
-    db.close()
-    return path
+def db_path(tmp_path: Path) -> Path:
+    return dashboard_fixture.build(tmp_path / "dash.db")
 
 
-async def test_every_target_visible_at_80x24(db_path: Path) -> None:
-    app = InferwatchApp(db_path, window_s=3600, source_label="test")
+def make_app(db: Path, **kwargs: object) -> InferwatchApp:
+    return InferwatchApp(db, window_s=3600, source_label="test", clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
+
+
+async def loaded(pilot: Pilot[None], app: InferwatchApp, detail: bool = False) -> None:
+    """Wait until a snapshot (and, if asked, the detail) has been drawn."""
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if app.snap is not None and (not detail or app.snap.detail is not None):
+            await pilot.pause()
+            return
+    raise AssertionError("no snapshot within 5 s")
+
+
+def status(app: InferwatchApp) -> str:
+    return app.screen.query_one("#status", Drawing).text.plain
+
+
+def drawing(app: InferwatchApp, selector: str) -> str:
+    return app.screen.query_one(selector, Drawing).text.plain
+
+
+def table(app: InferwatchApp) -> TargetTable:
+    return app.screen.query_one(TargetTable)
+
+
+async def test_overview_groups_primary_and_fallback_at_80x24(db_path: Path) -> None:
+    app = make_app(db_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.5)
-        rows = _rows(app)
-        assert [r[1].strip() for r in rows] == ["fast", "broken", "nokey"]
-        states = [r[0].strip() for r in rows]
-        assert states == ["✔ up", "✖ down", "○ not configured"]
-        fast = rows[0]
-        assert fast[2].strip() == "110"  # P50 of 100..119 ms
-        assert "$0.000040" in fast[6]
-        assert "probing" in _status_text(app)
-        detail = str(app.query_one("#detail-text", Static).render())
-        assert "fast" in detail and "P50 110 ms" in detail
+        await loaded(pilot, app)
+        t = table(app)
+        assert t.keys == [
+            "group:chat",
+            "chat-primary",
+            "chat-fallback",
+            "fast-llama",
+            "reasoner",
+            "flaky-mix",
+            "local-llm",
+            "no-key",
+        ]
+        rows = t.row_texts()
+        assert "primary ✖ down · fallback ✔ up" in rows[0]
+        assert rows[1].split()[:3] == ["✖", "down", "4m"]
+        assert "├ chat-primary" in rows[1] and "└ chat-fallba" in rows[2]
+        assert "▲ degraded" in rows[5] and "○ no key" in rows[7]
+        assert all(len(r) <= 79 for r in rows)  # never wraps
+        assert "$0.000525" in rows[1] and "85.0%" in rows[1]
+        assert "● prober up since 10:59:55Z" in status(app)
+        assert t.cursor_key == "chat-primary"
+        selected = drawing(app, "#selected")
+        assert "since 11:55:01Z: 3 consecutive failures" in selected
+        assert "HTTP 503: upstream unavailable" in selected
+        incidents = drawing(app, "#incidents")
+        assert incidents.index("chat-primary") < incidents.index("flaky-mix")
+        assert "OPEN" in incidents
 
 
-async def test_detail_follows_the_cursor_and_shows_the_error(db_path: Path) -> None:
-    app = InferwatchApp(db_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.5)
-        await pilot.press("down")
-        detail = str(app.query_one("#detail-text", Static).render())
-        assert "broken" in detail and "server_error: HTTP 500: boom" in detail
+def test_columns_drop_by_priority() -> None:
+    narrow = [c.key for c in visible_columns(80)]
+    assert narrow[:4] == ["state", "since", "target", "p50"]
+    assert {"p99", "tps", "err", "cost", "uptime", "age"} <= set(narrow)
+    assert sum(c.width for c in visible_columns(80)) <= 79
+    wide = [c.key for c in visible_columns(200)]
+    assert {"p95", "dist", "trend", "headroom", "kind", "model"} <= set(wide)
+    assert [c.key for c in visible_columns(30)][:2] == ["state", "target"]
 
 
-async def test_help_opens_and_closes(db_path: Path) -> None:
-    app = InferwatchApp(db_path)
+async def test_cursor_moves_over_targets_only_and_the_panel_follows(db_path: Path) -> None:
+    app = make_app(db_path)
     async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.press("up")  # the group row above is not selectable
+        assert table(app).cursor_key == "chat-primary"
+        await pilot.press("down", "j")
+        assert table(app).cursor_key == "fast-llama"
+        await pilot.pause()
+        assert drawing(app, "#selected").startswith("fast-llama")
+        await pilot.press("k")
+        assert table(app).cursor_key == "chat-fallback"
+        await pilot.press("end")
+        assert table(app).cursor_key == "no-key"
+        await pilot.press("home")
+        assert table(app).cursor_key == "chat-primary"
+
+
+async def test_click_selects_then_opens(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.click(TargetTable, offset=(20, 4))  # header, group, primary, fallback
+        assert table(app).cursor_key == "fast-llama"
+        await pilot.click(TargetTable, offset=(20, 4))
+        assert isinstance(app.screen, DetailScreen)
+
+
+async def test_enter_opens_the_detail_and_esc_goes_back(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await loaded(pilot, app, detail=True)
+        await pilot.pause(0.1)
+        assert "TTFT histogram" in drawing(app, "#ttft-hist")
+        assert "▲P50" in drawing(app, "#ttft-hist") and "▲P99" in drawing(app, "#total-hist")
+        assert "TTFT over time" in drawing(app, "#ttft-trend")
+        assert "Decode tok/s over time" in drawing(app, "#tps-trend")
+        errors = drawing(app, "#errors")
+        assert "server_error" in errors and "last: HTTP 503: upstream unavailable" in errors
+        recent = drawing(app, "#recent")
+        assert "✖ server_error" in recent and "HTTP 503: upstream unavailable" in recent
+        history = drawing(app, "#history")
+        assert "✖ down" in history and "OPEN" in history and "✔ up" in history
+        assert "uptime 1h 85.0%, 24h" in drawing(app, "#head")
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("backspace")
+        assert isinstance(app.screen, OverviewScreen)
+        assert app.snap is not None
+
+
+async def test_compare_marks_fastest_and_cheapest(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("c")
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.pause()
+        text = drawing(app, "#compare")
+        lines = text.splitlines()
+
+        def line_of(section: str, name: str) -> str:
+            start = next(i for i, line in enumerate(lines) if line.startswith(section))
+            return next(line for line in lines[start:] if line.startswith(name))
+
+        assert "◆ fastest" in line_of("TTFT distribution", "local-llm")
+        assert "◆ most tok/s" in line_of("Decode speed", "fast-llama")
+        assert "◆ cheapest" in line_of("Cost per request", "local-llm")
+        # The down primary does not compete, but is still drawn on the same axes.
+        assert "◆" not in line_of("TTFT distribution", "chat-primary")
+        assert "┃" in line_of("TTFT distribution", "chat-primary")
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_incidents_screen_lists_open_and_recent_newest_first(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("i")
+        assert isinstance(app.screen, IncidentsScreen)
+        await pilot.pause()
+        lines = drawing(app, "#incidents-all").splitlines()
+        body = [line for line in lines if line.startswith(("✖", "▲"))]
+        assert [line.split()[2] for line in body] == [
+            "chat-primary",
+            "chat-primary",
+            "flaky-mix",
+            "flaky-mix",
+        ]
+        assert "OPEN" in body[0] and "OPEN" not in body[1]
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_help_lists_every_key(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await loaded(pilot, app)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        await pilot.pause()
+        text = str(app.screen.query_one("Static").render())
+        for key in ("q, ctrl+c", "?, f1", "enter", "p ", "P ", "r ", "R ", "w ", "/ "):
+            assert key in text, key
+        for key in ("s ", "c ", "i ", "e ", "escape, backspace", "↑ ↓"):
+            assert key in text, key
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")  # closes the help, does not quit
+        assert isinstance(app.screen, OverviewScreen)
 
 
-async def test_pause_and_probe_now_reach_the_prober(db_path: Path) -> None:
-    app = InferwatchApp(db_path)
+async def test_window_key_changes_every_figure(db_path: Path) -> None:
+    app = make_app(db_path)
     async with app.run_test() as pilot:
-        await pilot.pause(0.3)
-        await pilot.press("p")
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        db = open_db(db_path)
-        taken = [c.command for c in control.take_commands(db)]
-        assert taken == ["pause", "probe_now"]
-        # The prober takes the pause and says so in its heartbeat; the dashboard shows it.
-        control.heartbeat(db, pid=4242, paused=True, config_path="test.toml")
-        db.close()
-        await pilot.pause(1.6)
-        assert "PAUSED" in _status_text(app)
-        assert "waiting for prober" not in _status_text(app)
-
-
-async def test_window_key_cycles(db_path: Path) -> None:
-    app = InferwatchApp(db_path, window_s=3600)
-    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        assert app.snap is not None
+        hour = {s.name: s.count for s in app.snap.targets}
         await pilot.press("w")
         assert app.window_s == 86400
-        for _ in range(30):  # the 24 h view reads rollups in a worker; allow a busy machine
-            await pilot.pause(0.1)
-            if "window 24h" in _status_text(app):
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.snap.window_s == 86400:
                 break
-        assert "window 24h" in _status_text(app)
+        assert "window 24h" in status(app)
+        day = {s.name: s for s in app.snap.targets}
+        assert day["fast-llama"].from_rollups and day["fast-llama"].count == hour["fast-llama"]
+        assert day["fast-llama"].window_uptime is not None
+        assert day["fast-llama"].window_uptime.window_s == 86400
+        assert day["fast-llama"].trend is not None
+        assert day["fast-llama"].trend.step_s == 86400 / 48
+        await pilot.press("w", "w")
+        assert app.window_s == 900
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.snap.window_s == 900:
+                break
+        quarter = {s.name: s.count for s in app.snap.targets}
+        assert quarter["fast-llama"] == 30  # 15 min of 30 s probes
+        assert "window 15m" in status(app)
+
+
+async def test_filter_and_escape(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await pilot.press(*"llama")
+        await pilot.pause()
+        assert table(app).keys == ["fast-llama"]
+        await pilot.press("enter")  # keeps the filter, back to the table
+        assert isinstance(app.focused, TargetTable)
+        assert "filter “llama”" in status(app)
+        await pilot.press("slash")
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "backspace")
+        await pilot.press(*"chat", "enter")
+        assert table(app).keys == ["group:chat", "chat-primary", "chat-fallback"]
+        await pilot.press("escape")
+        assert len(table(app).keys) == 8
+        assert "filter" not in status(app)
+
+
+async def test_sort_cycles_and_keeps_groups_together(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.press("s")  # worst state first
+        assert app.sort == "state"
+        assert table(app).keys[:4] == ["group:chat", "chat-primary", "chat-fallback", "flaky-mix"]
+        await pilot.press("s")  # fastest P50 first
+        assert table(app).keys[:2] == ["local-llm", "fast-llama"]
+        await pilot.press("s", "s")  # cheapest first
+        assert app.sort == "cost" and table(app).keys[0] == "local-llm"
+        await pilot.press("s", "s")
+        assert app.sort == "config" and table(app).keys[0] == "group:chat"
+        assert table(app).cursor_key == "chat-primary"  # the cursor stayed on its target
+
+
+async def take(db_path: Path) -> list[tuple[str, str | None]]:
+    db = open_db(db_path)
+    try:
+        return [(c.command, c.target) for c in control.take_commands(db)]
+    finally:
+        db.close()
+
+
+async def test_pause_and_probe_keys_reach_the_prober_and_show_done(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "⧗ pause chat-primary: sent, waiting for the prober" in status(app)
+        await pilot.press("r", "P", "R")
+        await app.workers.wait_for_complete()
+        assert await take(db_path) == [
+            ("pause", "chat-primary"),
+            ("probe_now", "chat-primary"),
+            ("pause", None),
+            ("probe_now", None),
+        ]
+        # The prober applies the pause as it would: published flag and outage history.
+        db = open_db(db_path)
+        control.set_target_paused(db, "chat-primary", True)
+        HistoryWriter(db, [MonitoredTarget("chat-primary", "x")], NOW).set_paused(
+            "chat-primary", True, NOW
+        )
+        db.close()
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if "waiting for the prober" not in status(app):
+                break
+        assert "✔ pause chat-primary: done" in status(app)
+        await pilot.pause(0.2)
+        assert table(app).row_texts()[1].lstrip().startswith("‖ paused")
+        # p on a paused target resumes it.
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        assert await take(db_path) == [("resume", "chat-primary")]
+
+
+async def test_pause_from_the_detail_screen_acts_on_its_target(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.press("down", "down", "enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("p", "r")
+        await app.workers.wait_for_complete()
+        assert await take(db_path) == [("pause", "fast-llama"), ("probe_now", "fast-llama")]
+
+
+async def test_export_writes_the_window_and_says_where(db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exports"
+    app = make_app(db_path, export_dir=out)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        (written,) = out.glob("inferwatch-all-1h-*.csv")
+        assert written.read_text().count("\n") == 1 + 6 * 120  # header + every probe
+        assert any(str(written) in n.message for n in app._notifications)
+        # From the detail screen only that target is exported.
+        await pilot.press("enter", "e")
+        await app.workers.wait_for_complete()
+        (one,) = out.glob("inferwatch-chat-primary-1h-*.csv")
+        assert one.read_text().count("\n") == 1 + 120
 
 
 async def test_stale_heartbeat_says_monitor_blind(db_path: Path) -> None:
     db = open_db(db_path)
-    db.execute(
-        "UPDATE prober SET heartbeat_at = ?", [iso(datetime.now(UTC) - timedelta(minutes=5))]
-    )
+    db.execute("UPDATE prober SET heartbeat_at = ?", [iso(NOW - timedelta(minutes=5))])
     db.close()
-    app = InferwatchApp(db_path)
+    app = make_app(db_path)
     async with app.run_test() as pilot:
-        await pilot.pause(0.5)
-        assert "prober NOT RUNNING" in _status_text(app)
-        assert app.query_one("#status").has_class("blind")
+        await loaded(pilot, app)
+        assert "✖ MONITOR BLIND: prober not running since 11:55:00Z" in status(app)
+        assert app.screen.query_one("#status").has_class("blind")
+        assert all("? stale" in r for r in table(app).row_texts()[1:7])
 
 
 async def test_too_small_then_resized_back(db_path: Path) -> None:
-    app = InferwatchApp(db_path)
+    app = make_app(db_path)
     async with app.run_test(size=(50, 12)) as pilot:
         await pilot.pause(0.3)
-        assert app.screen.has_class("too-small")
-        assert "Terminal too small: 50x12" in str(app.query_one("#too-small", Static).render())
-        await pilot.resize_terminal(120, 30)
+        assert isinstance(app.screen, TooSmallScreen)
+        message = str(app.screen.query_one("#too-small").render())
+        assert "Terminal too small: 50x12" in message and "at least 60x15" in message
+        await pilot.resize_terminal(200, 50)
         await pilot.pause(0.3)
-        assert not app.screen.has_class("too-small")
-        assert len(app.query_one("#targets", DataTable).columns) > 8
+        assert isinstance(app.screen, OverviewScreen)
+        assert table(app).row_texts()[1].count(" ") > 20
+        assert "TTFT dist" in table(app)._header and "model" in table(app)._header
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert "TTFT dist" not in table(app)._header
+        assert all(len(r) <= 79 for r in table(app).row_texts())
+        await pilot.resize_terminal(40, 10)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
 
 
 async def test_quit_keys(db_path: Path) -> None:
     for key in ("q", "ctrl+c"):
-        app = InferwatchApp(db_path)
+        app = make_app(db_path)
         async with app.run_test() as pilot:
+            await loaded(pilot, app)
             await pilot.press(key)
             await pilot.pause(0.1)
         assert app.return_code == 0
 
 
-async def test_empty_database_first_paint_says_no_data(tmp_path: Path) -> None:
-    app = InferwatchApp(tmp_path / "new.db")
+async def test_exits_when_the_terminal_goes_away(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(db_path)
     async with app.run_test() as pilot:
-        await pilot.pause(0.5)
-        assert "No targets yet" in str(app.query_one("#detail-text", Static).render())
-        assert "never ran" in _status_text(app)
+        await loaded(pilot, app)
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a TTY any more
+        app._watch_terminal()
+        await pilot.pause(0.1)
+    assert app.return_code == 0
 
 
-def test_columns_drop_by_priority() -> None:
-    narrow = [c.key for c in visible_columns(80)]
-    assert narrow[:4] == ["state", "target", "p50", "p99"] and "age" in narrow
-    assert sum(c.width for c in visible_columns(80)) <= 79
-    wide = [c.key for c in visible_columns(200)]
-    assert {"p95", "trend", "model"} <= set(wide)
+async def test_empty_database_first_paint_says_no_data(tmp_path: Path) -> None:
+    app = InferwatchApp(tmp_path / "new.db", clock=lambda: NOW)
+    started = time.perf_counter()
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        assert time.perf_counter() - started < 1.0
+        assert "no data yet" in table(app).row_texts()[0]
+        assert "No targets yet" in drawing(app, "#selected")
+        assert "none: no target was degraded" in drawing(app, "#incidents")
+        assert "no prober has run" in status(app)
+
+
+async def test_no_color_keeps_state_words(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        assert app.no_color
+        rows = table(app).row_texts()
+        assert "✖ down" in rows[1] and "✔ up" in rows[2] and "▲ degraded" in rows[5]
+
+
+async def test_refreshes_never_overlap_and_coalesce(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active = 0
+    peak = 0
+    reads = 0
+    real = SnapshotReader.read
+
+    def slow_read(self: SnapshotReader, *args: object, **kwargs: object) -> object:
+        nonlocal active, peak, reads
+        active += 1
+        peak = max(peak, active)
+        reads += 1
+        time.sleep(0.15)
+        active -= 1
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SnapshotReader, "read", slow_read)
+    app = make_app(db_path)
+    async with app.run_test() as pilot:
+        await loaded(pilot, app)
+        for _ in range(20):  # a burst of refresh requests (keys, commands, resizes)
+            app.request_refresh()
+        await pilot.pause(1.2)
+    assert peak == 1
+    assert reads <= 6  # one in flight plus one queued per burst, then the 1 s timer
+
+
+async def test_refresh_is_at_most_once_a_second(db_path: Path) -> None:
+    app = make_app(db_path)
+    reads: list[float] = []
+    async with app.run_test() as pilot:
+        real = app._reader.read
+
+        def counted(*args: object, **kwargs: object) -> object:
+            reads.append(time.monotonic())
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        app._reader.read = counted  # type: ignore[method-assign]
+        await asyncio.sleep(3.2)
+        await pilot.pause()
+    gaps = [b - a for a, b in itertools.pairwise(reads)]
+    assert 2 <= len(reads) <= 4 and all(g >= 0.99 for g in gaps)

@@ -28,8 +28,13 @@ STATE_STYLES: dict[State, str] = {
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds as a bare integer for ms columns (``842``, ``12400``); ``–`` when unknown."""
-    return "–" if value is None else f"{value:.0f}"
+    """Milliseconds as a bare integer for ms columns (``842``, ``9870``), whole seconds from
+    10 s (``12s``) so it fits 4 cells; ``–`` when unknown."""
+    if value is None:
+        return "–"
+    if value >= 10_000:
+        return f"{value / 1000:.0f}s"
+    return f"{value:.0f}"
 
 
 def duration(value_ms: float | None) -> str:
@@ -92,3 +97,105 @@ def window(seconds: float) -> str:
     if seconds % 3600 == 0:
         return f"{seconds / 3600:.0f}h"
     return f"{seconds / 60:.0f}m"
+
+
+#: Shorter state words for the overview's narrow state column (same symbols).
+STATE_SHORT: dict[State, str] = {**STATE_LABELS, State.NOT_CONFIGURED: "○ no key"}
+
+#: Symbol of each state alone (comparison and incident lists put the word beside it).
+STATE_SYMBOLS: dict[State, str] = {s: label.split(" ", 1)[0] for s, label in STATE_LABELS.items()}
+
+#: How bad a state is, for sorting (worst first) and for group summaries.
+STATE_SEVERITY: dict[State, int] = {
+    State.DOWN: 0,
+    State.STALE: 1,
+    State.DEGRADED: 2,
+    State.NO_DATA: 3,
+    State.PAUSED: 4,
+    State.NOT_CONFIGURED: 5,
+    State.UP: 6,
+}
+
+
+def span(seconds: float | None) -> str:
+    """A coarse duration for "in this state for": ``<1m``, ``12m``, ``3h``, ``2h``, ``5d``.
+
+    Minute resolution at least, so a row does not repaint every second for it.
+    """
+    if seconds is None:
+        return "–"
+    seconds = max(seconds, 0)
+    if seconds < 60:
+        return "<1m"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def duration_s(seconds: float | None) -> str:
+    """An exact-ish duration: ``45s``, ``3m05s``, ``2h10m``, ``3d4h``; ``–`` when unknown."""
+    if seconds is None:
+        return "–"
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
+def clock(iso_time: str | None, now_iso: str | None = None) -> str:
+    """A stored UTC time as ``14:03:12Z``, with the date (``11-29 14:03Z``) when it is not
+    the same day as ``now_iso``; ``?`` when unknown."""
+    if not iso_time:
+        return "?"
+    if now_iso is not None and iso_time[:10] != now_iso[:10]:
+        return f"{iso_time[5:10]} {iso_time[11:16]}Z"
+    return f"{iso_time[11:19]}Z"
+
+
+def short_count(n: float | None) -> str:
+    """A count in at most 4 characters: ``998``, ``12k``, ``1.2M``; ``–`` when unknown."""
+    if n is None:
+        return "–"
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def headroom(requests: int | None, tokens: int | None) -> str:
+    """Rate-limit headroom as ``998r 199kt`` (requests, tokens left); ``–`` when unknown."""
+    if requests is None and tokens is None:
+        return "–"
+    parts = []
+    if requests is not None:
+        parts.append(f"{short_count(requests)}r")
+    if tokens is not None:
+        parts.append(f"{short_count(tokens)}t")
+    return " ".join(parts)
+
+
+def uptime_pct(pct: float | None) -> str:
+    """Uptime with one decimal below 100 % (``99.3%``); ``?`` when nothing is known."""
+    if pct is None:
+        return "?"
+    if pct >= 99.995:
+        return "100%"
+    return f"{min(pct, 99.9):.1f}%" if pct >= 10 else f"{pct:.1f}%"
+
+
+def megabytes(n_bytes: int) -> str:
+    """A file size: ``0.2 MB``, ``14 MB``, ``1.3 GB``."""
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:.1f} GB"
+    if n_bytes >= 1e7:
+        return f"{n_bytes / 1e6:.0f} MB"
+    return f"{n_bytes / 1e6:.1f} MB"

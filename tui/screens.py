@@ -1,0 +1,496 @@
+"""The dashboard's screens: overview, one target's detail, comparison, incidents, help and
+"terminal too small".
+
+Screens never read the database: the app's refresh worker posts a snapshot and the app hands
+it to the screen on top (:meth:`DashScreen.show_snapshot`); a covered screen is redrawn when it
+comes back (:meth:`DashScreen.on_screen_resume`), so hidden screens cost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Static
+
+from store.health import State
+from store.queries import Snapshot, TargetSummary
+from tui import keys, panels
+from tui.table import (
+    Column,
+    Row,
+    TargetTable,
+    build_rows,
+    cell_text,
+    fit,
+    group_text,
+    header_text,
+    state_of,
+    visible_columns,
+)
+from tui.widgets import Drawing
+
+if TYPE_CHECKING:
+    from tui.app import InferwatchApp
+
+
+def fingerprint(s: TargetSummary) -> tuple[object, ...]:
+    """What changes a target's panels (not its age): counts, newest probe, state, uptime."""
+    return (
+        s.name,
+        s.count,
+        s.errors,
+        s.last_started_at,
+        s.verdict,
+        s.paused,
+        s.window_uptime,
+        s.ttft_p50_ms,
+    )
+
+
+class DashScreen(Screen[None]):
+    """A screen showing snapshot data under the shared status line."""
+
+    # Textual annotates this oddly (ClassVar inside a union): mypy wants no ClassVar here.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-narrow"),
+        (120, "-wide"),
+    ]
+    """At 120 columns and more, panels sit side by side."""
+
+    @property
+    def dash(self) -> InferwatchApp:
+        """The app, typed."""
+        from tui.app import InferwatchApp
+
+        app = self.app
+        assert isinstance(app, InferwatchApp)
+        return app
+
+    def current_target(self) -> str | None:
+        """The target that ``p``, ``r`` and ``e`` act on here (None: none selected)."""
+        return None
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw from ``snap`` (only what changed)."""
+        self.show_status(snap)
+
+    def show_status(self, snap: Snapshot | None) -> None:
+        """Redraw the status line."""
+        status = self.query_one("#status", Drawing)
+        ctx = self.dash.status_context()
+
+        def draw(width: int, height: int) -> Text:
+            line, blind = panels.status_text(snap, ctx, width)
+            status.set_class(blind, "blind")
+            return line
+
+        status.show(draw)
+
+    def on_screen_resume(self) -> None:
+        """Catch up with the newest snapshot when this screen comes back on top."""
+        self.show_snapshot(self.dash.snap)
+
+    def on_resize(self) -> None:
+        """Redraw at the new size (columns and panels depend on it)."""
+        self.show_snapshot(self.dash.snap)
+
+
+class OverviewScreen(DashScreen):
+    """One row per target (groups together), the selected target's panel and incidents."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keys.FIRST,
+        Binding("enter", "details", "details", tooltip="Open the selected target's detail"),
+        keys.PAUSE,
+        keys.PROBE,
+        keys.WINDOW,
+        Binding("slash", "filter", "filter", tooltip="Filter targets by name, model, group"),
+        Binding("s", "sort", "sort", tooltip="Cycle the sort order (groups stay together)"),
+        Binding("c", "compare", "compare", tooltip="Compare targets on shared axes"),
+        Binding("i", "incidents", "incidents", tooltip="Open and recent incidents"),
+        keys.EXPORT,
+        keys.PAUSE_ALL,
+        keys.PROBE_ALL,
+        Binding("escape", "clear_filter", "clear filter", show=False, tooltip="Clear the filter"),
+    ]
+    """Overview keys, in footer order."""
+
+    def compose(self) -> ComposeResult:
+        """Status, table, lower panels, the (hidden) filter box and the footer."""
+        yield Drawing(id="status")
+        yield TargetTable(id="targets")
+        with Container(id="lower"):
+            yield Drawing(id="selected", fill=True)
+            yield Drawing(id="incidents")
+        yield Input(id="filter", placeholder="filter targets (enter keeps it, esc clears)")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """First paint: "no data yet" states before the first read lands."""
+        self.query_one("#filter", Input).cursor_blink = False
+        self.query_one(TargetTable).focus()
+        self.show_snapshot(self.dash.snap)
+
+    def current_target(self) -> str | None:
+        """The target under the cursor."""
+        return self.query_one(TargetTable).cursor_key
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw the table (changed lines only), the selected panel and incidents."""
+        self.show_status(snap)
+        table = self.query_one(TargetTable)
+        columns = visible_columns(table.size.width or self.size.width)
+        app = self.dash
+        if snap is None:
+            table.set_lines(
+                header_text(columns), [("empty", False, Text(" reading the database…"))]
+            )
+        elif not snap.targets:
+            table.set_lines(
+                header_text(columns),
+                [
+                    (
+                        "empty",
+                        False,
+                        Text(" no data yet: waiting for the prober to publish its targets"),
+                    )
+                ],
+            )
+        else:
+            rows = build_rows(snap.targets, app.sort, app.filter_text)
+            now_s = snap.taken_at.timestamp()
+            lines: list[tuple[str, bool, Text]] = []
+            for row in rows:
+                if row.summary is None:
+                    lines.append((row.key, False, group_text(row)))
+                else:
+                    lines.append((row.key, True, self._row_text(columns, row, now_s)))
+            if not lines:
+                lines.append(
+                    ("empty", False, Text(f" no target matches “{app.filter_text}” (esc clears)"))
+                )
+            table.set_lines(header_text(columns), lines)
+        self._show_selected(snap)
+        self._show_incidents(snap)
+
+    def _row_text(self, columns: tuple[Column, ...], row: Row, now_s: float) -> Text:
+        s = row.summary
+        assert s is not None
+        text = Text(no_wrap=True)
+        for col in columns:
+            cell = fit(cell_text(col, s, row.branch, now_s), col.width, col.right)
+            if col.key == "state":
+                text.append(cell, style=self.dash.state_style(state_of(s)))
+            else:
+                text.append(cell)
+        return text
+
+    def _selected_summary(self, snap: Snapshot | None) -> TargetSummary | None:
+        if snap is None:
+            return None
+        key = self.query_one(TargetTable).cursor_key
+        return next((s for s in snap.targets if s.name == key), None)
+
+    def _show_selected(self, snap: Snapshot | None) -> None:
+        panel = self.query_one("#selected", Drawing)
+        app = self.dash
+        if snap is None:
+            panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
+            return
+        s = self._selected_summary(snap)
+        if s is None and snap.targets:
+            panel.show(lambda w, h: Text("no target selected", style="dim"), ("none",))
+            return
+        style = app.state_style(state_of(s)) if s else ""
+        window, now = snap.window_s, snap.taken_at
+        key = (fingerprint(s) if s else None, window, bool(snap.targets))
+        panel.show(lambda w, h: panels.selected_text(s, window, w, now, style, h), key)
+
+    def _show_incidents(self, snap: Snapshot | None) -> None:
+        panel = self.query_one("#incidents", Drawing)
+        if snap is None:
+            panel.show(lambda w, h: Text("Incidents: reading…", style="dim"), ("loading",))
+            return
+        incidents, window, now = snap.incidents, snap.window_s, snap.taken_at
+        open_minute = int(now.timestamp() // 60) if any(i.open for i in incidents) else 0
+        key = (tuple((i.id, i.ended_at, i.failures) for i in incidents), window, open_minute)
+        panel.show(lambda w, h: panels.incidents_text(incidents, now, window, w), key)
+
+    @on(TargetTable.Highlighted)
+    def _highlighted(self) -> None:
+        self._show_selected(self.dash.snap)
+
+    def action_details(self) -> None:
+        """Open the detail screen of the target under the cursor."""
+        self.query_one(TargetTable).action_select()
+
+    @on(TargetTable.Selected)
+    def _selected(self, message: TargetTable.Selected) -> None:
+        self.dash.open_detail(message.name)
+
+    # ---- filter and sort ------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        """Show the filter box and focus it."""
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter and hide its box."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("visible")
+        self.dash.set_filter("")
+        self.query_one(TargetTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.dash.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        box = self.query_one("#filter", Input)
+        if not event.value:
+            box.remove_class("visible")
+        self.query_one(TargetTable).focus()
+
+    def action_sort(self) -> None:
+        """Cycle the sort order."""
+        self.dash.cycle_sort()
+
+    def action_compare(self) -> None:
+        """Open the comparison screen."""
+        self.app.push_screen(CompareScreen())
+
+    def action_incidents(self) -> None:
+        """Open the incidents screen."""
+        self.app.push_screen(IncidentsScreen())
+
+
+class _SubScreen(DashScreen):
+    """A screen opened from the overview; esc (or backspace) goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keys.FIRST,
+        Binding("escape,backspace", "back", "back", tooltip="Back to the overview"),
+        *keys.LAST,
+    ]
+    """Back keys (tmux delays a lone esc by 0.5 s, so backspace works too)."""
+
+    def action_back(self) -> None:
+        """Return to the previous screen."""
+        self.app.pop_screen()
+
+
+class DetailScreen(_SubScreen):
+    """One target: histograms with percentile marks, TTFT and TPS over time, errors by kind,
+    state history and the recent probes with their error messages."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.target_name = name
+        """The target shown."""
+
+    def compose(self) -> ComposeResult:
+        """Status, a scrolling body of panels, the footer."""
+        yield Drawing(id="status")
+        with VerticalScroll(id="detail-body"):
+            yield Drawing(id="head")
+            with Container(id="hists", classes="pair"):
+                yield Drawing(id="ttft-hist", classes="half")
+                yield Drawing(id="total-hist", classes="half")
+            with Container(id="trends", classes="pair"):
+                yield Drawing(id="ttft-trend", classes="half")
+                yield Drawing(id="tps-trend", classes="half")
+            with Container(id="tables", classes="pair"):
+                yield Drawing(id="errors", classes="half")
+                yield Drawing(id="history", classes="half")
+            yield Drawing(id="recent")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Draw what is known now; the detail arrives with the next refresh."""
+        self.query_one("#detail-body").focus()
+        self.show_snapshot(self.dash.snap)
+
+    def current_target(self) -> str | None:
+        """This screen's target."""
+        return self.target_name
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw every panel whose data changed."""
+        self.show_status(snap)
+        s = next((t for t in snap.targets if t.name == self.target_name), None) if snap else None
+        head = self.query_one("#head", Drawing)
+        if snap is None or s is None:
+            name = self.target_name
+            head.show(lambda w, h: Text(f"{name}: no data yet", style="bold"), ("none", name))
+            return
+        detail = snap.detail if snap.detail and snap.detail.name == s.name else None
+        window, now = snap.window_s, snap.taken_at
+        style = self.dash.state_style(state_of(s))
+        fp = (fingerprint(s), window)
+        head.show(lambda w, h: panels.detail_head(s, window, w, now, style), (*fp, s.verdict))
+        marks_t = [("P50", s.ttft_p50_ms), ("P95", s.ttft_p95_ms), ("P99", s.ttft_p99_ms)]
+        marks_total = [("P50", s.total_p50_ms), ("P95", s.total_p95_ms), ("P99", s.total_p99_ms)]
+        self.query_one("#ttft-hist", Drawing).show(
+            lambda w, h: panels.histogram_panel(
+                "TTFT histogram (ms, log scale)", s.ttft_values_ms, marks_t, w
+            ),
+            fp,
+        )
+        self.query_one("#total-hist", Drawing).show(
+            lambda w, h: panels.histogram_panel(
+                "Total time histogram (ms, log scale)", s.total_values_ms, marks_total, w
+            ),
+            fp,
+        )
+        dkey = (fp, id(detail))
+        self.query_one("#ttft-trend", Drawing).show(
+            lambda w, h: panels.trend_panel("TTFT over time", detail, "ttft", w), dkey
+        )
+        self.query_one("#tps-trend", Drawing).show(
+            lambda w, h: panels.trend_panel("Decode tok/s over time", detail, "tps", w), dkey
+        )
+        self.query_one("#errors", Drawing).show(
+            lambda w, h: panels.errors_panel(detail, s, w), dkey
+        )
+        open_minute = int(now.timestamp() // 60)
+        self.query_one("#history", Drawing).show(
+            lambda w, h: panels.history_panel(detail, now, w), (dkey, open_minute)
+        )
+        self.query_one("#recent", Drawing).show(
+            lambda w, h: panels.recent_panel(detail, now, w), dkey
+        )
+
+
+class CompareScreen(_SubScreen):
+    """Targets side by side on the same axes: TTFT distribution, decode TPS, cost per request."""
+
+    def compose(self) -> ComposeResult:
+        """Status, the comparison, the footer."""
+        yield Drawing(id="status")
+        with VerticalScroll(id="compare-body"):
+            yield Drawing(id="compare")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Draw what is known now."""
+        self.query_one("#compare-body").focus()
+        self.show_snapshot(self.dash.snap)
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw when any target's figures changed."""
+        self.show_status(snap)
+        panel = self.query_one("#compare", Drawing)
+        if snap is None:
+            panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
+            return
+        app = self.dash
+        targets = [
+            r.summary
+            for r in build_rows(snap.targets, app.sort, app.filter_text)
+            if r.summary is not None
+        ]
+        styles = {st: app.state_style(st) for st in State}
+        window = snap.window_s
+        key = (tuple(fingerprint(s) for s in targets), window)
+        panel.show(lambda w, h: panels.compare_text(targets, window, w, styles), key)
+
+
+class IncidentsScreen(_SubScreen):
+    """Open and recent incidents across targets, newest first, as many as fit."""
+
+    def compose(self) -> ComposeResult:
+        """Status, the incident list, the footer."""
+        yield Drawing(id="status")
+        with VerticalScroll(id="incidents-body"):
+            yield Drawing(id="incidents-all")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Draw what is known now."""
+        self.query_one("#incidents-body").focus()
+        self.show_snapshot(self.dash.snap)
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw when incidents changed (and once a minute while one is open)."""
+        self.show_status(snap)
+        panel = self.query_one("#incidents-all", Drawing)
+        if snap is None:
+            panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
+            return
+        incidents, window, now = snap.incidents, snap.window_s, snap.taken_at
+        open_minute = int(now.timestamp() // 60) if any(i.open for i in incidents) else 0
+        key = (tuple((i.id, i.ended_at, i.failures) for i in incidents), window, open_minute)
+        panel.show(lambda w, h: panels.incidents_text(incidents, now, window, w), key)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the dashboard, generated from the bindings; esc, ? or q closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q,f1", "dismiss", "close"),
+    ]
+    """Keys that close the help."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: auto; max-width: 96%; height: auto; max-height: 96%;
+                                  padding: 0 2; border: round $primary; background: $surface; }
+    HelpScreen Static { width: auto; }
+    """
+    """A centred box."""
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._keys = keys
+
+    def compose(self) -> ComposeResult:
+        """The key list and the state legend."""
+        lines = Text("inferwatch keys\n", style="bold")
+        for key, description in self._keys:
+            lines.append(f"{key:>12}  ", style="bold")
+            lines.append(description + "\n")
+        lines.append(
+            "\nStates: ✔ up  ▲ degraded  ✖ down  ? stale  … no data  ○ no key  ‖ paused\n"
+            "“✔ up ×2”: still up, 2 failures in a row (down after the configured streak).\n"
+            "TTFT in ms over the window, successful probes only; failures count in err.\n"
+            "p/r act on the selected target (P/R on all); the status line shows\n"
+            "“sent, waiting for the prober” until the prober confirms, then “done”.",
+            style="dim",
+        )
+        with VerticalScroll():
+            yield Static(lines)
+
+
+class TooSmallScreen(ModalScreen[None]):
+    """Shown instead of the dashboard below the minimum size; goes away when it is resized."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "app.quit", "quit")]
+    """Still quits on q."""
+
+    DEFAULT_CSS = """
+    TooSmallScreen { align: center middle; background: $background; }
+    TooSmallScreen > Static { width: 100%; height: auto; text-align: center; }
+    """
+    """Centred message on a plain background."""
+
+    def compose(self) -> ComposeResult:
+        """The message."""
+        yield Static(id="too-small")
+
+    def set_size(self, width: int, height: int, min_width: int, min_height: int) -> None:
+        """Say the current and the needed size."""
+        self.query_one("#too-small", Static).update(
+            f"Terminal too small: {width}x{height}\n"
+            f"inferwatch needs at least {min_width}x{min_height}.\n"
+            "Enlarge the window or pane. q quits."
+        )
