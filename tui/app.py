@@ -231,6 +231,8 @@ class InferwatchApp(App[None]):
     def state_style(self, state: State) -> str:
         """The Rich style of a state word (bold, in its theme colour)."""
         # get_css_variables() regenerates the whole colour system: once per theme, not per cell.
+        if self.no_color:
+            return "bold"  # Textual greys colours out; grey words are harder to read than bold
         if self._styles_theme != self.theme:
             variables = self.get_css_variables()
             self._state_styles = {

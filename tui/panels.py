@@ -223,7 +223,8 @@ def selected_text(
             style="dim",
         )
     lines = [flow(title_parts(s), width)]
-    state = Text(fmt.STATE_LABELS[state_of(s)], style=style or "bold")
+    state = Text()
+    state.append(fmt.STATE_LABELS[state_of(s)], style=style or "bold")
     reason = reason_text(s, iso(now))
     if reason:
         state.append(f"  {reason}")
@@ -308,7 +309,8 @@ def detail_head(
     s: TargetSummary, window_s: float, width: int, now: datetime, style: str = ""
 ) -> Text:
     """Detail screen header: identity, state with since and cause, the window's figures."""
-    state = Text(fmt.STATE_LABELS[state_of(s)], style=style or "bold")
+    state = Text()
+    state.append(fmt.STATE_LABELS[state_of(s)], style=style or "bold")
     reason = reason_text(s, iso(now))
     if reason:
         state.append(f"  {reason}")
@@ -517,8 +519,8 @@ def compare_text(
     else:
         out.append(Text("no successful probe in the window yet", style="dim"))
 
-    # Decode TPS from zero.
-    out.append(Text(""))
+    # Decode TPS from zero (no blank lines between sections: all three fit 80x24 with six
+    # targets).
     out.append(Text("Decode speed, tok/s (median), bars from 0 on one scale", style="bold"))
     top_tps = max((s.decode_tps_p50 or 0.0) for s in targets)
     for s in targets:
@@ -530,7 +532,6 @@ def compare_text(
         out.append(line)
 
     # Cost per request from zero.
-    out.append(Text(""))
     out.append(Text("Cost per request, USD (mean), bars from 0 on one scale", style="bold"))
     top_cost = max((s.cost_per_request_usd or 0.0) for s in targets)
     for s in targets:

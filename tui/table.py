@@ -545,10 +545,15 @@ class TargetTable(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         style = base
+        text = line.text
         if selected:
             style = base + self.get_component_rich_style("target-table--cursor")
+            if self.app.no_color:
+                style += Style(reverse=True)  # grey on grey is unreadable: invert instead
+            # State colours on the cursor's background are hard to read: plain bold text.
+            text = Text(text.plain, style="bold")
         elif not line.selectable:
             style = base + self.get_component_rich_style("target-table--group")
-        strip = self._strip(line.text, style, width)
+        strip = self._strip(text, style, width)
         self._strips[key] = strip
         return strip
