@@ -69,6 +69,10 @@ class TargetSummary:
     ttft_series_ms: list[float | None] = field(default_factory=list)
     ttft_values_ms: list[float] = field(default_factory=list)
     verdict: Verdict | None = None
+    effective_interval_s: float | None = None
+    """Interval after probing budgets (None: as configured); staleness is judged on it."""
+    budget_note: str = ""
+    """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
 
 
 def summarize(
@@ -93,6 +97,8 @@ def summarize(
             interval_s=t.interval_s,
             configured=t.configured,
             paused=t.paused,
+            effective_interval_s=t.effective_interval_s,
+            budget_note=t.budget_note,
         )
         rows = list(
             db.query(
@@ -120,7 +126,7 @@ def summarize(
             recent,
             s.error_rate,
             s.last_age_s,
-            t.interval_s,
+            max(t.interval_s, t.effective_interval_s or 0.0),  # a stretched target is not stale
             configured=t.configured,
             paused=t.paused,
         )

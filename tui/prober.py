@@ -2,7 +2,8 @@
 
 Probes run on this process's event loop; every database write goes through one writer thread
 so an SQLite commit never stalls the loop while other probes are mid-stream. Once a second
-the prober heartbeats and picks up dashboard commands (pause, resume, probe now).
+the prober heartbeats and picks up dashboard commands (pause, resume, probe now), and
+publishes the interval plan whenever a probing budget stretches (or releases) an interval.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from probes.config import Config
 from probes.record import ProbeRecord
 from probes.scheduler import Scheduler
 from store import control
+from store.costs import recent_costs
 from store.db import insert_probe, open_db
 
 T = TypeVar("T")
@@ -71,6 +73,9 @@ def published(config: Config) -> list[control.PublishedTarget]:
             interval_s=t.settings.interval_s,
             configured=t.is_configured(),
             paused=False,
+            jitter_s=config.prober.jitter_s,
+            effective_interval_s=t.settings.interval_s,
+            daily_budget_usd=t.settings.daily_budget_usd,
         )
         for t in config.resolved()
     ]
@@ -101,6 +106,8 @@ async def run_prober(
     writer = DbWriter(db_path)
     targets = published(config)
     await writer.call(lambda db: control.publish_targets(db, targets))
+    names = [t.name for t in targets]
+    history = await writer.call(lambda db: recent_costs(db, names))
 
     async def sink(record: ProbeRecord) -> None:
         await writer.call(lambda db: insert_probe(db, record))
@@ -112,10 +119,14 @@ async def run_prober(
         sink,
         max_concurrency=config.prober.max_concurrency,
         jitter_s=config.prober.jitter_s,
+        daily_budget_usd=config.prober.daily_budget_usd,
+        cost_history=history,
     )
     pid = os.getpid()
+    published_plan: dict[str, tuple[float, str, float | None]] = {}
 
     async def control_loop() -> None:
+        nonlocal published_plan
         while not stop.is_set():
             all_paused = bool(scheduler.targets) and len(scheduler.paused) >= len(scheduler.targets)
             await writer.call(
@@ -123,6 +134,20 @@ async def run_prober(
                     control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
                 )
             )
+            plans = list(scheduler.plan.values())
+            shown = {
+                p.name: (round(p.effective_interval_s, 1), p.note, p.cost_per_probe_usd)
+                for p in plans
+            }
+            if shown != published_plan:
+                await writer.call(
+                    functools.partial(
+                        control.publish_schedule,
+                        plans=plans,
+                        daily_budget_usd=config.prober.daily_budget_usd,
+                    )
+                )
+                published_plan = shown
             for cmd in await writer.call(control.take_commands):
                 if cmd.command == "pause":
                     scheduler.pause(cmd.target)
