@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -105,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--status", choices=("ok", "error"), help="only ok or only failed probes")
     p.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+
+    p = sub.add_parser(
+        "cost",
+        help="what each [[features]] entry would cost and feel like per target, and "
+        "what monitoring costs",
+    )
+    _add_common(p)
+    p.add_argument("--feature", help="only this feature (a [[features]] name)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument(
+        "--window",
+        default="24h",
+        help="use measurements from this far back: 30m, 24h, 7d (default 24h)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the built-in demo's targets and features (measured by `inferwatch demo --db FILE`)",
+    )
 
     p = sub.add_parser("check-config", help="validate a config file and explain it")
     p.add_argument("path", nargs="?", type=Path, help="config file (default: --config's default)")
@@ -307,6 +329,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window_s(text: str) -> float:
+    """A duration like ``30m``, ``24h`` or ``7d`` in seconds.
+
+    Raises:
+        ValueError: for anything else, or a zero duration.
+    """
+    match = _DURATION.match(text)
+    seconds = float(match.group(1)) * _DURATION_S[match.group(2)] if match else 0.0
+    if seconds <= 0:
+        raise ValueError(f"cannot read window {text!r}: use a duration like 30m, 24h or 7d")
+    return seconds
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    from store.costs import feature_projections, monitoring_report
+    from store.db import open_db
+
+    if args.demo:
+        from tui.demo import demo_config
+
+        config = demo_config(0)
+    else:
+        config = _load(args.config)
+    try:
+        window_s = parse_window_s(args.window)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    names = [f.name for f in config.features]
+    if args.feature is not None and args.feature not in names:
+        close = difflib.get_close_matches(args.feature, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(names) or "none configured"
+        _err(f"no feature {args.feature!r}{hint} (features: {known})")
+        return EXIT_CONFIG
+    db_path = args.db or default_db_path()
+    db = open_db(db_path, migrate=False) if db_path.exists() else None
+    try:
+        if db is None:
+            _err(f"no database at {db_path}: costs without measured latency")
+        elif "probes" not in db.table_names():
+            db.close()
+            db = None
+        projections = (
+            feature_projections(db, config, window_s, feature=args.feature) if names else None
+        )
+        monitoring = (
+            monitoring_report(db, window_s)
+            if db is not None and args.feature is None and "targets" in db.table_names()
+            else None
+        )
+    finally:
+        if db is not None:
+            db.close()
+    if not names:
+        _err("no [[features]] in the config: showing the cost of monitoring only")
+    if args.json:
+        doc = {
+            "window_s": window_s,
+            "projections": dataclasses.asdict(projections) if projections else None,
+            "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+        }
+        print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+
+    from tui.cost_panel import render_cost_panel
+
+    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    console.print(render_cost_panel(projections, monitoring))
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """``inferwatch check-config``: validate and explain, exit 2 when invalid."""
     if args.providers:
@@ -354,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "check-config":
             return cmd_check_config(args)
+        if args.command == "cost":
+            return cmd_cost(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
     except ConfigError as exc:
