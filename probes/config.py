@@ -97,11 +97,15 @@ class TargetConfig(_Strict):
     enabled: bool = True
     """Set false to keep a target in the file without probing it."""
     input_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: uncached input, USD per million tokens."""
+    """Price override: uncached input, USD per million tokens. Each override replaces only its
+    own bucket's rate; the others still come from genai-prices when it knows the model (see
+    ``probes.pricing``). Without price data (self-hosted, compatible) set input and output."""
     cache_read_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: cached input reads, USD per million tokens."""
+    """Price override: cached input reads, USD per million tokens (default: the snapshot's
+    rate, else the input rate)."""
     cache_write_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: cache writes, USD per million tokens."""
+    """Price override: cache writes, USD per million tokens (default: the snapshot's rate,
+    else the input rate)."""
     output_usd_per_mtok: float | None = Field(None, ge=0)
     """Price override: output (reasoning included), USD per million tokens."""
     # Per-target overrides of [defaults]; None means "use the default".

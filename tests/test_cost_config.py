@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from probes.config import ConfigError, parse_config
+from tui.cli import main
 
 BASE = """
 [prober]
@@ -99,3 +102,23 @@ def test_duplicate_feature_and_nonpositive_budget_rejected() -> None:
         parse_config(BASE + dup + dup)
     with pytest.raises(ConfigError, match="daily_budget_usd"):
         parse_config("[prober]\ndaily_budget_usd = 0\n")
+
+
+def test_check_config_explains_merged_prices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE.replace('model = "gpt-4o"', 'model = "gpt-4o"\ninput_usd_per_mtok = 2.0')
+        + '[[targets]]\nname = "x"\nprovider = "openai"\nmodel = "no-such-model-2031"\n'
+        + '[[features]]\nname = "f"\ninput_tokens = 500\noutput_tokens = 200\n'
+        + "requests_per_day = 10000\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    # input from the config, the other buckets from the snapshot (gpt-4o: 1.25 cached, 10 out)
+    assert "input 2, cache read 1.25, cache write 2, output 10 [config+genai-prices" in out
+    assert "x: openai no-such-model-2031" in out and "price unknown" in out
+    assert "prober budget: $5/day" in out and "probing budget: $0.25/day" in out
+    assert "feature f: 500 in (0 cached) / 200 out, 10,000 requests/day" in out

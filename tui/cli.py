@@ -22,7 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
-from probes.config import Config, ConfigError, load_config
+from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
@@ -436,7 +436,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
             f"{key_state}"
         )
+        print(f"    prices: {_explain_prices(t)}")
+        if s.daily_budget_usd is not None:
+            print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+    if config.prober.daily_budget_usd is not None:
+        print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
+    for f in config.features:
+        scope = ", ".join(f.targets) if f.targets else "all targets"
+        print(
+            f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
+            f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+        )
     return EXIT_OK
+
+
+def _explain_prices(target: ResolvedTarget) -> str:
+    """The rates a target's requests are priced at (short context, USD per million tokens)."""
+    from datetime import UTC, datetime
+
+    from probes.dialects.base import Usage
+    from probes.pricing import price_usage
+
+    cost = price_usage(Usage(1, 0, 0, 1), target.config, target.prices_id, datetime.now(UTC))
+    if cost is None or cost.rates is None:
+        return "price unknown (no genai-prices entry and no input/output override)"
+    r = cost.rates
+    reasoning = f", reasoning {r.reasoning:g}" if r.reasoning is not None else ""
+    return (
+        f"USD per 1M tokens: input {r.input:g}, cache read {r.cache_read:g}, "
+        f"cache write {r.cache_write:g}, output {r.output:g}{reasoning} [{r.source}]"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
