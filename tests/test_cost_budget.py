@@ -214,13 +214,25 @@ async def test_prober_publishes_a_stretched_interval(tmp_path: Path) -> None:
         )
         stop = asyncio.Event()
         seen: list[ProbeRecord] = []
-        loop = asyncio.get_running_loop()
 
-        def on_record(record: ProbeRecord) -> None:
-            seen.append(record)
-            loop.call_later(0.8, stop.set)  # let the control loop publish (every 0.5 s)
+        async def stop_once_published() -> None:
+            # Poll the database as the dashboard would, until the stretched plan shows up.
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if not db_path.exists():
+                    continue
+                reader = open_db(db_path, migrate=False)
+                try:
+                    rows = control.published_targets(reader)
+                finally:
+                    reader.close()
+                if rows and rows[0].stretched:
+                    break
+            stop.set()
 
-        await asyncio.wait_for(run_prober(config, db_path, stop=stop, on_record=on_record), 15)
+        watcher = asyncio.create_task(stop_once_published())
+        await asyncio.wait_for(run_prober(config, db_path, stop=stop, on_record=seen.append), 15)
+        await watcher
     assert len(seen) == 1, "the budget must stretch the 0.2 s interval at once"
     cost = seen[0].cost_usd
     assert cost is not None and cost > 0

@@ -169,7 +169,8 @@ def test_cheapest_and_fastest_marks() -> None:
 
 async def test_projection_latency_matches_probes_of_a_known_provider(tmp_path: Path) -> None:
     # TTFT exactly 150 ms, 200 tokens/s: a 400-token answer should take 150 + 2000 ms.
-    profile = SimProfile("known", ttft_ms=150, tps=200, ttft_sigma=0, tps_sigma=0, output_tokens=30)
+    # 60 tokens make a 295 ms decode window, so a late first token moves the rate by little.
+    profile = SimProfile("known", ttft_ms=150, tps=200, ttft_sigma=0, tps_sigma=0, output_tokens=60)
     db = open_db(tmp_path / "known.db")
     with SimulatorProcess([profile]) as sim:
         config = parse_config(
@@ -197,9 +198,10 @@ async def test_projection_latency_matches_probes_of_a_known_provider(tmp_path: P
     m = p.measured
     assert m.ok_probes == 4 and m.ttft_samples == 4 and m.decode_samples == 4
     assert (m.since, m.until) == (records[0].started_at, records[-1].started_at)
-    assert m.ttft_p50_ms is not None and 140 <= m.ttft_p50_ms <= 260
-    assert m.decode_tps_p50 is not None and 170 <= m.decode_tps_p50 <= 230
-    assert p.latency_p50_ms is not None and 2150 * 0.85 <= p.latency_p50_ms <= 2150 * 1.15
+    # Generous bounds: a loaded machine delays tokens, never makes them early.
+    assert m.ttft_p50_ms is not None and 145 <= m.ttft_p50_ms <= 300
+    assert m.decode_tps_p50 is not None and 160 <= m.decode_tps_p50 <= 250
+    assert p.latency_p50_ms is not None and 2150 * 0.8 <= p.latency_p50_ms <= 2150 * 1.2
     assert p.latency_p99_ms is not None and p.latency_p99_ms >= p.latency_p50_ms
     # The simulator's headroom headers: ~1000 requests and ~200k tokens a minute left;
     # 10,000 a day × 900 tokens = 6,250 tokens a minute: fits, also at 10x, tokens fill first.
