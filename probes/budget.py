@@ -114,7 +114,7 @@ def plan_intervals(
         period = t.interval_s + half_jitter
         cost = t.cost_per_probe_usd
         if t.paused:
-            notes[t.name] = "paused"
+            pass  # not probing: nothing to budget (the paused state is shown on its own)
         elif t.daily_budget_usd is not None:
             if cost is None:
                 notes[t.name] = "cost per probe unknown: budget not enforced"

@@ -74,7 +74,9 @@ def test_target_budget_and_jitter() -> None:
 def test_paused_targets_do_not_count() -> None:
     targets = [BudgetInput("a", 60, 0.001), BudgetInput("b", 60, 0.001, paused=True)]
     plan = plan_intervals(targets, jitter_s=0, daily_budget_usd=1.44)
-    assert plan[0].effective_interval_s == 60 and plan[1].note == "paused"
+    # a alone costs $1.44 a day: within budget; b costs nothing while paused.
+    assert plan[0].effective_interval_s == 60 and not plan[0].stretched
+    assert plan[1].daily_cost_usd is None and plan[1].note == ""
 
 
 def _targets(n: int, interval_s: float, **extra: object) -> list[ResolvedTarget]:
