@@ -431,6 +431,7 @@ def _finish(
     # A billed failure that still reported usage is priced (metrics.md §5).
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
+    record.cost_mismatch = cost.mismatch
 
     if outcome.kind is None:
         record.status = "ok"

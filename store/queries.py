@@ -93,6 +93,10 @@ class TargetSummary:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     uptime: dict[str, Uptime] = field(default_factory=dict)
     from_rollups: bool = False
+    effective_interval_s: float | None = None
+    """Interval after probing budgets (None: as configured); staleness is judged on it."""
+    budget_note: str = ""
+    """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
 
 
 _RAW_SQL = (
@@ -124,6 +128,8 @@ def summarize(
             interval_s=t.interval_s,
             configured=t.configured,
             paused=t.paused,
+            effective_interval_s=t.effective_interval_s,
+            budget_note=t.budget_note,
         )
         for t in targets
     }
@@ -154,7 +160,8 @@ def summarize(
             blind_since=blind.since if blind else None,
             blind_reason=blind.reason if blind else "",
             last_age_s=s.last_age_s,
-            interval_s=s.interval_s,
+            # A target whose budget stretched its interval is not stale.
+            interval_s=max(s.interval_s, s.effective_interval_s or 0.0),
             fail_streak=st.fail_streak if st else 0,
         )
     return list(out.values())
