@@ -166,8 +166,8 @@ def fields_markdown() -> str:
         "",
         "One row per probe, in this column order, in the database, `inferwatch export --csv`"
         " and `inferwatch probe --once --json`. Generated from `probes/record.py`"
-        " (`python -m probes.record > docs/fields.md`); definitions follow"
-        " ../shared/reference/metrics.md. Empty (CSV) or `null` (JSON) means unknown, never 0."
+        " (`python -m probes.record > docs/fields.md`); durations come from a monotonic clock."
+        " Empty (CSV) or `null` (JSON) means unknown, never 0."
         " Timestamps are UTC ISO 8601; booleans are `true`/`false`.",
         "",
         "| field | unit | definition |",

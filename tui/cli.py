@@ -14,6 +14,7 @@ import difflib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,17 +53,20 @@ def _err(message: str) -> None:
     print(f"inferwatch: {message}", file=sys.stderr)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # On subcommands the default is SUPPRESS, so `inferwatch --db X export` keeps the X given
+    # before the subcommand instead of a subparser default silently replacing it.
+    default = None if top else argparse.SUPPRESS
     p.add_argument(
         "--config",
         type=Path,
-        default=None,
+        default=default,
         help=f"config file (default: {default_config_path()})",
     )
     p.add_argument(
         "--db",
         type=Path,
-        default=None,
+        default=default,
         help=f"SQLite database (default: {default_db_path()})",
     )
 
@@ -74,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch LLM inference providers live: TTFT, TPS, cost and outages. "
         "Without a command: start the prober and open the dashboard.",
     )
-    _add_common(parser)
+    _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the built-in demo providers and open the dashboard")
-    p.add_argument("--db", type=Path, default=None, help="database (default: a temporary file)")
+    p.add_argument(
+        "--db", type=Path, default=argparse.SUPPRESS, help="database (default: a temporary file)"
+    )
     p.add_argument("--headless", action="store_true", help="probe the demo without a dashboard")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between probes (5)")
 
@@ -510,6 +516,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK
+    except sqlite3.Error as exc:
+        _err(f"database error: {exc} (check --db and that its folder is writable)")
+        return EXIT_CONFIG
+    except OSError as exc:
+        # A file we were asked to read or write (-o, --db, --config) is not usable.
+        _err(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
 
