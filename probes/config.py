@@ -60,6 +60,9 @@ class ProbeSettings(_Strict):
     """Last N probes over which the error rate is computed (only once N probes exist)."""
     rate_limited_state: Literal["degraded", "down"] = "degraded"
     """How HTTP 429 counts: degraded (default; shown with cause rate_limited) or down."""
+    daily_budget_usd: float | None = Field(None, gt=0)
+    """Most this target's probes may cost per day, USD (none: no limit). When the measured
+    cost per probe at the configured interval would exceed it, the interval stretches."""
 
 
 class DefaultsConfig(ProbeSettings):
@@ -73,6 +76,10 @@ class ProberConfig(_Strict):
     """Probes in flight at once across all targets."""
     jitter_s: float = Field(2.0, ge=0, le=600)
     """Each interval is stretched by a random 0..jitter_s so targets do not probe in lockstep."""
+    daily_budget_usd: float | None = Field(None, gt=0)
+    """Most all probes together may cost per day, USD (none: no limit). When the measured cost
+    per probe at the current schedule would exceed it, every paid target's interval stretches
+    by the same factor (free and unpriced targets keep theirs)."""
 
 
 class HistoryConfig(_Strict):
@@ -122,11 +129,15 @@ class TargetConfig(_Strict):
     enabled: bool = True
     """Set false to keep a target in the file without probing it."""
     input_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: uncached input, USD per million tokens."""
+    """Price override: uncached input, USD per million tokens. Each override replaces only its
+    own bucket's rate; the others still come from genai-prices when it knows the model (see
+    ``probes.pricing``). Without price data (self-hosted, compatible) set input and output."""
     cache_read_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: cached input reads, USD per million tokens."""
+    """Price override: cached input reads, USD per million tokens (default: the snapshot's
+    rate, else the input rate)."""
     cache_write_usd_per_mtok: float | None = Field(None, ge=0)
-    """Price override: cache writes, USD per million tokens."""
+    """Price override: cache writes, USD per million tokens (default: the snapshot's rate,
+    else the input rate)."""
     output_usd_per_mtok: float | None = Field(None, ge=0)
     """Price override: output (reasoning included), USD per million tokens."""
     # Per-target overrides of [defaults]; None means "use the default".
@@ -144,6 +155,7 @@ class TargetConfig(_Strict):
     degraded_error_rate: float | None = Field(None, gt=0, le=1)
     error_rate_window_probes: int | None = Field(None, ge=2, le=1000)
     rate_limited_state: Literal["degraded", "down"] | None = None
+    daily_budget_usd: float | None = Field(None, gt=0)
 
     @field_validator("provider")
     @classmethod
@@ -177,6 +189,54 @@ class TargetConfig(_Strict):
                     f"{key} = {value} is above {_MAX_PLAUSIBLE_USD_PER_MTOK:g} USD per million "
                     "tokens; prices are USD per MILLION tokens (per 1K? multiply by 1000)"
                 )
+        priced = [k for k in _PRICE_KEYS if getattr(self, k) is not None]
+        if PROVIDERS[self.provider].prices_id is None and priced:
+            missing = [
+                k for k in ("input_usd_per_mtok", "output_usd_per_mtok") if getattr(self, k) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"provider {self.provider!r} has no price data, so a partial price override "
+                    f"cannot be completed: set {' and '.join(missing)} too (0 is allowed)"
+                )
+        return self
+
+
+_PRICE_KEYS = (
+    "input_usd_per_mtok",
+    "cache_read_usd_per_mtok",
+    "cache_write_usd_per_mtok",
+    "output_usd_per_mtok",
+)
+
+
+class FeatureConfig(_Strict):
+    """One ``[[features]]`` entry: a feature a team ships, described by its typical request.
+
+    ``inferwatch cost`` projects its cost per request, day and 30-day month, its latency and
+    its rate-limit fit onto every target (or the ones listed).
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    """Unique name, shown in projections and chosen with ``inferwatch cost --feature``."""
+    input_tokens: int = Field(ge=1, le=10_000_000)
+    """Prompt tokens per request, cached ones included (the inclusive total of metrics.md §4)."""
+    output_tokens: int = Field(ge=1, le=1_000_000)
+    """Generated tokens per request, reasoning included."""
+    cached_input_tokens: int = Field(0, ge=0, le=10_000_000)
+    """Part of ``input_tokens`` expected to be read from the provider's prompt cache."""
+    requests_per_day: float = Field(gt=0, le=1e12)
+    """Expected volume, requests per day (spread evenly: peaks are not modelled)."""
+    targets: tuple[str, ...] = ()
+    """Names of the targets to project onto; empty means every enabled target."""
+
+    @model_validator(mode="after")
+    def _cached_within_input(self) -> FeatureConfig:
+        if self.cached_input_tokens > self.input_tokens:
+            raise ValueError(
+                f"cached_input_tokens ({self.cached_input_tokens}) cannot exceed input_tokens "
+                f"({self.input_tokens}): input_tokens counts cached tokens too"
+            )
         return self
 
 
@@ -188,6 +248,7 @@ class Config(_Strict):
     dashboard: DashboardConfig = DashboardConfig()
     history: HistoryConfig = HistoryConfig()
     targets: tuple[TargetConfig, ...] = ()
+    features: tuple[FeatureConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -196,6 +257,17 @@ class Config(_Strict):
             if target.name in seen:
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)
+        features: set[str] = set()
+        for feature in self.features:
+            if feature.name in features:
+                raise ValueError(f"duplicate feature name {feature.name!r}")
+            features.add(feature.name)
+            for name in feature.targets:
+                if name not in seen:
+                    hint = _did_you_mean(name, seen)
+                    raise ValueError(
+                        f"feature {feature.name!r} names unknown target {name!r}{hint}"
+                    )
         return self
 
     def resolved(self) -> list[ResolvedTarget]:
@@ -290,12 +362,11 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Best-effort line number (1-based) of the TOML key at ``loc``."""
     lines = text.splitlines()
     start, end = 0, len(lines)
-    if loc and loc[0] in ("targets", "defaults", "prober", "dashboard", "history"):
-        header = re.compile(
-            r"^\s*\[\[\s*targets\s*\]\]" if loc[0] == "targets" else rf"^\s*\[\s*{loc[0]}\s*\]"
-        )
+    if loc and loc[0] in ("targets", "features", "defaults", "prober", "dashboard", "history"):
+        array = loc[0] in ("targets", "features")
+        header = re.compile(rf"^\s*\[\[\s*{loc[0]}\s*\]\]" if array else rf"^\s*\[\s*{loc[0]}\s*\]")
         starts = [i for i, line in enumerate(lines) if header.match(line)]
-        index = loc[1] if loc[0] == "targets" and len(loc) > 1 and isinstance(loc[1], int) else 0
+        index = loc[1] if array and len(loc) > 1 and isinstance(loc[1], int) else 0
         if index < len(starts):
             start = starts[index]
             nxt = [i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("[")]

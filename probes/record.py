@@ -49,6 +49,7 @@ class ProbeRecord:
     cost_usd: float | None = None
     cost_source: str | None = None
     provider_cost_usd: float | None = None
+    cost_mismatch: bool | None = None
     request_id: str | None = None
     upstream_provider: str | None = None
     conn_reused: bool | None = None
@@ -110,8 +111,17 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     ),
     "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
     "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
-    "cost_source": ("", "where the prices came from: genai-prices <version>, config, provider"),
+    "cost_source": (
+        "",
+        "where the prices came from: genai-prices <version> (bundled snapshot), config, "
+        "config+genai-prices <version> (partial override), provider, or unpriced",
+    ),
     "provider_cost_usd": ("USD", "the provider's own reported charge (OpenRouter usage.cost)"),
+    "cost_mismatch": (
+        "",
+        "cost_usd (from prices) and provider_cost_usd disagree: |difference| > 5% of "
+        "provider_cost_usd and > $0.000001; null unless both exist and cost_usd was computed",
+    ),
     "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
     "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
@@ -156,8 +166,8 @@ def fields_markdown() -> str:
         "",
         "One row per probe, in this column order, in the database, `inferwatch export --csv`"
         " and `inferwatch probe --once --json`. Generated from `probes/record.py`"
-        " (`python -m probes.record > docs/fields.md`); definitions follow"
-        " ../shared/reference/metrics.md. Empty (CSV) or `null` (JSON) means unknown, never 0."
+        " (`python -m probes.record > docs/fields.md`); durations come from a monotonic clock."
+        " Empty (CSV) or `null` (JSON) means unknown, never 0."
         " Timestamps are UTC ISO 8601; booleans are `true`/`false`.",
         "",
         "| field | unit | definition |",

@@ -89,7 +89,9 @@ def _connect_kind(exc: BaseException) -> tuple[ErrorKind, str]:
     while cur is not None and len(chain) < 8:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
-    text = " | ".join(str(e) for e in chain if str(e))
+    # Exception chains often repeat one message at each level (httpx wraps httpcore wraps
+    # OSError): keep each distinct message once.
+    text = " | ".join(dict.fromkeys(str(e) for e in chain if str(e)))
     lowered = text.lower()
     if isinstance(exc, httpx.ConnectTimeout):
         return ErrorKind.CONNECT_TIMEOUT, "connect timed out"
@@ -431,6 +433,7 @@ def _finish(
     # A billed failure that still reported usage is priced (metrics.md §5).
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
+    record.cost_mismatch = cost.mismatch
 
     if outcome.kind is None:
         record.status = "ok"

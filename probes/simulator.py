@@ -16,7 +16,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -71,13 +70,13 @@ DEMO_PROFILES: tuple[SimProfile, ...] = (
     SimProfile("fastlane", ttft_ms=120, tps=420, ttft_sigma=0.2, seed=1),
     SimProfile("steady", ttft_ms=450, tps=75, ttft_sigma=0.25, cached_share=0.6, seed=2),
     SimProfile("thinker", ttft_ms=300, tps=110, reasoning_tokens=40, ttft_sigma=0.3, seed=3),
-    SimProfile("flaky", ttft_ms=600, tps=55, ttft_sigma=0.5, error_rate=0.2, seed=4),
+    SimProfile("flaky", ttft_ms=600, tps=55, ttft_sigma=0.5, error_rate=0.1, seed=4),
     SimProfile(
         "primary",
         ttft_ms=800,
         tps=40,
         ttft_sigma=0.3,
-        outage_every_s=300,
+        outage_every_s=600,
         outage_for_s=60,
         outage_offset_s=45,
         seed=5,
@@ -210,106 +209,52 @@ class Simulator:
             }
         )
         await response.prepare(request)
-        cid = f"chatcmpl-{p.name}-{state.requests}"
-        base = {"id": cid, "object": "chat.completion.chunk", "model": body.get("model", p.name)}
-        await response.write(
-            _chunk(
-                base
-                | {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {"role": "assistant", "content": ""},
-                            "finish_reason": None,
-                        }
-                    ]
-                }
-            )
-        )
-        loop = asyncio.get_running_loop()
-        due = t_request + ttft_s
-        for i in range(n_reason + n_answer):
-            await _sleep_until(loop, due)
-            word = _WORDS[(state.requests + i) % len(_WORDS)]
-            text = word if i in (0, n_reason) else " " + word
-            delta = {"reasoning_content": text} if i < n_reason else {"content": text}
-            await response.write(
-                _chunk(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-            )
-            due += 1.0 / tps
-        await response.write(
-            _chunk(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-        )
-        if include_usage:
-            cached = int(prompt_tokens * p.cached_share)
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": n_reason + n_answer,
-                "total_tokens": prompt_tokens + n_reason + n_answer,
-                "prompt_tokens_details": {"cached_tokens": cached},
-                "completion_tokens_details": {"reasoning_tokens": n_reason},
-            }
-            await response.write(_chunk(base | {"choices": [], "usage": usage}))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
-
-
-class SimulatorThread:
-    """Runs a :class:`Simulator` on its own event loop in a daemon thread.
-
-    The demo's servers must not share a loop with the probes: a probe's stamps would then
-    include the simulator's own scheduling. Use as a context manager or call start/stop.
-    """
-
-    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES, port: int = 0) -> None:
-        self.simulator = Simulator(profiles)
-        self._port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="inferwatch-simulator", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self.simulator.start(self._port))
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self.simulator.stop())
-        self._loop.close()
-
-    def start(self) -> SimulatorThread:
-        """Start serving; returns once the port is bound.
-
-        Raises:
-            OSError: when the port cannot be bound.
-        """
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the thread."""
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-
-    def base_url(self, name: str) -> str:
-        """The OpenAI-style base URL of profile ``name``."""
-        return self.simulator.base_url(name)
-
-    def __enter__(self) -> SimulatorThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            cid = f"chatcmpl-{p.name}-{state.requests}"
+            model = body.get("model", p.name)
+            base = {"id": cid, "object": "chat.completion.chunk", "model": model}
+            await response.write(
+                _chunk(
+                    base
+                    | {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"role": "assistant", "content": ""},
+                                "finish_reason": None,
+                            }
+                        ]
+                    }
+                )
+            )
+            loop = asyncio.get_running_loop()
+            due = t_request + ttft_s
+            for i in range(n_reason + n_answer):
+                await _sleep_until(loop, due)
+                word = _WORDS[(state.requests + i) % len(_WORDS)]
+                text = word if i in (0, n_reason) else " " + word
+                delta = {"reasoning_content": text} if i < n_reason else {"content": text}
+                choice = {"index": 0, "delta": delta, "finish_reason": None}
+                await response.write(_chunk(base | {"choices": [choice]}))
+                due += 1.0 / tps
+            await response.write(
+                _chunk(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            )
+            if include_usage:
+                cached = int(prompt_tokens * p.cached_share)
+                usage = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": n_reason + n_answer,
+                    "total_tokens": prompt_tokens + n_reason + n_answer,
+                    "prompt_tokens_details": {"cached_tokens": cached},
+                    "completion_tokens_details": {"reasoning_tokens": n_reason},
+                }
+                await response.write(_chunk(base | {"choices": [], "usage": usage}))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away (a probe's deadline, or the demo shutting down)
+        return response
 
 
 class SimulatorProcess:

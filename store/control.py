@@ -7,11 +7,13 @@ dashboard can show that they took effect.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlite_utils
 
+from probes.budget import PlannedInterval
 from store.db import write_transaction
 
 PROBER_ID = 1
@@ -34,6 +36,13 @@ class PublishedTarget:
         interval_s: probe interval in seconds.
         configured: False when the key variable was unset.
         paused: True when probing of this target is paused.
+        jitter_s: the prober's jitter; a probe period averages ``interval + jitter_s / 2``.
+        effective_interval_s: the interval after probing budgets (>= ``interval_s``), seconds;
+            None when the prober has not published one (an older prober).
+        daily_budget_usd: the target's own probing budget, USD per day, or None.
+        cost_per_probe_usd: the scheduler's measured mean cost per probe, USD, or None.
+        budget_note: why the interval was stretched or cannot be budgeted ("" when it runs
+            as configured); the dashboard shows it.
     """
 
     name: str
@@ -43,6 +52,16 @@ class PublishedTarget:
     interval_s: float
     configured: bool
     paused: bool
+    jitter_s: float = 0.0
+    effective_interval_s: float | None = None
+    daily_budget_usd: float | None = None
+    cost_per_probe_usd: float | None = None
+    budget_note: str = ""
+
+    @property
+    def stretched(self) -> bool:
+        """True when a probing budget stretched the interval."""
+        return self.effective_interval_s is not None and self.effective_interval_s > self.interval_s
 
 
 def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -> None:
@@ -61,9 +80,43 @@ def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -
                 "enabled": 1,
                 "paused": int(t.paused),
                 "updated_at": now,
+                "jitter_s": t.jitter_s,
+                "effective_interval_s": t.effective_interval_s or t.interval_s,
+                "daily_budget_usd": t.daily_budget_usd,
+                "cost_per_probe_usd": t.cost_per_probe_usd,
+                "budget_note": t.budget_note,
             }
             for t in targets
         )
+
+
+def publish_schedule(
+    db: sqlite_utils.Database,
+    plans: Iterable[PlannedInterval],
+    daily_budget_usd: float | None,
+) -> None:
+    """Publish the scheduler's current interval plan (the prober calls this when it changes).
+
+    Args:
+        db: the prober's database.
+        plans: one plan per target (``probes.budget.plan_intervals``).
+        daily_budget_usd: the prober's overall budget, USD per day, or None; stored with the
+            heartbeat row once it exists.
+    """
+    with db.atomic():
+        for p in plans:
+            db.execute(
+                "UPDATE targets SET effective_interval_s = ?, cost_per_probe_usd = ?, "
+                "budget_note = ?, daily_budget_usd = ? WHERE name = ?",
+                [
+                    p.effective_interval_s,
+                    p.cost_per_probe_usd,
+                    p.note,
+                    p.daily_budget_usd,
+                    p.name,
+                ],
+            )
+        db.execute("UPDATE prober SET daily_budget_usd = ?", [daily_budget_usd])
 
 
 def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
@@ -79,6 +132,11 @@ def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
             interval_s=r["interval_s"],
             configured=bool(r["configured"]),
             paused=bool(r["paused"]),
+            jitter_s=r.get("jitter_s") or 0.0,
+            effective_interval_s=r.get("effective_interval_s"),
+            daily_budget_usd=r.get("daily_budget_usd"),
+            cost_per_probe_usd=r.get("cost_per_probe_usd"),
+            budget_note=r.get("budget_note") or "",
         )
         for r in db.query("SELECT * FROM targets ORDER BY rowid")
     ]
@@ -101,12 +159,16 @@ def heartbeat(db: sqlite_utils.Database, pid: int, paused: bool, config_path: st
 
 @dataclass(frozen=True, slots=True)
 class ProberStatus:
-    """The prober's last heartbeat. Timestamps are UTC ISO 8601 strings."""
+    """The prober's last heartbeat. Timestamps are UTC ISO 8601 strings.
+
+    ``daily_budget_usd`` is the prober's overall probing budget (USD per day), or None.
+    """
 
     pid: int
     started_at: str
     heartbeat_at: str
     paused: bool
+    daily_budget_usd: float | None = None
 
 
 def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
@@ -117,7 +179,9 @@ def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
     if not rows:
         return None
     r = rows[0]
-    return ProberStatus(r["pid"], r["started_at"], r["heartbeat_at"], bool(r["paused"]))
+    return ProberStatus(
+        r["pid"], r["started_at"], r["heartbeat_at"], bool(r["paused"]), r.get("daily_budget_usd")
+    )
 
 
 def send_command(db: sqlite_utils.Database, command: str, target: str | None = None) -> int:

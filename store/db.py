@@ -42,6 +42,7 @@ BOOL_FIELDS = {
     "reasoning_hidden",
     "no_visible_output",
     "usage_inconsistent",
+    "cost_mismatch",
 }
 TEXT_FIELDS = {
     "started_at",
@@ -200,6 +201,23 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Databa
         raise
     else:
         db.conn.execute("COMMIT")
+
+
+@migrations()
+def m005_cost_budget(db: sqlite_utils.Database) -> None:
+    """Issue #6: the cost-mismatch flag on probes; the schedule the probing budget produced,
+    published per target (effective interval, its reason, the measured cost per probe) and the
+    prober's overall daily budget."""
+    # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
+    if "cost_mismatch" not in db["probes"].columns_dict:
+        db["probes"].add_column("cost_mismatch", int)  # type: ignore[union-attr]
+    targets = db["targets"]
+    targets.add_column("jitter_s", float)  # type: ignore[union-attr]
+    targets.add_column("effective_interval_s", float)  # type: ignore[union-attr]
+    targets.add_column("daily_budget_usd", float)  # type: ignore[union-attr]
+    targets.add_column("cost_per_probe_usd", float)  # type: ignore[union-attr]
+    targets.add_column("budget_note", str)  # type: ignore[union-attr]
+    db["prober"].add_column("daily_budget_usd", float)  # type: ignore[union-attr]
 
 
 def default_db_path() -> Path:

@@ -172,6 +172,10 @@ class TargetSummary:
     window_uptime: Uptime | None = None
     fail_streak: int = 0
     from_rollups: bool = False
+    effective_interval_s: float | None = None
+    """Interval after probing budgets (None: as configured); staleness is judged on it."""
+    budget_note: str = ""
+    """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
 
 
 _LAST_COLUMNS = (
@@ -223,6 +227,8 @@ def summarize(
             interval_s=t.interval_s,
             configured=t.configured,
             paused=t.paused,
+            effective_interval_s=t.effective_interval_s,
+            budget_note=t.budget_note,
         )
         for t in targets
         if names is None or t.name in names
@@ -290,7 +296,8 @@ def attach_verdicts(
             blind_since=seen.since if seen else None,
             blind_reason=seen.reason if seen else "",
             last_age_s=s.last_age_s,
-            interval_s=s.interval_s,
+            # A target whose budget stretched its interval is not stale.
+            interval_s=max(s.interval_s, s.effective_interval_s or 0.0),
             fail_streak=st.fail_streak if st else 0,
         )
 

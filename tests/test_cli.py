@@ -118,3 +118,25 @@ def test_help_mentions_every_command() -> None:
     out = inferwatch("--help")
     for command in ("demo", "run", "probe", "export", "check-config"):
         assert command in out.stdout
+
+
+def test_global_db_option_before_the_subcommand_is_used(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    assert inferwatch("probe", "--once", "--demo", "--db", str(db)).returncode in (0, 1)
+    out = inferwatch("--db", str(db), "export", "--csv")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1 + 6
+
+
+def test_unwritable_output_and_database_are_messages(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    inferwatch("probe", "--once", "--demo", "--db", str(db))
+    out = inferwatch("export", "--db", str(db), "-o", str(tmp_path / "no" / "such" / "x.csv"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "No such file or directory" in out.stderr
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[targets]]\nname = "x"\nprovider = "openai-compatible"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+    )
+    out = inferwatch("probe", "--once", "--config", str(config), "--db", "/proc/nope/x.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import difflib
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import platformdirs
 
-from probes.config import Config, ConfigError, load_config
+from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
@@ -49,17 +53,20 @@ def _err(message: str) -> None:
     print(f"inferwatch: {message}", file=sys.stderr)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # On subcommands the default is SUPPRESS, so `inferwatch --db X export` keeps the X given
+    # before the subcommand instead of a subparser default silently replacing it.
+    default = None if top else argparse.SUPPRESS
     p.add_argument(
         "--config",
         type=Path,
-        default=None,
+        default=default,
         help=f"config file (default: {default_config_path()})",
     )
     p.add_argument(
         "--db",
         type=Path,
-        default=None,
+        default=default,
         help=f"SQLite database (default: {default_db_path()})",
     )
 
@@ -71,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch LLM inference providers live: TTFT, TPS, cost and outages. "
         "Without a command: start the prober and open the dashboard.",
     )
-    _add_common(parser)
+    _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the built-in demo providers and open the dashboard")
-    p.add_argument("--db", type=Path, default=None, help="database (default: a temporary file)")
+    p.add_argument(
+        "--db", type=Path, default=argparse.SUPPRESS, help="database (default: a temporary file)"
+    )
     p.add_argument("--headless", action="store_true", help="probe the demo without a dashboard")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between probes (5)")
 
@@ -119,6 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--status", choices=("ok", "error"), help="only ok or only failed probes")
     p.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+
+    p = sub.add_parser(
+        "cost",
+        help="what each [[features]] entry would cost and feel like per target, and "
+        "what monitoring costs",
+    )
+    _add_common(p)
+    p.add_argument("--feature", help="only this feature (a [[features]] name)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument(
+        "--window",
+        default="24h",
+        help="use measurements from this far back: 30m, 24h, 7d (default 24h)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the built-in demo's targets and features (measured by `inferwatch demo --db FILE`)",
+    )
 
     p = sub.add_parser("check-config", help="validate a config file and explain it")
     p.add_argument("path", nargs="?", type=Path, help="config file (default: --config's default)")
@@ -324,6 +352,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window_s(text: str) -> float:
+    """A duration like ``30m``, ``24h`` or ``7d`` in seconds.
+
+    Raises:
+        ValueError: for anything else, or a zero duration.
+    """
+    match = _DURATION.match(text)
+    seconds = float(match.group(1)) * _DURATION_S[match.group(2)] if match else 0.0
+    if seconds <= 0:
+        raise ValueError(f"cannot read window {text!r}: use a duration like 30m, 24h or 7d")
+    return seconds
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    from store.costs import feature_projections, monitoring_report
+    from store.db import open_db
+
+    if args.demo:
+        from tui.demo import demo_config
+
+        config = demo_config(0)
+    else:
+        config = _load(args.config)
+    try:
+        window_s = parse_window_s(args.window)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    names = [f.name for f in config.features]
+    if args.feature is not None and args.feature not in names:
+        close = difflib.get_close_matches(args.feature, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(names) or "none configured"
+        _err(f"no feature {args.feature!r}{hint} (features: {known})")
+        return EXIT_CONFIG
+    db_path = args.db or default_db_path()
+    db = open_db(db_path, migrate=False) if db_path.exists() else None
+    try:
+        if db is None:
+            _err(f"no database at {db_path}: costs without measured latency")
+        elif "probes" not in db.table_names():
+            db.close()
+            db = None
+        projections = (
+            feature_projections(db, config, window_s, feature=args.feature) if names else None
+        )
+        monitoring = (
+            monitoring_report(db, window_s)
+            if db is not None and args.feature is None and "targets" in db.table_names()
+            else None
+        )
+    finally:
+        if db is not None:
+            db.close()
+    if not names:
+        _err("no [[features]] in the config: showing the cost of monitoring only")
+    if args.json:
+        doc = {
+            "window_s": window_s,
+            "projections": dataclasses.asdict(projections) if projections else None,
+            "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+        }
+        print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+
+    from tui.cost_panel import render_cost_panel
+
+    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    console.print(render_cost_panel(projections, monitoring))
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """``inferwatch check-config``: validate and explain, exit 2 when invalid."""
     if args.providers:
@@ -353,7 +459,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
             f"{key_state}"
         )
+        print(f"    prices: {_explain_prices(t)}")
+        if s.daily_budget_usd is not None:
+            print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+    if config.prober.daily_budget_usd is not None:
+        print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
+    for f in config.features:
+        scope = ", ".join(f.targets) if f.targets else "all targets"
+        print(
+            f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
+            f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+        )
     return EXIT_OK
+
+
+def _explain_prices(target: ResolvedTarget) -> str:
+    """The rates a target's requests are priced at (short context, USD per million tokens)."""
+    from datetime import UTC, datetime
+
+    from probes.dialects.base import Usage
+    from probes.pricing import price_usage
+
+    cost = price_usage(Usage(1, 0, 0, 1), target.config, target.prices_id, datetime.now(UTC))
+    if cost is None or cost.rates is None:
+        return "price unknown (no genai-prices entry and no input/output override)"
+    r = cost.rates
+    reasoning = f", reasoning {r.reasoning:g}" if r.reasoning is not None else ""
+    return (
+        f"USD per 1M tokens: input {r.input:g}, cache read {r.cache_read:g}, "
+        f"cache write {r.cache_write:g}, output {r.output:g}{reasoning} [{r.source}]"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "check-config":
             return cmd_check_config(args)
+        if args.command == "cost":
+            return cmd_cost(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
     except ConfigError as exc:
@@ -379,6 +516,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK
+    except sqlite3.Error as exc:
+        _err(f"database error: {exc} (check --db and that its folder is writable)")
+        return EXIT_CONFIG
+    except OSError as exc:
+        # A file we were asked to read or write (-o, --db, --config) is not usable.
+        _err(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
 

@@ -15,6 +15,13 @@ DEMO_TARGETS: tuple[tuple[str, str, str, str | None, float, float], ...] = (
     ("local-llm", "local", "demo-local-8b", None, 0.0, 0.0),
 )
 
+#: feature name, input tokens, cached input tokens, output tokens, requests per day
+#: (``inferwatch cost --demo`` projects them onto the demo targets).
+DEMO_FEATURES: tuple[tuple[str, int, int, int, int], ...] = (
+    ("summarise", 500, 0, 200, 10_000),
+    ("support-chat", 2000, 1500, 300, 2_500),
+)
+
 DEMO_INTERVAL_S = 5.0
 
 
@@ -44,4 +51,13 @@ def demo_config(port: int, interval_s: float = DEMO_INTERVAL_S) -> Config:
         ]
         if group:
             lines.append(f'group = "{group}"')
+    for name, input_tokens, cached, output_tokens, per_day in DEMO_FEATURES:
+        lines += [
+            "[[features]]",
+            f'name = "{name}"',
+            f"input_tokens = {input_tokens}",
+            f"cached_input_tokens = {cached}",
+            f"output_tokens = {output_tokens}",
+            f"requests_per_day = {per_day}",
+        ]
     return parse_config("\n".join(lines), "<demo>")

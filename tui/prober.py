@@ -2,7 +2,8 @@
 
 Probes run on this process's event loop; every database write goes through one writer thread
 so an SQLite commit never stalls the loop while other probes are mid-stream. Once a second
-the prober heartbeats and picks up dashboard commands (pause, resume, probe now).
+the prober heartbeats and picks up dashboard commands (pause, resume, probe now), and
+publishes the interval plan whenever a probing budget stretches (or releases) an interval.
 
 Each stored probe also advances the outage state machines (``store.history.HistoryWriter``,
 in the same transaction as the row). Every few seconds the maintenance loop rolls probes up,
@@ -29,6 +30,7 @@ from probes.config import Config
 from probes.record import ProbeRecord
 from probes.scheduler import Scheduler
 from store import control
+from store.costs import recent_costs
 from store.db import insert_probe, open_db
 from store.history import HistoryWriter, MonitoredTarget, host_of
 from store.outage import rules_from_settings
@@ -92,6 +94,9 @@ def published(config: Config) -> list[control.PublishedTarget]:
             interval_s=t.settings.interval_s,
             configured=t.is_configured(),
             paused=False,
+            jitter_s=config.prober.jitter_s,
+            effective_interval_s=t.settings.interval_s,
+            daily_budget_usd=t.settings.daily_budget_usd,
         )
         for t in config.resolved()
     ]
@@ -145,6 +150,8 @@ async def run_prober(
     watched = monitored(config)
     history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
     retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
+    names = [t.name for t in targets]
+    cost_history = await writer.call(lambda db: recent_costs(db, names))
 
     async def sink(record: ProbeRecord) -> None:
         await writer.call(lambda db: history.store_probe(record))
@@ -156,11 +163,15 @@ async def run_prober(
         sink,
         max_concurrency=config.prober.max_concurrency,
         jitter_s=config.prober.jitter_s,
+        daily_budget_usd=config.prober.daily_budget_usd,
+        cost_history=cost_history,
     )
     pid = os.getpid()
+    published_plan: dict[str, tuple[float, str, float | None]] = {}
 
     async def control_loop() -> None:
         last_beat: tuple[float, bool] | None = None
+        nonlocal published_plan
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 stop.set()
@@ -179,6 +190,20 @@ async def run_prober(
                     )
                 )
                 last_beat = (now, all_paused)
+            plans = list(scheduler.plan.values())
+            shown = {
+                p.name: (round(p.effective_interval_s, 1), p.note, p.cost_per_probe_usd)
+                for p in plans
+            }
+            if shown != published_plan:
+                await writer.call(
+                    functools.partial(
+                        control.publish_schedule,
+                        plans=plans,
+                        daily_budget_usd=config.prober.daily_budget_usd,
+                    )
+                )
+                published_plan = shown
             for cmd in await writer.call(control.take_commands):
                 if cmd.command in ("pause", "resume"):
                     pause = cmd.command == "pause"

@@ -24,12 +24,19 @@ Source: Anthropic API reference, "Streaming Messages" (anthropic-sdk-python
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    json_or_none,
+    load_json_object,
+)
 from probes.dialects.openai_chat import parse_error_object
 
 #: The ``anthropic-version`` header value (the SDKs' default).
@@ -103,15 +110,9 @@ class AnthropicParser:
         Raises:
             ValueError: when the data is not a JSON object.
         """
-        data = data.strip()
-        if not data:
+        obj = load_json_object(data)
+        if obj is None:
             return None
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"event data is not JSON: {data[:80]!r}") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"event data is not a JSON object: {data[:80]!r}")
         kind = obj.get("type") if isinstance(obj.get("type"), str) else event
         out = ParsedEvent()
         if kind == "error" or "error" in obj:
@@ -194,10 +195,7 @@ class AnthropicDialect:
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Read ``{"type":"error","error":{"type","message"},"request_id"}`` bodies."""
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return None
+        obj = json_or_none(body)
         if isinstance(obj, dict) and "error" in obj:
             return parse_error_object(obj["error"])
         return None

@@ -7,6 +7,7 @@ else; timing, token accounting, classification and the record are shared (``prob
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -147,3 +148,46 @@ class Dialect(Protocol):
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Extract the error object from a non-2xx response body, if it has one."""
         ...
+
+
+def load_json(data: str, what: str = "event data") -> Any:
+    """Decode one event's JSON payload.
+
+    Args:
+        data: the event's data (SSE ``data:`` lines joined, an NDJSON line, a frame payload).
+        what: how to name it in the error message.
+
+    Returns:
+        The decoded value, or None when ``data`` is empty or blank (heartbeats and the empty
+        events SSE decoders dispatch after an ``id:``; FC-05), which carry nothing.
+
+    Raises:
+        ValueError: when the data is not JSON; the message quotes its first 80 characters.
+    """
+    data = data.strip()
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not JSON: {data[:80]!r}") from exc
+
+
+def load_json_object(data: str, what: str = "event data") -> dict[str, Any] | None:
+    """Like :func:`load_json`, for APIs whose every event is a JSON object.
+
+    Raises:
+        ValueError: when the data is not JSON or not an object.
+    """
+    obj = load_json(data, what)
+    if obj is not None and not isinstance(obj, dict):
+        raise ValueError(f"{what} is not a JSON object: {data.strip()[:80]!r}")
+    return obj
+
+
+def json_or_none(body: str) -> Any:
+    """Decode a (possibly non-JSON) error body; None when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

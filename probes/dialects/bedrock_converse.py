@@ -27,7 +27,15 @@ from typing import Any
 from urllib.parse import quote
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    json_or_none,
+    load_json_object,
+)
 
 
 def _int(value: Any) -> int | None:
@@ -77,15 +85,9 @@ class BedrockConverseParser:
                 payload = data
             text = _message(payload, data.strip() or name)
             return ParsedEvent(error=ProviderError(text, type=name, code=name))
-        data = data.strip()
-        if not data:
+        obj = load_json_object(data, "frame payload")
+        if obj is None:
             return None
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"frame payload is not JSON: {data[:80]!r}") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"frame payload is not a JSON object: {data[:80]!r}")
         out = ParsedEvent()
         if event == "contentBlockDelta":
             delta = obj.get("delta")
@@ -143,10 +145,7 @@ class BedrockConverseDialect:
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Read AWS JSON error bodies (``{"message": "…"}``, optionally ``__type``)."""
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return None
+        obj = json_or_none(body)
         if not isinstance(obj, dict):
             return None
         message = _message(obj, "")

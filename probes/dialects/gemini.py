@@ -24,12 +24,19 @@ Source: Gemini API reference, ``models.streamGenerateContent`` and ``GenerateCon
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 from urllib.parse import quote
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    json_or_none,
+    load_json,
+)
 from probes.dialects.openai_chat import parse_error_object
 from probes.headers import parse_duration_s
 
@@ -129,17 +136,13 @@ class GeminiParser:
         Raises:
             ValueError: when the data is not a JSON object (or a one-element error array).
         """
-        data = data.strip()
-        if not data:
+        obj = load_json(data)
+        if obj is None:
             return None
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"event data is not JSON: {data[:80]!r}") from exc
         if isinstance(obj, list) and obj and isinstance(obj[0], dict) and "error" in obj[0]:
             obj = obj[0]
         if not isinstance(obj, dict):
-            raise ValueError(f"event data is not a JSON object: {data[:80]!r}")
+            raise ValueError(f"event data is not a JSON object: {data.strip()[:80]!r}")
         out = ParsedEvent()
         if "error" in obj:
             out.error = gemini_error(obj["error"])
@@ -203,10 +206,7 @@ class GeminiDialect:
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Read ``{"error": {...}}`` (or ``[{"error": {...}}]``) bodies with their retry delay."""
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return None
+        obj = json_or_none(body)
         if isinstance(obj, list) and obj:
             obj = obj[0]
         if isinstance(obj, dict) and "error" in obj:

@@ -22,7 +22,15 @@ import json
 from typing import Any
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    json_or_none,
+    load_json_object,
+)
 
 _NS_PER_MS = 1_000_000.0
 _DURATIONS = (
@@ -52,15 +60,9 @@ class OllamaParser:
         Raises:
             ValueError: when the line is not a JSON object.
         """
-        data = data.strip()
-        if not data:
+        obj = load_json_object(data, "line")
+        if obj is None:
             return None
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line is not JSON: {data[:80]!r}") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"line is not a JSON object: {data[:80]!r}")
         out = ParsedEvent()
         if "error" in obj:
             out.error = _error(obj["error"])
@@ -119,10 +121,7 @@ class OllamaNativeDialect:
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Read ``{"error": "…"}`` bodies."""
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return None
+        obj = json_or_none(body)
         if isinstance(obj, dict) and "error" in obj:
             return _error(obj["error"])
         return None

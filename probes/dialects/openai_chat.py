@@ -18,7 +18,15 @@ import json
 from typing import Any
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    json_or_none,
+    load_json_object,
+)
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -104,17 +112,11 @@ class OpenAIChatParser:
 
     def parse(self, event: str, data: str) -> ParsedEvent | None:
         """Parse one ``data:`` payload. See :class:`probes.dialects.base.StreamParser`."""
-        data = data.strip()
-        if not data:
-            return None  # empty-data events after an id: + comment (FC-05)
-        if data == "[DONE]":
+        if data.strip() == "[DONE]":
             return ParsedEvent(terminal=True)
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"event data is not JSON: {data[:80]!r}") from exc
-        if not isinstance(chunk, dict):
-            raise ValueError(f"event data is not a JSON object: {data[:80]!r}")
+        chunk = load_json_object(data)
+        if chunk is None:
+            return None  # empty-data events after an id: + comment (FC-05)
         out = ParsedEvent()
         if chunk.get("error"):
             out.error = parse_error_object(chunk["error"])
@@ -241,10 +243,7 @@ class OpenAIChatDialect:
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Read ``{"error": {...}}`` (or vLLM's flat ``{"object": "error", ...}``) bodies."""
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, ValueError):
-            return None
+        obj = json_or_none(body)
         if isinstance(obj, dict):
             if "error" in obj:
                 return parse_error_object(obj["error"])

@@ -18,11 +18,17 @@ budget is clamped up to 16.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError, Usage
+from probes.dialects.base import (
+    Framing,
+    HttpRequest,
+    ParsedEvent,
+    ProviderError,
+    Usage,
+    load_json_object,
+)
 from probes.dialects.openai_chat import OpenAIChatDialect, parse_error_object
 
 #: The API's minimum ``max_output_tokens`` (400 ``integer_below_min_value`` below it).
@@ -81,15 +87,9 @@ class OpenAIResponsesParser:
         Raises:
             ValueError: when the data is not a JSON object.
         """
-        data = data.strip()
-        if not data:
+        obj = load_json_object(data)
+        if obj is None:
             return None
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"event data is not JSON: {data[:80]!r}") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"event data is not a JSON object: {data[:80]!r}")
         kind = obj.get("type") if isinstance(obj.get("type"), str) else event
         out = ParsedEvent()
         if kind == "error" or (kind in ("", "message") and "error" in obj):
