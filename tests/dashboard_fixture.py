@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from probes.config import Config, parse_config
 from probes.record import ProbeRecord
 from store import control
 from store.db import open_db
@@ -133,3 +134,35 @@ def build(path: Path) -> Path:
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return path
+
+
+def config() -> Config:
+    """The fixture's targets as a config with their prices and two ``[[features]]``, for the
+    cost screen (the base URLs are never contacted)."""
+    lines: list[str] = []
+    for name, group, model, _, _, cost in PROFILES:
+        per_mtok = (cost or 0.0) / 68 * 1e6  # the fixture's 20 + 48 tokens per probe
+        lines += [
+            "[[targets]]",
+            f'name = "{name}"',
+            'provider = "openai-compatible"',
+            f'base_url = "http://127.0.0.1:9/{name}/v1"',
+            f'model = "{model}"',
+            f"input_usd_per_mtok = {per_mtok:.4f}",
+            f"output_usd_per_mtok = {per_mtok:.4f}",
+        ]
+        if group:
+            lines.append(f'group = "{group}"')
+    lines += [
+        "[[features]]",
+        'name = "support-chat"',
+        "input_tokens = 1200",
+        "output_tokens = 300",
+        "requests_per_day = 20000",
+        "[[features]]",
+        'name = "summaries"',
+        "input_tokens = 6000",
+        "output_tokens = 600",
+        "requests_per_day = 500",
+    ]
+    return parse_config("\n".join(lines), "<fixture>")

@@ -26,6 +26,7 @@ from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp
 from tui.screens import (
     CompareScreen,
+    CostScreen,
     DetailScreen,
     HelpScreen,
     IncidentsScreen,
@@ -209,6 +210,33 @@ async def test_incidents_screen_lists_open_and_recent_newest_first(db_path: Path
         assert isinstance(app.screen, OverviewScreen)
 
 
+async def test_cost_screen_marks_cheapest_and_fastest(db_path: Path) -> None:
+    app = make_app(db_path, config=dashboard_fixture.config())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("dollar_sign")
+        assert isinstance(app.screen, CostScreen)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.cost is not None:
+                break
+        await pilot.pause(0.1)
+        assert app.cost is not None and app.cost.projections is not None
+        lines = [
+            "".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()
+        ]
+        text = "\n".join(lines)
+        assert "support-chat: 20,000 requests/day" in text and "Cost of monitoring" in text
+        local = next(line for line in lines if "local-llm" in line)
+        assert "cheapest" in local  # free
+        fast = next(line for line in lines if "fast-llama" in line)
+        assert "fastest" in fast  # TTFT + 300 tokens at 385 tok/s beats local's 27 tok/s
+        primary = next(line for line in lines if "chat-primary" in line)
+        assert "cheapest" not in primary
+        await pilot.press("escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+
 async def test_help_lists_every_key(db_path: Path) -> None:
     app = make_app(db_path)
     async with app.run_test(size=(100, 40)) as pilot:
@@ -219,7 +247,7 @@ async def test_help_lists_every_key(db_path: Path) -> None:
         text = str(app.screen.query_one("Static").render())
         for key in ("q, ctrl+c", "?, f1", "enter", "p ", "P ", "r ", "R ", "w ", "/ "):
             assert key in text, key
-        for key in ("s ", "c ", "i ", "e ", "escape, backspace", "↑ ↓"):
+        for key in ("s ", "c ", "i ", "$ ", "e ", "escape, backspace", "↑ ↓"):
             assert key in text, key
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -28,15 +28,17 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from probes.config import Config
 from store import control
 from store.db import open_db
 from store.health import State
 from store.queries import Snapshot, SnapshotReader
 from tui import format as fmt
 from tui import keys
-from tui.messages import CommandSent, ExportFinished, SnapshotReady
+from tui.messages import CommandSent, CostReady, ExportFinished, SnapshotReady
 from tui.panels import StatusContext
 from tui.screens import (
+    CostScreen,
     DashScreen,
     DetailScreen,
     HelpScreen,
@@ -51,6 +53,8 @@ WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
 MIN_WIDTH, MIN_HEIGHT = 60, 15
 #: How long a confirmed command stays in the status line, seconds.
 DONE_SHOWN_S = 6.0
+#: The cost reports are re-read at most this often while the cost screen is open, seconds.
+COST_EVERY_S = 10.0
 
 #: Returns the current UTC time (injected for deterministic tests and screenshots).
 Clock = Callable[[], datetime]
@@ -80,6 +84,8 @@ class InferwatchApp(App[None]):
         source_label: where the targets come from (config path or "demo"), shown in the status.
         clock: the current UTC time (tests inject a fixed one).
         export_dir: where ``e`` writes its CSV files (default: the working directory).
+        config: the prober's config, for the cost screen's feature projections and prices
+            (without it the cost screen shows the cost of monitoring only).
     """
 
     CSS_PATH = "app.tcss"
@@ -101,6 +107,7 @@ class InferwatchApp(App[None]):
         *,
         clock: Clock = _utc_now,
         export_dir: Path | None = None,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
         self.db_path = db_path
@@ -109,7 +116,10 @@ class InferwatchApp(App[None]):
         self.source_label = source_label
         self.clock = clock
         self.export_dir = export_dir
+        self.config = config
         self.snap: Snapshot | None = None
+        self.cost: CostReady | None = None
+        self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
         self.sort = "config"
         self.filter_text = ""
         self._reader = SnapshotReader(db_path)
@@ -151,7 +161,8 @@ class InferwatchApp(App[None]):
             self._timer.stop()
             self._timer = None
         self._refreshing = True
-        self.load_snapshot(self.window_s, self.detail_target(), self.clock())
+        cost = any(isinstance(s, CostScreen) for s in self.screen_stack)
+        self.load_snapshot(self.window_s, self.detail_target(), self.clock(), cost)
 
     def detail_target(self) -> str | None:
         """The target whose detail screen is open, if any."""
@@ -161,9 +172,13 @@ class InferwatchApp(App[None]):
         return None
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def load_snapshot(self, window_s: float, detail: str | None, now: datetime) -> None:
+    def load_snapshot(
+        self, window_s: float, detail: str | None, now: datetime, cost: bool = False
+    ) -> None:
         """Read the database off the UI thread and post the result."""
         snap = self._reader.read(window_s, now, detail)
+        if cost:
+            self._read_cost(snap, now)
         pending = list(self._pending)
         done: set[int] = set()
         if pending:
@@ -173,6 +188,43 @@ class InferwatchApp(App[None]):
             finally:
                 db.close()
         self.post_message(SnapshotReady(snap, frozenset(done)))
+
+    def _read_cost(self, snap: Snapshot, now: datetime) -> None:
+        """Cost reports for the cost screen (worker thread), when data or window changed."""
+        last = self._cost_read
+        mono = time.monotonic()
+        if (
+            last is not None
+            and last[0] == snap.window_s
+            and (last[1] == snap.version or mono - last[2] < COST_EVERY_S)
+        ):
+            return
+        from store.costs import feature_projections, monitoring_report
+
+        self._cost_read = (snap.window_s, snap.version, mono)
+        db = open_db(self.db_path, migrate=False)
+        try:
+            has_probes = "probes" in db.table_names()
+            projections = (
+                feature_projections(db if has_probes else None, self.config, snap.window_s, now)
+                if self.config is not None and self.config.features
+                else None
+            )
+            monitoring = (
+                monitoring_report(db, snap.window_s, now)
+                if has_probes and "targets" in db.table_names()
+                else None
+            )
+        finally:
+            db.close()
+        self.post_message(CostReady(snap.window_s, projections, monitoring))
+
+    @on(CostReady)
+    def _cost_ready(self, message: CostReady) -> None:
+        if message.window_s != self.window_s:
+            return
+        self.cost = message
+        self.redraw()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -302,7 +354,7 @@ class InferwatchApp(App[None]):
                 if not isinstance(b, Binding) or b.key in seen:
                     continue
                 seen.add(b.key)
-                names = {"slash": "/", "question_mark": "?"}
+                names = {"slash": "/", "question_mark": "?", "dollar_sign": "$"}
                 shown = ", ".join(names.get(k, k) for k in b.key.split(","))
                 entries.append((shown, b.tooltip or b.description))
         entries.insert(2, ("↑ ↓ j k", "select a target (PgUp/PgDn, Home/End, g/G too)"))

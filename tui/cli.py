@@ -260,6 +260,7 @@ def _dashboard(db: Path, config: Config, label: str, prober_argv: list[str] | No
             window_s=config.dashboard.window_s,
             refresh_s=config.dashboard.refresh_s,
             source_label=label,
+            config=config,
         )
         app.run()
     finally:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from textual.message import Message
 
+from store.costs import MonitoringReport, ProjectionReport
 from store.queries import Snapshot
 
 
@@ -46,3 +47,25 @@ class ExportFinished(Message):
         """Rows written."""
         self.error = error
         """Why it failed, None on success."""
+
+
+class CostReady(Message):
+    """The cost screen's reports were read (only while that screen is open)."""
+
+    def __init__(
+        self,
+        window_s: float,
+        projections: ProjectionReport | None,
+        monitoring: MonitoringReport | None,
+    ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        """The window the reports cover."""
+        self.projections = projections
+        """Feature projections (None without ``[[features]]`` or a config)."""
+        self.monitoring = monitoring
+        """Cost of monitoring (None before the prober published its targets)."""
+
+    def can_replace(self, message: Message) -> bool:
+        """Coalesce: only the newest reports need drawing."""
+        return isinstance(message, CostReady)

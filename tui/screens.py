@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container, ScrollableContainer, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
@@ -114,6 +114,13 @@ class OverviewScreen(DashScreen):
         Binding("s", "sort", "sort", tooltip="Cycle the sort order (groups stay together)"),
         Binding("c", "compare", "compare", tooltip="Compare targets on shared axes"),
         Binding("i", "incidents", "incidents", tooltip="Open and recent incidents"),
+        Binding(
+            "dollar_sign",
+            "cost",
+            "cost",
+            key_display="$",
+            tooltip="Cost: feature projections (cheapest, fastest) and cost of monitoring",
+        ),
         keys.EXPORT,
         keys.PAUSE_ALL,
         keys.PROBE_ALL,
@@ -273,6 +280,11 @@ class OverviewScreen(DashScreen):
         """Open the incidents screen."""
         self.app.push_screen(IncidentsScreen())
 
+    def action_cost(self) -> None:
+        """Open the cost screen and read its reports at once."""
+        self.app.push_screen(CostScreen())
+        self.dash.request_refresh()
+
 
 class _SubScreen(DashScreen):
     """A screen opened from the overview; esc (or backspace) goes back."""
@@ -431,6 +443,46 @@ class IncidentsScreen(_SubScreen):
         open_minute = int(now.timestamp() // 60) if any(i.open for i in incidents) else 0
         key = (tuple((i.id, i.ended_at, i.failures) for i in incidents), window, open_minute)
         panel.show(lambda w, h: panels.incidents_text(incidents, now, window, w), key)
+
+
+class CostScreen(_SubScreen):
+    """Feature projections on every target (cheapest and fastest marked) and what probing
+    itself costs, from :mod:`tui.cost_panel` (the same tables ``inferwatch cost`` prints)."""
+
+    def compose(self) -> ComposeResult:
+        """Status, the cost tables (they scroll both ways rather than wrap), the footer."""
+        yield Drawing(id="status")
+        with ScrollableContainer(id="cost-body"):
+            yield Static(id="cost")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Draw what is known now; the reports arrive with the next refresh."""
+        self.query_one("#cost-body").focus()
+        self.show_snapshot(self.dash.snap)
+
+    def show_snapshot(self, snap: Snapshot | None) -> None:
+        """Redraw when new reports arrived."""
+        self.show_status(snap)
+        app = self.dash
+        panel = self.query_one("#cost", Static)
+        key = (id(app.cost), app.window_s)
+        if getattr(self, "_cost_key", None) == key:
+            return
+        self._cost_key = key
+        if app.cost is None or app.cost.window_s != app.window_s:
+            panel.update(Text("reading costs…", style="dim"))
+            return
+        from rich.measure import Measurement
+
+        from tui.cost_panel import render_cost_panel
+
+        tables = render_cost_panel(app.cost.projections, app.cost.monitoring)
+        # At their natural width the tables scroll sideways instead of wrapping cells.
+        console = app.console
+        natural = Measurement.get(console, console.options.update_width(1000), tables)
+        panel.styles.width = max(natural.maximum, 20)
+        panel.update(tables)
 
 
 class HelpScreen(ModalScreen[None]):
