@@ -1021,7 +1021,8 @@ class SnapshotReader:
                     by_name[s.name] = s
                 recent = self._recent_count(db, now)
             summaries = [by_name[s.name] for s in last.targets if s.name in by_name]
-        if full or old is None or old.states != token.states:
+        if full or old is None or old.states != token.states or old.probe_id != token.probe_id:
+            # A probe can change a target's failure streak without changing its state.
             self._states = persisted_states(db)
         blind = blind_status(db, now) if "monitor_gaps" in db.table_names() else None
         attach_verdicts(db, summaries, now, self._states, blind)

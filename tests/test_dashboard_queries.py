@@ -153,3 +153,18 @@ def test_incremental_reader_matches_a_full_read(tmp_path: Path) -> None:
     assert a4.verdict is not None and a4.verdict.state is State.PAUSED
     assert fourth.detail is not None and fourth.detail.name == "a"
     reader.close()
+
+
+def test_reader_sees_a_failure_streak_while_still_up(tmp_path: Path) -> None:
+    """A failure below the down threshold changes no state, only the streak: the reader must
+    still pick it up (the row shows "✔ up ×1")."""
+    path = tmp_path / "streak.db"
+    _, history = _db(path, ("a",))
+    history.store_probe(record("a", NOW - minutes(2)))
+    reader = SnapshotReader(path, resummarize_s=3600)
+    (a,) = reader.read(3600, NOW).targets
+    assert a.fail_streak == 0
+    history.store_probe(record("a", NOW - minutes(1), "error", "server_error"))
+    (a,) = reader.read(3600, NOW + timedelta(seconds=1)).targets
+    assert a.verdict is not None and a.verdict.state is State.UP and a.fail_streak == 1
+    reader.close()

@@ -176,7 +176,8 @@ def figures(s: TargetSummary, window_s: float, all_uptimes: bool = False) -> lis
     ]
     rate = f"{fmt.pct(s.error_rate)} failed" if s.count else "no probe"
     top = f", mostly {s.top_error_kind}" if s.top_error_kind else ""
-    parts.append(Text(f"{s.count} probes, {rate}{top} in {fmt.window(window_s)}"))
+    probes = "1 probe" if s.count == 1 else f"{s.count} probes"
+    parts.append(Text(f"{probes}, {rate}{top} in {fmt.window(window_s)}"))
     up = s.window_uptime.pct if s.window_uptime else None
     uptime = f"uptime {fmt.uptime_pct(up)}"
     if all_uptimes:

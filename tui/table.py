@@ -301,7 +301,7 @@ class _Line:
     key: str
     selectable: bool
     text: Text
-    sig: str
+    sig: tuple[object, ...]
 
 
 class TargetTable(ScrollView, can_focus=True):
@@ -361,7 +361,7 @@ class TargetTable(ScrollView, can_focus=True):
         self._lines: list[_Line] = []
         self._header = ""
         self._cursor = -1
-        self._strips: dict[tuple[str, bool, int], Strip] = {}
+        self._strips: dict[tuple[tuple[object, ...], bool, int], Strip] = {}
 
     # ---- content -------------------------------------------------------------------------
 
@@ -390,7 +390,8 @@ class TargetTable(ScrollView, can_focus=True):
         """
         old_key = self.cursor_key
         old = self._lines
-        new = [_Line(k, sel, t, t.markup) for k, sel, t in lines]
+        # Plain text plus style spans identify a line's look (cheaper than Text.markup).
+        new = [_Line(k, sel, t, (t.plain, *t.spans)) for k, sel, t in lines]
         self._lines = new
         structure_changed = len(old) != len(new) or header != self._header
         if structure_changed:
