@@ -8,6 +8,10 @@ module turns it into what the dashboard shows:
 * **stale**: the monitor is blind (prober not running, or no network on its side) or the
   target's newest probe is older than ``STALE_INTERVALS`` × its interval; the last known
   state and since when are kept in the reason, never shown as current.
+* **degraded** while up but failing: the outage machine keeps a target up until
+  ``down_after_failures`` failures in a row (hysteresis), and uptime counts that time as
+  available either way; the display says degraded from the first failure, so a failing
+  provider never shows a ✔ (README: "degraded when the last probe failed").
 * otherwise the persisted state, with its cause and start time.
 """
 
@@ -65,6 +69,8 @@ def verdict(
     last_age_s: float | None = None,
     interval_s: float = 30.0,
     fail_streak: int = 0,
+    fail_start: str | None = None,
+    fail_message: str = "",
 ) -> Verdict:
     """The displayed verdict of one target.
 
@@ -79,7 +85,10 @@ def verdict(
         blind_reason: why it is blind (``prober not running``, ``no network``).
         last_age_s: seconds since the newest probe of the target started.
         interval_s: the target's probe interval in seconds.
-        fail_streak: consecutive failures not yet enough for ``down`` (shown as a hint).
+        fail_streak: consecutive failures not yet enough for ``down``: an up target with a
+            streak is shown degraded (cause ``failing``).
+        fail_start: when the streak began (the degraded display's start).
+        fail_message: the newest failure's message.
     """
     if not configured:
         return Verdict(State.NOT_CONFIGURED, "API key variable unset", cause_kind="not_configured")
@@ -99,9 +108,14 @@ def verdict(
             f"last probe {last_age_s:.0f}s ago; last known {known.value} since {_hm(since)}",
             since,
         )
+    if known is State.UP and fail_streak:
+        start = fail_start or since
+        reason = (
+            f"degraded since {_hm(start)}: {fail_streak} failure{'s' if fail_streak > 1 else ''}"
+            f" in a row, not down yet" + (f" ({fail_message})" if fail_message else "")
+        )
+        return Verdict(State.DEGRADED, reason, start, "failing")
     reason = f"{known.value} since {_hm(since)}"
     if known is not State.UP and cause_message:
         reason += f": {cause_message}"
-    elif known is State.UP and fail_streak:
-        reason += f" ({fail_streak} failure{'s' if fail_streak > 1 else ''} in a row)"
     return Verdict(known, reason, since, cause_kind)

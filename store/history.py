@@ -477,6 +477,8 @@ class PersistedState:
         cause_kind: machine-readable cause.
         cause_message: human text.
         fail_streak: consecutive failures so far (below the down threshold while up).
+        fail_start: started_at of the first of them, None without a streak.
+        fail_message: the newest failure's message, "" without a streak.
     """
 
     state: State
@@ -484,6 +486,8 @@ class PersistedState:
     cause_kind: str | None
     cause_message: str
     fail_streak: int
+    fail_start: str | None = None
+    fail_message: str = ""
 
 
 def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
@@ -500,6 +504,8 @@ def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
             r["cause_kind"],
             r["cause_message"] or "",
             int(data.get("fail_streak", 0)),
+            data.get("fail_start"),
+            data.get("fail_message") or "",
         )
     return out
 

@@ -299,6 +299,8 @@ def attach_verdicts(
             # A target whose budget stretched its interval is not stale.
             interval_s=max(s.interval_s, s.effective_interval_s or 0.0),
             fail_streak=st.fail_streak if st else 0,
+            fail_start=st.fail_start if st else None,
+            fail_message=st.fail_message if st else "",
         )
 
 

@@ -156,8 +156,8 @@ def test_incremental_reader_matches_a_full_read(tmp_path: Path) -> None:
 
 
 def test_reader_sees_a_failure_streak_while_still_up(tmp_path: Path) -> None:
-    """A failure below the down threshold changes no state, only the streak: the reader must
-    still pick it up (the row shows "✔ up ×1")."""
+    """A failure below the down threshold changes no stored state, only the streak: the reader
+    must still pick it up, and the display says degraded since that failure."""
     path = tmp_path / "streak.db"
     _, history = _db(path, ("a",))
     history.store_probe(record("a", NOW - minutes(2)))
@@ -166,5 +166,7 @@ def test_reader_sees_a_failure_streak_while_still_up(tmp_path: Path) -> None:
     assert a.fail_streak == 0
     history.store_probe(record("a", NOW - minutes(1), "error", "server_error"))
     (a,) = reader.read(3600, NOW + timedelta(seconds=1)).targets
-    assert a.verdict is not None and a.verdict.state is State.UP and a.fail_streak == 1
+    assert a.verdict is not None and a.verdict.state is State.DEGRADED and a.fail_streak == 1
+    assert a.verdict.cause_kind == "failing" and a.verdict.since == a.last_started_at
+    assert "1 failure in a row, not down yet (server_error happened)" in a.verdict.reason
     reader.close()

@@ -449,6 +449,10 @@ class CostScreen(_SubScreen):
     """Feature projections on every target (cheapest and fastest marked) and what probing
     itself costs, from :mod:`tui.cost_panel` (the same tables ``inferwatch cost`` prints)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._cost_key: tuple[int, float] | None = None
+
     def compose(self) -> ComposeResult:
         """Status, the cost tables (they scroll both ways rather than wrap), the footer."""
         yield Drawing(id="status")
@@ -467,7 +471,7 @@ class CostScreen(_SubScreen):
         app = self.dash
         panel = self.query_one("#cost", Static)
         key = (id(app.cost), app.window_s)
-        if getattr(self, "_cost_key", None) == key:
+        if self._cost_key == key:
             return
         self._cost_key = key
         if app.cost is None or app.cost.window_s != app.window_s:
@@ -513,7 +517,8 @@ class HelpScreen(ModalScreen[None]):
             lines.append(description + "\n")
         lines.append(
             "\nStates: ✔ up  ▲ degraded  ✖ down  ? stale  … no data  ○ no key  ‖ paused\n"
-            "“✔ up ×2”: still up, 2 failures in a row (down after the configured streak).\n"
+            "A failing target is degraded from its first failure, down after the configured\n"
+            "streak (3 by default), up again after 2 successes.\n"
             "TTFT in ms over the window, successful probes only; failures count in err.\n"
             "p/r act on the selected target (P/R on all); the status line shows\n"
             "“sent, waiting for the prober” until the prober confirms, then “done”.",

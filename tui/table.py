@@ -226,11 +226,7 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
     """
     k = col.key
     if k == "state":
-        st = state_of(s)
-        if st is State.UP and s.fail_streak:
-            # Still up (hysteresis) but failing: say so before it turns down.
-            return f"{fmt.STATE_SHORT[st]} ×{s.fail_streak}"
-        return fmt.STATE_SHORT[st]
+        return fmt.STATE_SHORT[state_of(s)]
     if k == "since":
         since = s.verdict.since if s.verdict else None
         if since is None or now_s is None:
