@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,8 @@ class TargetSummary:
     values, or for rollup windows up to :data:`SAMPLE_POINTS` values spread over the merged
     histogram's quantiles (the same shape). ``uptime`` maps ``24h``/``7d``/``30d`` to
     :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
+    ``computed_at`` is when the window figures were computed: copies that only move ages
+    forward keep it, so a view can tell "same figures, older" from "new figures".
     The ``ratelimit_*`` fields are the provider's rate-limit headroom as reported by the
     newest probe (None when that probe carried no such header). ``fail_streak`` counts the
     consecutive failures the outage machine holds (below the down threshold while up).
@@ -172,10 +174,27 @@ class TargetSummary:
     window_uptime: Uptime | None = None
     fail_streak: int = 0
     from_rollups: bool = False
+    computed_at: datetime | None = None
     effective_interval_s: float | None = None
     """Interval after probing budgets (None: as configured); staleness is judged on it."""
     budget_note: str = ""
     """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
+
+    def aged(self, elapsed_s: float) -> TargetSummary:
+        """A copy whose ages moved ``elapsed_s`` forward (the window figures are shared).
+
+        Cheaper than :func:`dataclasses.replace` (no ``__init__``): the reader makes one per
+        target per second.
+        """
+        copy = object.__new__(TargetSummary)
+        for name in _SUMMARY_SLOTS:
+            object.__setattr__(copy, name, getattr(self, name))
+        if self.last_age_s is not None:
+            copy.last_age_s = self.last_age_s + elapsed_s
+        return copy
+
+
+_SUMMARY_SLOTS = tuple(f.name for f in fields(TargetSummary))
 
 
 _LAST_COLUMNS = (
@@ -256,6 +275,8 @@ def summarize(
                 else:
                     out[name].uptime[label] = up
     summaries = list(out.values())
+    for summary in summaries:
+        summary.computed_at = now
     if with_verdicts:
         attach_verdicts(db, summaries, now)
     return summaries
@@ -882,6 +903,8 @@ class Snapshot:
         prober_age_s: seconds since that heartbeat.
         db_bytes: database file size (main file plus WAL).
         probes_last_minute: probes stored in the last 60 s, all targets.
+        probes_per_minute: probes per minute over the last 5 minutes (or since the prober
+            started, if later): steadier than the last minute's count, for the status line.
         blind_since: UTC ISO 8601 time since which the monitor is blind (prober not
             running, or no network on the monitor's side), None while it can see.
         blind_reason: why it is blind, "" otherwise.
@@ -903,6 +926,7 @@ class Snapshot:
     incidents: list[Incident] = field(default_factory=list)
     detail: TargetDetail | None = None
     version: int = 0
+    probes_per_minute: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -950,6 +974,7 @@ class SnapshotReader:
         self._token: _Token | None = None
         self._states: dict[str, PersistedState] = {}
         self._version = 0
+        self._last_5min = 0
         self._detail_key: tuple[str, float, int, int, str] | None = None
 
     def close(self) -> None:
@@ -1002,15 +1027,10 @@ class SnapshotReader:
             summaries = summarize(db, window_s, now, with_verdicts=False)
             self._last_full = now
             recent = self._recent_count(db, now)
+            self._last_5min = self._recent_count(db, now, 300)
         else:
             elapsed = (now - last.taken_at).total_seconds()
-            by_name = {
-                s.name: replace(
-                    s,
-                    last_age_s=None if s.last_age_s is None else s.last_age_s + elapsed,
-                )
-                for s in last.targets
-            }
+            by_name = {s.name: s.aged(elapsed) for s in last.targets}
             recent = last.probes_last_minute
             if token.probe_id != old.probe_id:
                 fresh_names = [
@@ -1022,6 +1042,7 @@ class SnapshotReader:
                 for s in summarize(db, window_s, now, fresh_names, with_verdicts=False):
                     by_name[s.name] = s
                 recent = self._recent_count(db, now)
+                self._last_5min = self._recent_count(db, now, 300)
             summaries = [by_name[s.name] for s in last.targets if s.name in by_name]
         if full or old is None or old.states != token.states or old.probe_id != token.probe_id:
             # A probe can change a target's failure streak without changing its state.
@@ -1038,6 +1059,9 @@ class SnapshotReader:
         detail_snapshot = self._detail(db, detail, window_s, now, summaries, token, full)
         status = prober_status(db)
         age_s = (now - parse_iso(status.heartbeat_at)).total_seconds() if status else None
+        span_s = 300.0
+        if status is not None:
+            span_s = min(span_s, max((now - parse_iso(status.started_at)).total_seconds(), 60))
         size = sum(
             p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
         )
@@ -1055,6 +1079,7 @@ class SnapshotReader:
             incidents,
             detail_snapshot,
             self._version,
+            round(self._last_5min * 60 / span_s, 1),
         )
         return self._last
 
@@ -1080,11 +1105,11 @@ class SnapshotReader:
         return target_detail(db, name, window_s, now, summary.errors_by_kind if summary else None)
 
     @staticmethod
-    def _recent_count(db: sqlite_utils.Database, now: datetime) -> int:
+    def _recent_count(db: sqlite_utils.Database, now: datetime, seconds: float = 60) -> int:
         return int(
             db.conn.execute(
                 "SELECT count(*) FROM probes WHERE started_at >= ?",
-                [iso(now - timedelta(seconds=60))],
+                [iso(now - timedelta(seconds=seconds))],
             ).fetchone()[0]
         )
 

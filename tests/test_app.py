@@ -56,6 +56,13 @@ async def loaded(pilot: Pilot[None], app: InferwatchApp, detail: bool = False) -
     raise AssertionError("no snapshot within 5 s")
 
 
+async def settled(app: InferwatchApp) -> None:
+    """Wait for the command and export workers (not the long-lived reader)."""
+    busy = [w for w in app.workers if w.group != "reader"]
+    if busy:  # an empty list would mean "every worker", the reader included
+        await app.workers.wait_for_complete(busy)
+
+
 def status(app: InferwatchApp) -> str:
     return app.screen.query_one("#status", Drawing).text.plain
 
@@ -336,11 +343,11 @@ async def test_pause_and_probe_keys_reach_the_prober_and_show_done(db_path: Path
     async with app.run_test(size=(160, 30)) as pilot:
         await loaded(pilot, app)
         await pilot.press("p")
-        await app.workers.wait_for_complete()
+        await settled(app)
         await pilot.pause()
         assert "⧗ pause chat-primary: sent, waiting for the prober" in status(app)
         await pilot.press("r", "P", "R")
-        await app.workers.wait_for_complete()
+        await settled(app)
         assert await take(db_path) == [
             ("pause", "chat-primary"),
             ("probe_now", "chat-primary"),
@@ -363,7 +370,7 @@ async def test_pause_and_probe_keys_reach_the_prober_and_show_done(db_path: Path
         assert table(app).row_texts()[1].lstrip().startswith("‖ paused")
         # p on a paused target resumes it.
         await pilot.press("p")
-        await app.workers.wait_for_complete()
+        await settled(app)
         assert await take(db_path) == [("resume", "chat-primary")]
 
 
@@ -374,7 +381,7 @@ async def test_pause_from_the_detail_screen_acts_on_its_target(db_path: Path) ->
         await pilot.press("down", "down", "enter")
         assert isinstance(app.screen, DetailScreen)
         await pilot.press("p", "r")
-        await app.workers.wait_for_complete()
+        await settled(app)
         assert await take(db_path) == [("pause", "fast-llama"), ("probe_now", "fast-llama")]
 
 
@@ -384,14 +391,14 @@ async def test_export_writes_the_window_and_says_where(db_path: Path, tmp_path: 
     async with app.run_test() as pilot:
         await loaded(pilot, app)
         await pilot.press("e")
-        await app.workers.wait_for_complete()
+        await settled(app)
         await pilot.pause(0.1)
         (written,) = out.glob("inferwatch-all-1h-*.csv")
         assert written.read_text().count("\n") == 1 + 6 * 120  # header + every probe
         assert any(str(written) in n.message for n in app._notifications)
         # From the detail screen only that target is exported.
         await pilot.press("enter", "e")
-        await app.workers.wait_for_complete()
+        await settled(app)
         (one,) = out.glob("inferwatch-chat-primary-1h-*.csv")
         assert one.read_text().count("\n") == 1 + 120
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from store.health import State
 from store.queries import Snapshot, SnapshotReader
 from tui import format as fmt
 from tui import keys
-from tui.messages import CommandSent, CostReady, ExportFinished, SnapshotReady
+from tui.messages import CommandSent, CostReady, ExportFinished, ReadFailed, SnapshotReady
 from tui.panels import StatusContext
 from tui.screens import (
     CostScreen,
@@ -130,6 +131,9 @@ class InferwatchApp(App[None]):
         self._refreshing = False
         self._again = False
         self._timer: Timer | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._request: tuple[float, str | None, datetime, bool] | None = None
         self.animation_level = "none"
 
     def get_default_screen(self) -> Screen[None]:
@@ -137,8 +141,9 @@ class InferwatchApp(App[None]):
         return OverviewScreen()
 
     def on_mount(self) -> None:
-        """First read at once; watch the terminal; apply the size rule."""
+        """Start the reader, read at once; watch the terminal; apply the size rule."""
         self._check_size(self.size.width, self.size.height)
+        self.reader_loop()
         self.request_refresh()
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
@@ -147,10 +152,15 @@ class InferwatchApp(App[None]):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
 
     def on_unmount(self) -> None:
-        """Close the reader's connection."""
-        self._reader.close()
+        """Stop the reader thread (it closes its connection)."""
+        self._stopping = True
+        self._wake.set()
 
     # ---- refresh cycle -------------------------------------------------------------------
+    #
+    # One long-lived thread worker reads; the UI asks for a read by setting ``_wake`` and is
+    # answered by one SnapshotReady. A per-refresh worker would cost a thread start and three
+    # state-change messages a second: at an idle dashboard that was most of the UI's work.
 
     def request_refresh(self) -> None:
         """Read now, or right after the read in flight (reads never overlap)."""
@@ -162,7 +172,8 @@ class InferwatchApp(App[None]):
             self._timer = None
         self._refreshing = True
         cost = any(isinstance(s, CostScreen) for s in self.screen_stack)
-        self.load_snapshot(self.window_s, self.detail_target(), self.clock(), cost)
+        self._request = (self.window_s, self.detail_target(), self.clock(), cost)
+        self._wake.set()
 
     def detail_target(self) -> str | None:
         """The target whose detail screen is open, if any."""
@@ -171,11 +182,29 @@ class InferwatchApp(App[None]):
                 return screen.target_name
         return None
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
+    def reader_loop(self) -> None:
+        """Answer each read request with one SnapshotReady (a thread: SQLite blocks)."""
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                request = self._request
+                if request is None:
+                    continue
+                try:
+                    self.post_message(SnapshotReady(*self.load_snapshot(*request)))
+                except Exception as exc:  # shown on screen; the next tick tries again
+                    self.post_message(ReadFailed(str(exc)))
+        finally:
+            self._reader.close()
+
     def load_snapshot(
         self, window_s: float, detail: str | None, now: datetime, cost: bool = False
-    ) -> None:
-        """Read the database off the UI thread and post the result."""
+    ) -> tuple[Snapshot, frozenset[int]]:
+        """Read the database (reader thread): the snapshot and the commands now done."""
         snap = self._reader.read(window_s, now, detail)
         if cost:
             self._read_cost(snap, now)
@@ -187,7 +216,21 @@ class InferwatchApp(App[None]):
                 done = {cid for cid in pending if control.command_done(db, cid)}
             finally:
                 db.close()
-        self.post_message(SnapshotReady(snap, frozenset(done)))
+        return snap, frozenset(done)
+
+    def _read_done(self) -> None:
+        """A read finished: re-arm the timer only now, so reads never overlap."""
+        self._refreshing = False
+        if self._again:
+            self._again = False
+            self.request_refresh()
+        else:
+            self._timer = self.set_timer(self.refresh_s, self.request_refresh)
+
+    @on(ReadFailed)
+    def _read_failed(self, message: ReadFailed) -> None:
+        self.notify(f"cannot read {self.db_path}: {message.error}", severity="error")
+        self._read_done()
 
     def _read_cost(self, snap: Snapshot, now: datetime) -> None:
         """Cost reports for the cost screen (worker thread), when data or window changed."""
@@ -229,25 +272,12 @@ class InferwatchApp(App[None]):
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if worker.group == "refresh" and event.state in (
-            WorkerState.SUCCESS,
-            WorkerState.ERROR,
-            WorkerState.CANCELLED,
-        ):
-            if event.state == WorkerState.ERROR:
-                self.notify(f"cannot read {self.db_path}: {worker.error}", severity="error")
-            self._refreshing = False
-            # Re-arm only after the previous read finished: refreshes never overlap.
-            if self._again:
-                self._again = False
-                self.request_refresh()
-            else:
-                self._timer = self.set_timer(self.refresh_s, self.request_refresh)
-        elif worker.group in ("command", "export") and event.state == WorkerState.ERROR:
+        if worker.group in ("command", "export", "reader") and event.state == WorkerState.ERROR:
             self.notify(f"{worker.group} failed: {worker.error}", severity="error")
 
     @on(SnapshotReady)
     def _show(self, message: SnapshotReady) -> None:
+        self._read_done()
         snap = message.snap
         if snap.window_s != self.window_s:
             return  # a read started before the window changed; a fresh one is on its way

@@ -74,20 +74,24 @@ def usd(value: float | None) -> str:
 
 
 def age(seconds: float | None) -> str:
-    """A compact age: ``<10s``, ``40s``, ``3m``, ``2h``, ``5d``; ``–`` when unknown."""
+    """A coarse age: ``<30s``, ``30s``, ``3m``, ``2h``, ``5d``; ``–`` when unknown.
+
+    Half-minute steps below a minute: with probes every 5-60 s a finer age changes every few
+    seconds on every row, repainting the table for nothing (overdue targets turn stale
+    anyway, and their age then grows in minutes).
+    """
     if seconds is None:
         return "–"
     seconds = max(seconds, 0)
-    if seconds < 10:
-        return "<10s"
+    if seconds < 30:
+        return "<30s"
     if seconds < 60:
-        # 10-second steps: a per-second age would repaint every row every second for nothing.
-        return f"{int(seconds // 10) * 10}s"
+        return "30s"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
+        return f"{int(seconds // 60)}m"
     if seconds < 86400:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
 
 
 def window(seconds: float) -> str:

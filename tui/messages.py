@@ -25,6 +25,15 @@ class SnapshotReady(Message):
         return isinstance(message, SnapshotReady)
 
 
+class ReadFailed(Message):
+    """A refresh could not read the database (the next one tries again)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+        """What went wrong."""
+
+
 class CommandSent(Message):
     """A command was queued for the prober."""
 

@@ -107,6 +107,30 @@ def prober_state(snap: Snapshot | None) -> tuple[Text, bool]:
     return Text(f"● prober up since {started}"), False
 
 
+def status_key(snap: Snapshot | None, ctx: StatusContext) -> tuple[object, ...]:
+    """Everything :func:`status_text` depends on (redraw only when it changes)."""
+    if snap is None:
+        return (None, ctx.source, ctx.window_s)
+    dead = snap.prober_age_s is not None and snap.prober_age_s > PROBER_DEAD_AFTER_S
+    return (
+        snap.prober.started_at if snap.prober else None,
+        snap.prober.heartbeat_at if dead and snap.prober else None,
+        snap.prober.paused if snap.prober else None,
+        bool(snap.targets),
+        snap.blind_since,
+        snap.blind_reason,
+        round(snap.probes_per_minute),
+        fmt.megabytes(snap.db_bytes),
+        iso(snap.taken_at)[:10],
+        ctx.source,
+        ctx.window_s,
+        ctx.sort_label,
+        ctx.filter_text,
+        tuple(ctx.pending),
+        tuple(ctx.done),
+    )
+
+
 def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[Text, bool]:
     """The one-line status: source, window, prober alive and since when, commands in flight,
     probes per minute, database size, filter and sort; lower-priority parts drop first.
@@ -125,7 +149,7 @@ def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[
     for what in ctx.done:
         parts.append((1, Text(f"✔ {what}: done")))
     if snap is not None and snap.prober is not None:
-        parts.append((2, Text(f"{snap.probes_last_minute} probes/min")))
+        parts.append((2, Text(f"{snap.probes_per_minute:.0f} probes/min")))
     if snap is not None:
         parts.append((3, Text(f"db {fmt.megabytes(snap.db_bytes)}")))
     if ctx.filter_text:

@@ -20,8 +20,10 @@ from textual.widgets import Footer, Input, Static
 
 from store.health import State
 from store.queries import Snapshot, TargetSummary
+from tui import format as fmt
 from tui import keys, panels
 from tui.table import (
+    COLUMNS,
     Column,
     Row,
     TargetTable,
@@ -37,6 +39,9 @@ from tui.widgets import Drawing
 
 if TYPE_CHECKING:
     from tui.app import InferwatchApp
+
+
+_SINCE = next(c for c in COLUMNS if c.key == "since")
 
 
 def fingerprint(s: TargetSummary) -> tuple[object, ...]:
@@ -90,7 +95,7 @@ class DashScreen(Screen[None]):
             status.set_class(blind, "blind")
             return line
 
-        status.show(draw)
+        status.show(draw, panels.status_key(snap, ctx))
 
     def on_screen_resume(self) -> None:
         """Catch up with the newest snapshot when this screen comes back on top."""
@@ -127,6 +132,10 @@ class OverviewScreen(DashScreen):
         Binding("escape", "clear_filter", "clear filter", show=False, tooltip="Clear the filter"),
     ]
     """Overview keys, in footer order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: dict[str, tuple[tuple[object, ...], Text]] = {}
 
     def compose(self) -> ComposeResult:
         """Status, table, lower panels, the (hidden) filter box and the footer."""
@@ -189,6 +198,21 @@ class OverviewScreen(DashScreen):
     def _row_text(self, columns: tuple[Column, ...], row: Row, now_s: float) -> Text:
         s = row.summary
         assert s is not None
+        # Only the ages move between two reads without a probe: reuse the row otherwise.
+        since = cell_text(_SINCE, s, "", now_s)
+        key = (
+            columns,
+            row.branch,
+            s.computed_at,
+            s.verdict,
+            s.paused,
+            fmt.age(s.last_age_s),
+            since,
+            self.dash.state_style(state_of(s)),
+        )
+        cached = self._rows.get(s.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         text = Text(no_wrap=True)
         for col in columns:
             cell = fit(cell_text(col, s, row.branch, now_s), col.width, col.right)
@@ -196,6 +220,7 @@ class OverviewScreen(DashScreen):
                 text.append(cell, style=self.dash.state_style(state_of(s)))
             else:
                 text.append(cell)
+        self._rows[s.name] = (key, text)
         return text
 
     def _selected_summary(self, snap: Snapshot | None) -> TargetSummary | None:
