@@ -345,7 +345,7 @@ async def test_pause_and_probe_keys_reach_the_prober_and_show_done(db_path: Path
         await pilot.press("p")
         await settled(app)
         await pilot.pause()
-        assert "⧗ pause chat-primary: sent, waiting for the prober" in status(app)
+        assert "⧗ pause chat-primary: sent" in status(app)
         await pilot.press("r", "P", "R")
         await settled(app)
         assert await take(db_path) == [
@@ -363,9 +363,9 @@ async def test_pause_and_probe_keys_reach_the_prober_and_show_done(db_path: Path
         db.close()
         for _ in range(60):
             await pilot.pause(0.05)
-            if "waiting for the prober" not in status(app):
+            if "⧗" not in status(app):
                 break
-        assert "✔ pause chat-primary: done" in status(app)
+        assert "✔ probe now all: done" in status(app)  # the newest confirmation
         await pilot.pause(0.2)
         assert table(app).row_texts()[1].lstrip().startswith("‖ paused")
         # p on a paused target resumes it.

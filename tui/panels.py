@@ -144,10 +144,11 @@ def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[
         (0, Text(f"window {fmt.window(ctx.window_s)}")),
         (0, prober),
     ]
+    # Short enough to fit beside the prober's state at 80 columns.
     for what in ctx.pending:
-        parts.append((1, Text(f"⧗ {what}: sent, waiting for the prober")))
-    for what in ctx.done:
-        parts.append((1, Text(f"✔ {what}: done")))
+        parts.append((1, Text(f"⧗ {what}: sent")))
+    if ctx.done:
+        parts.append((1, Text(f"✔ {ctx.done[-1]}: done")))
     if snap is not None and snap.prober is not None:
         parts.append((2, Text(f"{snap.probes_per_minute:.0f} probes/min")))
     if snap is not None:

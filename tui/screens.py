@@ -546,7 +546,7 @@ class HelpScreen(ModalScreen[None]):
             "streak (3 by default), up again after 2 successes.\n"
             "TTFT in ms over the window, successful probes only; failures count in err.\n"
             "p/r act on the selected target (P/R on all); the status line shows\n"
-            "“sent, waiting for the prober” until the prober confirms, then “done”.",
+            "“⧗ … sent” until the prober takes the command, then “✔ … done”.",
             style="dim",
         )
         with VerticalScroll():
