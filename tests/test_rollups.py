@@ -175,3 +175,23 @@ def test_retention_deletes_only_rolled_up_rows_in_batches(db: sqlite_utils.Datab
     before = int(db.execute("PRAGMA page_count").fetchone()[0])
     free = incremental_vacuum(db, pages=100000)
     assert free == 0 and int(db.execute("PRAGMA page_count").fetchone()[0]) < before
+
+
+def test_probes_after_pruning_everything_are_still_rolled_up(db: sqlite_utils.Database) -> None:
+    """Probe ids are rowids without AUTOINCREMENT: if pruning removed the newest row, SQLite
+    would hand its id out again, at or below the rollup bookmark, and that probe would never be
+    rolled up (and later be pruned unseen). A monitor stopped for longer than the raw
+    retention then restarted is that case."""
+    fill(db, hours=2, step_s=60)
+    rolled = rollup_all(db)
+    now = T0 + timedelta(days=40)
+    while prune(db, now, Retention(raw_days=30)):
+        pass
+    insert_probe(db, record("a", now, ttft=321.0))
+    assert rollup_all(db) == 1
+    assert get_bookmark(db) > rolled
+    minute = db.execute(
+        "SELECT probes, ttft_ms_sum FROM rollup_minute WHERE bucket = ? AND target = 'a'",
+        ["2026-12-11T00:00:00.000Z"],
+    ).fetchone()
+    assert minute == (1, 321.0)
