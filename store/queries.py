@@ -401,6 +401,9 @@ def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums
             counts = parsed.get(text)
             if counts is None:
                 counts = parsed[text] = json.loads(text)
+            if not into and sign > 0:
+                into.update(counts)  # the target's first row: a copy, no per-key adds
+                continue
             get = into.get
             for k, n in counts.items():
                 into[k] = get(k, 0) + sign * n
