@@ -370,10 +370,10 @@ def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums
     """Per-target sums of the rollup rows of ``terms`` (signed; keys of the histograms and
     error counts stay JSON text keys).
 
-    One scan; Python adds the parsed JSON objects up. That is 1.2-1.6x faster here than
-    ``json_each`` with ``GROUP BY target, key`` in SQLite, whose sort of every histogram key
-    (~500 ns each) was most of a long window's cost. Minute rows repeat the same few JSON
-    texts, so each distinct text is parsed once per call.
+    SQLite sums the counters and concatenates each target's JSON histograms into one array,
+    so Python parses one text per target and column and adds the objects up. That is ~2.5x
+    faster here than ``json_each`` with ``GROUP BY target, key`` in SQLite, whose sort of
+    every histogram key (~500 ns each) was most of a long window's cost.
     """
     acc: dict[str, _Sums] = {}
     if not terms:
@@ -383,9 +383,17 @@ def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums
         "errors, ttft_ms_hist, total_ms_hist, decode_tps_hist",
         terms,
     )
-    parsed: dict[str, dict[str, int]] = {}
-    for row in db.conn.execute(union, params):
-        name, probes, ok, cost, cost_n, cache, cache_in, errors, ttft, total, tps, sign = row
+    arrays = ", ".join(
+        f"'[' || group_concat({c}) || ']'"
+        for c in ("errors", "ttft_ms_hist", "total_ms_hist", "decode_tps_hist")
+    )
+    for row in db.conn.execute(
+        "SELECT target, sign, sum(probes), sum(ok), sum(cost_usd), sum(cost_n), "
+        f"sum(cache_read_tokens), sum(cache_input_tokens), {arrays} FROM ({union}) "
+        "GROUP BY target, sign",
+        params,
+    ):
+        name, sign, probes, ok, cost, cost_n, cache, cache_in, errors, ttft, total, tps = row
         a = acc.get(name)
         if a is None:
             a = acc[name] = _Sums()
@@ -396,17 +404,15 @@ def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums
         a.cache += sign * (cache or 0)
         a.cache_in += sign * (cache_in or 0)
         for text, into in ((errors, a.errors), (ttft, a.ttft), (total, a.total), (tps, a.tps)):
-            if not text:
+            if not text:  # every row NULL: group_concat gives NULL
                 continue
-            counts = parsed.get(text)
-            if counts is None:
-                counts = parsed[text] = json.loads(text)
-            if not into and sign > 0:
-                into.update(counts)  # the target's first row: a copy, no per-key adds
-                continue
-            get = into.get
-            for k, n in counts.items():
-                into[k] = get(k, 0) + sign * n
+            for counts in json.loads(text):
+                if not into and sign > 0:
+                    into.update(counts)  # the first object: a copy, no per-key adds
+                    continue
+                get = into.get
+                for k, n in counts.items():
+                    into[k] = get(k, 0) + sign * n
     return acc
 
 
