@@ -28,9 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes.record import ProbeRecord
 from store.control import PublishedTarget, publish_targets
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget, iso
-from store.queries import snapshot
-from store.rollups import Retention, incremental_vacuum, prune, rollup_pending
+from store.history import HistoryWriter, MonitoredTarget, iso, parse_iso
+from store.queries import SnapshotReader, snapshot
+from store.rollups import (
+    ROLLUP_BATCH,
+    VACUUM_PAGES,
+    Retention,
+    incremental_vacuum,
+    prune,
+    rollup_pending,
+)
 
 KINDS = ["server_error", "rate_limited", "first_token_timeout", "overloaded", "stall"]
 MESSAGES = [
@@ -159,8 +166,52 @@ def generate(db_path: Path, rows: int, targets: int, days: float, end: datetime)
         with db.atomic():
             conn.executemany(sql, batch)
     rate = done / (time.perf_counter() - t0)
+    db.execute(
+        "INSERT OR REPLACE INTO maintenance (key, value) VALUES ('bench_end', ?)", [iso(end)]
+    )
     db.close()
     return rate
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo ("?" elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+class LockTimer:
+    """Measures how long each write transaction on ``db`` holds the write lock (from
+    ``BEGIN IMMEDIATE`` to ``COMMIT``), through the connection's trace callback."""
+
+    def __init__(self, db: object) -> None:
+        self.conn = db.conn  # type: ignore[attr-defined]
+        self.worst = 0.0
+        self._began: float | None = None
+
+    def __enter__(self) -> LockTimer:
+        self.conn.set_trace_callback(self._trace)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.set_trace_callback(None)
+
+    def _trace(self, sql: str) -> None:
+        if sql.startswith("BEGIN IMMEDIATE"):
+            self._began = time.perf_counter()
+        elif sql.startswith("COMMIT") and self._began is not None:
+            self.worst = max(self.worst, time.perf_counter() - self._began)
+            self._began = None
 
 
 def timed(fn, runs: int = 7) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -204,12 +255,16 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=100)
     ap.add_argument("--days", type=float, default=70.0)
     ap.add_argument("--db", type=Path, default=Path("/tmp/inferwatch-bench.db"))
-    ap.add_argument("--reuse", action="store_true", help="skip generation if the db exists")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip generation, rollup and pruning if the db exists (measure again)",
+    )
     args = ap.parse_args()
     end = datetime.now(UTC).replace(microsecond=0)
     print(
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"SQLite {__import__('sqlite3').sqlite_version}"
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {sys.version.split()[0]}, "
+        f"SQLite {__import__('sqlite3').sqlite_version}; {load()} at start"
     )
     if not (args.reuse and args.db.exists()):
         for suffix in ("", "-wal", "-shm"):
@@ -223,6 +278,9 @@ def main() -> None:
         db = open_db(args.db)
         t0 = time.perf_counter()
         rolled, steps, worst = 0, 0, 0.0
+        with LockTimer(db) as small:  # the prober's step size first, for its lock time
+            for _ in range(50):
+                rolled += rollup_pending(db, ROLLUP_BATCH)
         while True:
             s0 = time.perf_counter()
             n = rollup_pending(db, 20_000)
@@ -233,34 +291,46 @@ def main() -> None:
             steps += 1
         el = time.perf_counter() - t0
         print(
-            f"rollup: {rolled:,} rows in {el:.0f} s ({rolled / el:,.0f} rows/s), "
-            f"{steps} steps of 20000, slowest step {worst * 1000:.0f} ms"
+            f"rollup: {rolled:,} rows in {el:.0f} s ({rolled / el:,.0f} rows/s); write lock "
+            f"held at most {small.worst * 1000:.0f} ms per prober step of {ROLLUP_BATCH} "
+            f"(bench steps of 20000: slowest {worst * 1000:.0f} ms)"
         )
         t0 = time.perf_counter()
         pruned, steps, worst = 0, 0, 0.0
-        while True:
-            s0 = time.perf_counter()
-            n = prune(db, end, Retention())
-            worst = max(worst, time.perf_counter() - s0)
-            if not n:
-                break
-            pruned += n
-            steps += 1
+        with LockTimer(db) as lock:
+            while True:
+                s0 = time.perf_counter()
+                n = prune(db, end, Retention())
+                worst = max(worst, time.perf_counter() - s0)
+                if not n:
+                    break
+                pruned += n
+                steps += 1
         print(
             f"prune (raw > 30 d): {pruned:,} rows in {time.perf_counter() - t0:.0f} s, "
-            f"{steps} batches, slowest batch {worst * 1000:.0f} ms"
+            f"{steps} calls; write lock held at most {lock.worst * 1000:.0f} ms per "
+            f"transaction (slowest call, all tables: {worst * 1000:.0f} ms)"
         )
         t0 = time.perf_counter()
         free_before = int(db.conn.execute("PRAGMA freelist_count").fetchone()[0])
+        vac_worst = 0.0
+        for _ in range(20):  # the prober's step size, for its lock time
+            s0 = time.perf_counter()
+            incremental_vacuum(db, VACUUM_PAGES)
+            vac_worst = max(vac_worst, time.perf_counter() - s0)
         while incremental_vacuum(db, 4096):
             pass
         print(
             f"incremental vacuum: {free_before:,} free pages returned in "
-            f"{time.perf_counter() - t0:.1f} s"
+            f"{time.perf_counter() - t0:.1f} s; a prober step of {VACUUM_PAGES} pages "
+            f"takes at most {vac_worst * 1000:.0f} ms"
         )
         db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
     db = open_db(args.db)
+    row = db.conn.execute("SELECT value FROM maintenance WHERE key = 'bench_end'").fetchone()
+    if row:
+        end = parse_iso(row[0])
     raw = db.conn.execute("SELECT count(*) FROM probes").fetchone()[0]
     size = args.db.stat().st_size
     print(
@@ -288,21 +358,34 @@ def main() -> None:
     )
     db.close()
 
-    now = end
-    for label, window in (("1 h", 3600), ("24 h", 86400), ("7 d", 7 * 86400), ("30 d", 30 * 86400)):
-        med, worst = timed(lambda w=window: snapshot(args.db, w, now))
+    print(f"dashboard ({args.targets} targets; {load()}):")
+    med, worst = timed(lambda: snapshot(args.db, 3600, end))
+    print(f"  snapshot()  1 h (raw rows): median {med:6.1f} ms, max {worst:6.1f} ms")
+    # Rollup windows cost depends on where the window starts within its hour and day (how
+    # many minute and hour rows its edge needs): measure it at 12 start alignments.
+    offsets = [timedelta(hours=h, minutes=m) for h in (0, 5, 11, 17) for m in (0, 17, 44)]
+    for label, window in (("24 h", 86400), ("7 d", 7 * 86400), ("30 d", 30 * 86400)):
+        cold = [
+            timed(lambda w=window, o=o: snapshot(args.db, w, end + o), runs=3)[0] for o in offsets
+        ]
+        reader = SnapshotReader(args.db, resummarize_s=0)
+        reader.read(window, end)
+        warm = timed(lambda w=window, r=reader: r.read(w, end + timedelta(seconds=5)))
+        reader.close()
         print(
-            f"dashboard snapshot() {label:>5}: median {med:6.1f} ms, max {worst:6.1f} ms "
-            f"({args.targets} targets)"
+            f"  snapshot() {label:>5} (rollups): cold median {statistics.median(cold):6.1f} ms, "
+            f"worst alignment {max(cold):6.1f} ms; refresh by the dashboard's reader "
+            f"(settled rollups reused) median {warm[0]:5.1f} ms, max {warm[1]:5.1f} ms"
         )
 
     db = open_db(args.db)
     names = [f"target-{i:03d}" for i in range(args.targets)]
-    writer = HistoryWriter(db, [MonitoredTarget(n, f"h{n}") for n in names], now)
+    before = db.conn.execute("SELECT max(id) FROM probes").fetchone()[0]
+    writer = HistoryWriter(db, [MonitoredTarget(n, f"h{n}") for n in names], end)
     n = 3000
     t0 = time.perf_counter()
     for k in range(n):
-        when = now + timedelta(seconds=k)
+        when = end + timedelta(seconds=k)
         writer.store_probe(
             ProbeRecord(
                 iso(when),
@@ -318,23 +401,24 @@ def main() -> None:
     el = time.perf_counter() - t0
     print(
         f"insert (prober path: row + outage state, one transaction each): "
-        f"{n / el:,.0f} probes/s, {el / n * 1000:.2f} ms per probe"
+        f"{n / el:,.0f} probes/s, {el / n * 1000:.2f} ms per probe ({load()})"
     )
+    db.execute("DELETE FROM probes WHERE id > ?", [before])  # keep the db as it was (--reuse)
     db.close()
 
     out = Path(f"{args.db}.export.csv")
-    quarter = iso(now - timedelta(days=7.5))
-    for label, since in (("7.5 d", quarter), ("30 d", iso(now - timedelta(days=31)))):
+    quarter = iso(end - timedelta(days=7.5))
+    for label, since in (("7.5 d", quarter), ("30 d", iso(end - timedelta(days=31)))):
         rows, seconds, rss = export_child(args.db, since, out)
         print(
             f"export CSV {label:>5}: {rows:,} rows in {seconds:.1f} s = "
             f"{rows / seconds:,.0f} rows/s, peak RSS {rss:.0f} MiB, "
-            f"{out.stat().st_size / 1e6:,.0f} MB file"
+            f"{out.stat().st_size / 1e6:,.0f} MB file ({load()})"
         )
     out.unlink(missing_ok=True)
     print(
         f"(ru_maxrss of this process: "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)"
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; {load()} at end)"
     )
 
 

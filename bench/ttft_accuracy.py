@@ -18,7 +18,7 @@ from probes.config import parse_config
 from probes.runner import make_client, run_probe
 from probes.simulator import SimProfile, SimulatorProcess
 
-DELAYS_MS = (50, 250, 1000)
+DELAYS_MS = (50, 100, 250, 1000)
 
 
 async def main(probes: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 BUCKETS_PER_DOUBLING = 8
 _LOG2_SCALE = BUCKETS_PER_DOUBLING
@@ -87,16 +87,24 @@ def quantile(hist: Mapping[int, int], q: float) -> float | None:
     Returns:
         The estimate, or None for an empty histogram.
     """
+    return quantiles(hist, (q,))[0]
+
+
+def quantiles(hist: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
+    """:func:`quantile` for each of ``qs``, sorting and counting the histogram once."""
     items = sorted(hist.items())
     n = sum(c for _, c in items)
     if n == 0:
-        return None
-    rank = (q / 100.0) * (n - 1)
-    lo = math.floor(rank)
-    frac = rank - lo
-    lo_value = _value_at(items, lo)
-    hi_value = _value_at(items, min(lo + 1, n - 1))
-    return lo_value + (hi_value - lo_value) * frac
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = (q / 100.0) * (n - 1)
+        lo = math.floor(rank)
+        frac = rank - lo
+        lo_value = _value_at(items, lo)
+        hi_value = _value_at(items, min(lo + 1, n - 1))
+        out.append(lo_value + (hi_value - lo_value) * frac)
+    return out
 
 
 def _value_at(items: list[tuple[int, int]], rank: int) -> float:
@@ -116,16 +124,16 @@ def sample(hist: Mapping[int, int], points: int = 200) -> list[float]:
     if n == 0:
         return []
     k = min(points, n)
-    ranks = [round(j * (n - 1) / max(k - 1, 1)) for j in range(k)]
+    span, parts = n - 1, max(k - 1, 1)
     out: list[float] = []
+    j = 0
     seen = 0
-    it = iter(items)
-    index, count = next(it)
-    for rank in ranks:
-        while rank >= seen + count:
-            seen += count
-            index, count = next(it)
-        out.append(bucket_value(index))
+    for index, count in items:
+        seen += count  # ranks below ``seen`` fall in this bucket
+        value = bucket_value(index)
+        while j < k and round(j * span / parts) < seen:
+            out.append(value)
+            j += 1
     return out
 
 

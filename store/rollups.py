@@ -285,7 +285,8 @@ def prune(
     """Delete one batch of expired rows per table, each in its own short transaction.
 
     Raw probes are deleted only once rolled up (``id <= rollup_id``), so retention never
-    loses a probe from the rollups. Call repeatedly until it returns 0.
+    loses a probe from the rollups, and the newest probe row is kept so that ids keep
+    growing past the bookmark. Call repeatedly until it returns 0.
 
     Returns:
         Rows deleted in this call.
@@ -295,9 +296,12 @@ def prune(
     deleted = 0
     with write_transaction(db):
         bookmark = get_bookmark(db)
+        # The newest row is always kept: ids are rowids (no AUTOINCREMENT), and once the
+        # highest one is gone SQLite hands it out again, at or below the bookmark, so the next
+        # probe would never be rolled up.
         deleted += db.execute(
             "DELETE FROM probes WHERE id IN (SELECT id FROM probes WHERE started_at < ? "
-            "AND id <= ? ORDER BY started_at LIMIT ?)",
+            "AND id <= ? AND id < (SELECT max(id) FROM probes) ORDER BY started_at LIMIT ?)",
             [raw_cut, bookmark, batch],
         ).rowcount
     for table in ROLLUP_TABLES:

@@ -170,3 +170,29 @@ def test_reader_sees_a_failure_streak_while_still_up(tmp_path: Path) -> None:
     assert a.verdict.cause_kind == "failing" and a.verdict.since == a.last_started_at
     assert "1 failure in a row, not down yet (server_error happened)" in a.verdict.reason
     reader.close()
+
+
+def test_incremental_reader_matches_a_full_read_on_rollups(tmp_path: Path) -> None:
+    """The 24 h view: rolled-up history, settled sums cached, one target re-summarised."""
+    path = tmp_path / "roll.db"
+    db, history = _db(path, ("a", "b"))
+    for i in range(120):
+        for n in ("a", "b"):
+            history.store_probe(record(n, NOW - minutes(600 - 5 * i), ttft=100.0 + i % 7))
+    rollup_all(db)
+    reader = SnapshotReader(path, resummarize_s=3600)
+    reader.read(86400, NOW)
+    later = NOW + timedelta(seconds=30)
+    history.store_probe(record("a", later - timedelta(seconds=2), ttft=950.0))
+    snap = reader.read(86400, later)
+    full = {s.name: s for s in summarize(db, 86400, later)}
+    for s in snap.targets:
+        f = full[s.name]
+        assert (s.count, s.ttft_p50_ms, s.ttft_p99_ms, s.errors) == (
+            f.count,
+            f.ttft_p50_ms,
+            f.ttft_p99_ms,
+            f.errors,
+        )
+    assert {s.name: s.count for s in snap.targets} == {"a": 121, "b": 120}
+    reader.close()

@@ -14,9 +14,21 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import sqlite_utils
 
 from store.db import open_db
-from store.export import ExportFilter, Progress, export, export_window
+from store.export import (
+    Column,
+    ExportFilter,
+    Progress,
+    _csv_line_sql,
+    _register,
+    export,
+    export_window,
+    iter_rows,
+    write_csv,
+    write_table_csv,
+)
 from store.history import HistoryWriter, MonitoredTarget
 from store.rollups import rollup_all
 from tests.history_helpers import T0, record
@@ -34,6 +46,9 @@ NASTY = [
     "\ttab first",
     "ünïcödé ✓ 日本語",
     "trailing spaces   ",
+    "nul\x00inside",
+    "\r=CR first",
+    "lone\rCR",
 ]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -53,8 +68,8 @@ def history(tmp_path: Path) -> Iterator[Path]:
 
 
 def expected_cell(message: str) -> str:
-    message = message.replace("\r\n", "\n")
-    return "'" + message if message.startswith(FORMULA_START) else message
+    cell = message.replace("\x00", "\ufffd").replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + cell if message.startswith(FORMULA_START) else cell
 
 
 def test_csv_round_trips_through_python_csv(history: Path, tmp_path: Path) -> None:
@@ -157,6 +172,49 @@ def test_csv_opens_with_the_same_cells_in_libreoffice(history: Path, tmp_path: P
     assert "'=SUM(1)" in messages and "line one\nline two\nline three" in messages
 
 
+def test_sql_and_python_csv_writers_give_the_same_cells(history: Path) -> None:
+    """The probes table is formatted by SQLite (printf), other tables by csv.writer."""
+    db = open_db(history, migrate=False)
+    try:
+        fast = io.StringIO(newline="")
+        export(db, fast)
+        slow = io.StringIO(newline="")
+        write_csv(iter_rows(db, ExportFilter()), slow)
+    finally:
+        db.close()
+    want = list(csv.reader(io.StringIO(slow.getvalue(), newline="")))
+    got = list(csv.reader(io.StringIO(fast.getvalue(), newline="")))
+    assert len(got) == len(want) == 1 + 4 * len(NASTY)
+    for g_row, w_row in zip(got, want, strict=True):
+        for g, w in zip(g_row, w_row, strict=True):
+            try:
+                assert float(g) == pytest.approx(float(w), rel=1e-14)
+            except ValueError:
+                assert g == w
+
+
+def test_sql_csv_line_past_printf_argument_limit() -> None:
+    """A table whose line needs more than one printf() (127 arguments at most)."""
+    columns = [Column(f"t{i}", "text") for i in range(30)] + [Column("n"), Column("b", "bool")]
+    db = sqlite_utils.Database(memory=True)
+    db.execute(f"CREATE TABLE w ({', '.join(c.name for c in columns)})")
+    rows = [
+        [f'v{i} "q", =x' if i % 3 else None for i in range(30)] + [1.5, 1],
+        ["=a\r\nb"] * 30 + [None, 0],
+    ]
+    db.conn.executemany(f"INSERT INTO w VALUES ({', '.join('?' * len(columns))})", rows)
+    _register(db.conn)
+    sql = _csv_line_sql(columns)
+    assert sql.count("printf(") == 2
+    fast = "".join(line for (line,) in db.conn.execute(f"SELECT {sql} FROM w ORDER BY rowid"))
+    slow = io.StringIO(newline="")
+    write_table_csv(rows, columns, slow)
+    got = list(csv.reader(io.StringIO(fast, newline="")))
+    want = list(csv.reader(io.StringIO(slow.getvalue(), newline="")))[1:]
+    assert got == want
+    assert got[1][0] == "'=a\nb" and got[0][1] == 'v1 "q", =x' and got[0][-2:] == ["1.5", "true"]
+
+
 def test_jsonl_keeps_text_as_is(history: Path) -> None:
     db = open_db(history, migrate=False)
     buf = io.StringIO()
@@ -219,7 +277,8 @@ def test_progress_only_on_a_terminal(history: Path) -> None:
         assert quiet.getvalue() == ""
         tty = FakeTty()
         export(db, io.StringIO(), progress=tty)
-        assert "44 rows / 44" in tty.getvalue() and "100 %" in tty.getvalue()
+        n = 4 * len(NASTY)
+        assert f"{n} rows / {n}" in tty.getvalue() and "100 %" in tty.getvalue()
     finally:
         db.close()
     line = FakeTty()

@@ -1,7 +1,7 @@
 """Field cases FC-01 … FC-09 (../shared/reference/field-cases.md) for the OpenAI chat dialect.
 
 Each case is replayed read by read, at its stated times, by a real HTTP server on 127.0.0.1;
-the probe runs unpatched. Times are compared with a 40 ms tolerance: the server's clock starts
+the probe runs unpatched. Times are compared allowing 10 ms early and 50 ms late: the server's clock starts
 when the request arrives, the probe's just before it is sent.
 """
 
@@ -14,7 +14,9 @@ from probes.runner import make_client, run_probe
 from tests.conftest import make_target
 from tests.servers import ReplayServer, Script
 
-TOL_MS = 40.0
+# See tests/probing.py: stamps are never early, lateness is scheduling noise.
+TOL_MS = 50.0
+EARLY_MS = 10.0
 
 ROLE = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
 
@@ -26,7 +28,7 @@ async def probe(replay: ReplayServer, case: str, script: Script, **settings: obj
 
 
 def near(value: float | None, expected_ms: float) -> bool:
-    return value is not None and abs(value - expected_ms) <= TOL_MS
+    return value is not None and expected_ms - EARLY_MS <= value <= expected_ms + TOL_MS
 
 
 async def test_fc01a_role_prelude_is_not_a_token(replay: ReplayServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,8 @@ import sqlite_utils
 from store import histogram
 from store.control import PublishedTarget, publish_targets
 from store.db import insert_probe, open_db
-from store.queries import summarize
+from store.history import iso
+from store.queries import RollupCache, rollup_segments, summarize
 from store.rollups import Retention, get_bookmark, incremental_vacuum, prune, rollup_all
 from store.stats import percentile
 from tests.history_helpers import T0, record
@@ -175,3 +177,96 @@ def test_retention_deletes_only_rolled_up_rows_in_batches(db: sqlite_utils.Datab
     before = int(db.execute("PRAGMA page_count").fetchone()[0])
     free = incremental_vacuum(db, pages=100000)
     assert free == 0 and int(db.execute("PRAGMA page_count").fetchone()[0]) < before
+
+
+def test_probes_after_pruning_everything_are_still_rolled_up(db: sqlite_utils.Database) -> None:
+    """Probe ids are rowids without AUTOINCREMENT: if pruning removed the newest row, SQLite
+    would hand its id out again, at or below the rollup bookmark, and that probe would never be
+    rolled up (and later be pruned unseen). A monitor stopped for longer than the raw
+    retention then restarted is that case."""
+    fill(db, hours=2, step_s=60)
+    rolled = rollup_all(db)
+    now = T0 + timedelta(days=40)
+    while prune(db, now, Retention(raw_days=30)):
+        pass
+    insert_probe(db, record("a", now, ttft=321.0))
+    assert rollup_all(db) == 1
+    assert get_bookmark(db) > rolled
+    minute = db.execute(
+        "SELECT probes, ttft_ms_sum FROM rollup_minute WHERE bucket = ? AND target = 'a'",
+        ["2026-12-11T00:00:00.000Z"],
+    ).fetchone()
+    assert minute == (1, 321.0)
+
+
+@pytest.mark.parametrize("window_h", [24, 24 * 7])
+def test_signed_rollup_terms_are_exact_at_every_alignment(
+    db: sqlite_utils.Database, window_h: int
+) -> None:
+    """Windows reach their start from the nearer bucket edge, subtracting finer rows from a
+    coarser one when that reads fewer rows: counts and histograms must equal the raw ones."""
+    publish_targets(db, [PublishedTarget(n, "p", "m", None, 60.0, True, False) for n in "ab"])
+    fill(db, hours=window_h + 50, step_s=120)
+    rollup_all(db)
+    signs: set[int] = set()
+    for offset_min in (0, 1, 17, 29, 30, 31, 59, 60 + 44, 11 * 60 + 5, 12 * 60 + 59, 23 * 60 + 1):
+        now = T0 + timedelta(hours=window_h + 30, minutes=offset_min, seconds=13)
+        signs.update(sign for *_, sign in rollup_segments(now - timedelta(hours=window_h)))
+        got = {s.name: s for s in summarize(db, window_h * 3600, now)}["a"]
+        since = iso(now - timedelta(hours=window_h) + timedelta(seconds=47))  # next minute
+        rows = db.execute(
+            "SELECT status, error_kind, ttft_ms FROM probes WHERE target = 'a' AND started_at >= ?",
+            [since],
+        ).fetchall()
+        assert got.from_rollups and got.count == len(rows), offset_min
+        assert got.errors_by_kind == dict(Counter(k for st, k, _ in rows if st != "ok"))
+        hist = histogram.from_values(t for st, _, t in rows if st == "ok")
+        assert (got.ttft_p50_ms, got.ttft_p95_ms, got.ttft_p99_ms) == tuple(
+            histogram.quantiles(hist, (50, 95, 99))
+        )
+    assert signs == {1, -1}, "both edge directions exercised"
+
+
+def test_reader_cache_reuses_settled_sums_and_sees_late_probes(
+    db: sqlite_utils.Database,
+) -> None:
+    publish_targets(db, [PublishedTarget(n, "p", "m", None, 60.0, True, False) for n in "ab"])
+    fill(db, hours=50, step_s=120)
+    rollup_all(db)
+    now = T0 + timedelta(hours=49, minutes=20, seconds=5)
+    cache = RollupCache()
+    cold = {s.name: s.count for s in summarize(db, 86400, now, cache)}
+    assert cache.sums and cache.key
+    calls: list[str] = []
+    db.conn.set_trace_callback(calls.append)
+    warm = {s.name: s.count for s in summarize(db, 86400, now + timedelta(seconds=20), cache)}
+    db.conn.set_trace_callback(None)
+    assert warm == cold
+    assert not any("rollup_hour" in c and "json_each" in c for c in calls), "settled reused"
+    # A very long probe that started 20 h ago lands now: the settled sums must not hide it.
+    insert_probe(db, record("a", now - timedelta(hours=20), ttft=111.0))
+    rollup_all(db)
+    late = {s.name: s.count for s in summarize(db, 86400, now + timedelta(seconds=40), cache)}
+    assert late["a"] == cold["a"] + 1 and late["b"] == cold["b"]
+
+
+def test_window_edge_near_rollup_retention_is_reached_forward(db: sqlite_utils.Database) -> None:
+    """Subtracting finer rows needs the coarser row and those finer rows; retention may have
+    deleted them (the hour row holding a window start just past the cut)."""
+    publish_targets(db, [PublishedTarget(n, "p", "m", None, 60.0, True, False) for n in "ab"])
+    fill(db, hours=72, step_s=120)
+    rollup_all(db)
+    now = T0 + timedelta(days=2, hours=12, minutes=10, seconds=30)
+    retention = Retention(raw_days=30, rollup_days=1 + 5.5 / 1440)  # cut: 12:05 the day before
+    while prune(db, now, retention):
+        pass
+    assert db.execute("SELECT min(bucket) FROM rollup_hour").fetchone()[0] > iso(
+        now - timedelta(days=1, minutes=10)
+    ), "the hour row holding the window start is gone"
+    assert rollup_segments(now - timedelta(days=1))[0][3] == -1, "would subtract"
+    got = {s.name: s for s in summarize(db, 86400, now)}["a"]
+    since = iso(now - timedelta(days=1) + timedelta(seconds=30))
+    raw = db.execute(
+        "SELECT count(*) FROM probes WHERE target = 'a' AND started_at >= ?", [since]
+    ).fetchone()[0]
+    assert got.count == raw

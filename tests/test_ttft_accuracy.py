@@ -1,7 +1,10 @@
 """TTFT of a demo provider with a known first-token delay is measured within 5 ms of it.
 
 The simulator runs in its own process (as in ``inferwatch demo``) and delays the first token
-by exactly 250 ms after the request arrives; the probe's clock starts just before sending.
+by exactly 50 ms after the request arrives; the probe's clock starts just before sending.
+The delay is short on purpose: on this VM a machine that idles longer wakes up later when the
+token arrives (bench/loopback_wakeup.py: ~1 ms after 50 ms idle, ~7 ms after 1 s), a real
+latency of the platform that a longer delay would add to what this test calls our error.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from tests.conftest import make_target
 
 
 async def test_ttft_within_5ms_of_known_delay() -> None:
-    profile = SimProfile("exact", ttft_ms=250, tps=100, ttft_sigma=0, tps_sigma=0, output_tokens=20)
+    profile = SimProfile("exact", ttft_ms=50, tps=100, ttft_sigma=0, tps_sigma=0, output_tokens=20)
     with SimulatorProcess([profile]) as sim:
         target = make_target(sim.base_url("exact"), max_tokens=20)
         async with make_client() as client:
             await run_probe(target, client)  # warm-up: imports, first connection
             records = [await run_probe(target, client) for _ in range(7)]
     assert all(r.status == "ok" for r in records)
-    errors = [abs((r.ttft_ms or 0) - 250.0) for r in records]
+    errors = [abs((r.ttft_ms or 0) - 50.0) for r in records]
     assert statistics.median(errors) <= 5.0, errors
     # 20 tokens at exactly 100 tok/s: decode TPS measured from usage over the token window.
     tps = statistics.median(r.decode_tps or 0 for r in records)
