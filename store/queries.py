@@ -65,6 +65,7 @@ __all__ = [
     "snapshot",
     "summarize",
     "target_detail",
+    "trend_buckets",
     "trends",
 ]
 
@@ -266,7 +267,7 @@ def summarize(
     for s in out.values():
         if s.last_started_at is None:
             _last_probe(db, s, now)
-    for name, tr in trends(db, wanted, start, now, window_s, TREND_BUCKETS).items():
+    for name, tr in trends(db, wanted, start, now, window_s, trend_buckets(window_s)).items():
         out[name].trend = tr
     if "target_state" in db.table_names():
         windows = dict(UPTIME_WINDOWS_S)
@@ -695,9 +696,22 @@ def _series_from_rollups(
         s.ttft_series_ms = s.ttft_series_ms[-SERIES_POINTS:]
 
 
+def trend_buckets(window_s: float) -> int:
+    """How many trend buckets the overview uses for a window: :data:`TREND_BUCKETS` for raw
+    windows, whole hours (at most :data:`TREND_BUCKETS`) or, from 20 days, whole days for
+    rollup windows, so the trend reads hour or day rollups."""
+    if window_s <= RAW_WINDOW_MAX_S:
+        return TREND_BUCKETS
+    if window_s >= 20 * 86400:
+        return max(1, int(window_s // 86400))
+    return max(1, min(TREND_BUCKETS, int(window_s // 3600)))
+
+
 def _bucket_sql(column: str) -> str:
     """SQL of the trend bucket index of a timestamp column (params: start, step seconds)."""
-    return f"CAST((julianday({column}) - julianday(?)) * 86400.0 / ? AS INTEGER)"
+    # Rounded to the millisecond first: julianday() arithmetic puts a bucket that starts
+    # exactly one step later at 0.99999... steps.
+    return f"CAST(round((julianday({column}) - julianday(?)) * 86400.0, 3) / ? AS INTEGER)"
 
 
 def trends(
@@ -710,8 +724,10 @@ def trends(
 ) -> dict[str, Trend]:
     """Per-target figures over ``[start, now]`` in ``buckets`` equal time buckets.
 
-    Raw windows group probe rows in SQLite; longer windows group minute rollups (up to two
-    days) or hour rollups, plus the probes not rolled up yet, so the cost stays bounded.
+    Raw windows group probe rows in SQLite; longer windows group the coarsest rollup rows that
+    fit a bucket (day, hour or minute rows), plus the probes not rolled up yet, so the cost
+    stays bounded. Buckets of a long window should be whole hours or days
+    (:func:`trend_buckets`), or minute rows are read.
 
     Args:
         db: an open database.
@@ -743,7 +759,11 @@ def trends(
             (raw_select + "started_at >= ?" + where + " GROUP BY target, b", [lo, step, lo])
         )
     else:
-        table = "rollup_minute" if window_s <= 2 * 86400 else "rollup_hour"
+        # The coarsest rollup level that still fits a bucket: a 24 h overview trend of 100
+        # targets then reads 2,400 hour rows, not 144,000 minute rows.
+        table = (
+            "rollup_day" if step >= 86400 else "rollup_hour" if step >= 3600 else "rollup_minute"
+        )
         sources.append(
             (
                 f"SELECT target, {_bucket_sql('bucket')} AS b, sum(ok), sum(probes - ok), "
