@@ -124,11 +124,12 @@ class TargetSummary:
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
     could give the figure. Percentiles and TPS use successful probes only (metrics.md §6).
     ``ttft_series_ms`` is per probe for raw windows and the mean per hour (per day beyond
-    2 days) for rollup windows; ``trend`` is the same window in :data:`TREND_BUCKETS` equal
-    time buckets. ``ttft_values_ms`` / ``total_values_ms`` / ``tps_values`` are the raw
-    values, or for rollup windows up to :data:`SAMPLE_POINTS` values spread over the merged
-    histogram's quantiles (the same shape). ``uptime`` maps ``24h``/``7d``/``30d`` to
-    :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
+    2 days) for rollup windows; ``trend`` is the same window in equal time buckets
+    (:func:`trend_buckets`). ``ttft_values_ms`` / ``total_values_ms`` are the raw values, or
+    for rollup windows up to :data:`SAMPLE_POINTS` values spread over the merged histogram's
+    quantiles (the same shape); ``tps_values`` only for raw windows. ``uptime`` maps
+    ``24h``/``7d``/``30d`` to :class:`store.history.Uptime`; ``window_uptime`` is the uptime
+    over the window itself.
     ``computed_at`` is when the window figures were computed: copies that only move ages
     forward keep it, so a view can tell "same figures, older" from "new figures".
     The ``ratelimit_*`` fields are the provider's rate-limit headroom as reported by the
@@ -673,8 +674,9 @@ def _from_rollups(
         s.cost_per_request_usd = a.cost / a.cost_n if a.cost_n else None
         s.cache_hit_share = a.cache / a.cache_in if a.cache_in else None
         s.ttft_values_ms = histogram.sample(ttft, SAMPLE_POINTS)
+        # Sampling costs ~70 µs per histogram and target; TPS samples are only drawn for
+        # raw windows (nothing draws a TPS distribution from rollups).
         s.total_values_ms = histogram.sample(total, SAMPLE_POINTS)
-        s.tps_values = histogram.sample(tps, SAMPLE_POINTS)
     _series_from_rollups(db, out, start, window_s)
 
 
@@ -772,9 +774,13 @@ def trends(
                 [lo, step, lo],
             )
         )
+        # The probes not rolled up yet: a rowid range. The unary + (in the filter and the
+        # GROUP BY) keeps the planner off the (target, started_at) index, which would walk
+        # every probe of every target (97 ms at 1 M rows instead of 0.1 ms).
+        tail_where = where.replace(" AND target IN", " AND +target IN")
         sources.append(
             (
-                raw_select + "id > ? AND +started_at >= ?" + where + " GROUP BY target, b",
+                raw_select + "id > ? AND +started_at >= ?" + tail_where + " GROUP BY +target, b",
                 [lo, step, get_bookmark(db), lo],
             )
         )
@@ -884,15 +890,20 @@ def recent_incidents(
         return []
     lo = iso(now - timedelta(seconds=window_s))
     marks = ",".join("?" * len(states))
-    # Open ones via target_state (no scan of ended_at); recent ones by the started_at index,
-    # plus those that began before the window and ended in it (bounded look-back).
+    # Three indexed parts, not one OR (which made SQLite walk the whole table in time order):
+    # open ones via target_state, those that began in the window (started_at index), and those
+    # that began up to 30 days earlier and ended in the window.
     lookback = iso(now - timedelta(seconds=window_s) - timedelta(days=30))
+    states_in = f"to_state IN ({marks})"
+    values = [State(s).value for s in states]
     rows = db.conn.execute(
-        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE to_state IN ({marks}) AND ("
-        "id IN (SELECT incident_id FROM target_state WHERE incident_id IS NOT NULL) "
-        "OR started_at >= ? OR (started_at >= ? AND ended_at >= ?)) "
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {states_in} AND id IN "
+        "(SELECT incident_id FROM target_state WHERE incident_id IS NOT NULL) "
+        f"UNION SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {states_in} AND started_at >= ? "
+        f"UNION SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {states_in} "
+        "AND started_at >= ? AND started_at < ? AND ended_at >= ? "
         "ORDER BY started_at DESC, id DESC LIMIT ?",
-        [*(State(s).value for s in states), lo, lookback, lo, limit],
+        [*values, *values, lo, *values, lookback, lo, lo, limit],
     ).fetchall()
     return [_incident(r) for r in rows]
 
@@ -1179,7 +1190,10 @@ class SnapshotReader:
                 fresh_names = [
                     r[0]
                     for r in db.conn.execute(
-                        "SELECT DISTINCT target FROM probes WHERE id > ?", [old.probe_id]
+                        # +target: a rowid range, not a walk of the (target, started_at)
+                        # index (94 ms at 1 M rows instead of under 1 ms).
+                        "SELECT DISTINCT +target FROM probes WHERE id > ?",
+                        [old.probe_id],
                     )
                 ]
                 fresh = summarize(
