@@ -282,7 +282,7 @@ async def test_window_key_changes_every_figure(db_path: Path) -> None:
         assert day["fast-llama"].window_uptime is not None
         assert day["fast-llama"].window_uptime.window_s == 86400
         assert day["fast-llama"].trend is not None
-        assert day["fast-llama"].trend.step_s == 3600  # long windows trend by hour rollups
+        assert day["fast-llama"].trend.step_s == 3600  # hour rollups, not minute rows
         await pilot.press("w", "w")
         assert app.window_s == 900
         for _ in range(60):
