@@ -16,6 +16,9 @@ import pytest
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "request-id": "req_011CSHoEeqs5C35K2UUqR7Fy",

@@ -13,6 +13,9 @@ from probes.config import ConfigError, parse_config
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 AZ = {
     "provider": "azure",
     "model": "gpt-4o-mini",

@@ -15,6 +15,9 @@ from tests.eventstream import event, exception
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 BED = {"provider": "bedrock", "model": "us.amazon.nova-micro-v1:0"}
 HEADERS = {
     "Content-Type": "application/vnd.amazon.eventstream",

@@ -17,6 +17,9 @@ import pytest
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 GEM = {"provider": "gemini", "model": "gemini-2.5-flash"}
 HEADERS = {"Content-Type": "text/event-stream", "server-timing": "gfet4t7; dur=379"}
 

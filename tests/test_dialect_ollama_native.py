@@ -15,6 +15,9 @@ import pytest
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 OLL = {"provider": "ollama-native", "model": "llama3.2"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 

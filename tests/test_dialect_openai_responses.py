@@ -16,6 +16,9 @@ import pytest
 from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 RESP = {"provider": "openai-responses", "model": "gpt-4o-mini"}
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

@@ -34,6 +34,9 @@ from store.db import insert_probe, open_db
 from tests.conftest import make_target
 from tests.servers import ReplayServer, Script
 
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
 FAST = {"timeout_s": 1.5, "first_token_timeout_s": 0.8, "stall_timeout_s": 0.6}
 JSON = {"Content-Type": "application/json"}

@@ -7,10 +7,15 @@ import itertools
 import random
 from datetime import datetime
 
+import pytest
+
 from probes.record import ProbeRecord
 from probes.scheduler import Scheduler
 from tests.conftest import make_target
 from tests.servers import ReplayServer, Script
+
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
 
 SLOW = [
     (0.05, b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'),

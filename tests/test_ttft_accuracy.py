@@ -18,6 +18,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+# Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
+pytestmark = pytest.mark.flaky(reruns=2)
+
 SCRIPT = textwrap.dedent(
     """
     import asyncio, json
