@@ -18,6 +18,7 @@ from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
 from store.queries import iso, snapshot, summarize
 from store.stats import percentile
+from tests.public_schema import PUBLIC_COLUMNS
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -147,7 +148,7 @@ def test_csv_export_round_trips_and_neutralises_formulas(tmp_path: Path) -> None
     out = io.StringIO(newline="")
     assert write_csv(iter_rows(db, ExportFilter()), out) == 3
     rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
-    assert list(rows[0]) == list(FIELD_NAMES)
+    assert tuple(rows[0]) == PUBLIC_COLUMNS
     assert rows[1]["error_message"] == NASTY  # commas, quotes, newline kept
     assert rows[2]["error_message"].startswith("'=")  # formula neutralised
     assert rows[0]["conn_reused"] == "true" and rows[0]["error_kind"] == ""
