@@ -31,8 +31,8 @@ from probes.budget import COST_SAMPLES, DAYS_PER_MONTH, probes_per_day
 from probes.config import Config, FeatureConfig, ResolvedTarget
 from probes.dialects.base import Usage
 from probes.pricing import price_usage
+from probes.timestamps import iso
 from store.control import PublishedTarget, prober_status, published_targets
-from store.queries import iso
 from store.stats import percentile
 
 MINUTES_PER_DAY = 1440.0

@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlite_utils
 
+from probes.timestamps import iso, parse_iso
 from store import histogram
 from store.control import ProberStatus, prober_status, published_targets
 from store.db import open_db
@@ -41,13 +42,11 @@ from store.history import (
     PersistedState,
     Uptime,
     blind_status,
-    iso,
     monitor_gaps,
-    parse_iso,
     persisted_states,
     uptime,
 )
-from store.rollups import get_bookmark
+from store.rollups import BUCKET_S, get_bookmark
 from store.stats import median, percentile
 
 __all__ = [
@@ -59,8 +58,6 @@ __all__ = [
     "TargetDetail",
     "TargetSummary",
     "Trend",
-    "iso",
-    "parse_iso",
     "recent_incidents",
     "snapshot",
     "summarize",
@@ -527,15 +524,12 @@ def _split(terms: list[Term], cut: datetime) -> tuple[list[Term], list[Term]]:
     settled: list[Term] = []
     live: list[Term] = []
     for table, lo, hi, sign in terms:
-        edge = iso(_floor(cut, _BUCKET_S[table]))
+        edge = iso(_floor(cut, BUCKET_S[table]))
         if lo < edge:
             settled.append((table, lo, hi if hi is not None and hi <= edge else edge, sign))
         if hi is None or hi > edge:
             live.append((table, max(lo, edge), hi, sign))
     return settled, live
-
-
-_BUCKET_S = {"rollup_minute": 60, "rollup_hour": 3600, "rollup_day": 86400}
 
 
 def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums]:
@@ -601,7 +595,7 @@ def _from_rollups(
         return
     first = iso(_ceil(start, 60))
     bookmark = get_bookmark(db)
-    oldest = {t: db.conn.execute(f"SELECT min(bucket) FROM {t}").fetchone()[0] for t in _BUCKET_S}
+    oldest = {t: db.conn.execute(f"SELECT min(bucket) FROM {t}").fetchone()[0] for t in BUCKET_S}
     terms = rollup_segments(start, oldest)
     settled, live = _split(terms, now - timedelta(seconds=SETTLE_S))
     edge = iso(now - timedelta(seconds=SETTLE_S))

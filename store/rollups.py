@@ -23,17 +23,29 @@ from typing import Any
 
 import sqlite_utils
 
+from probes.timestamps import Unit, bucket_start, iso
 from store import histogram
 from store.db import ROLLUP_TABLES, write_transaction
-from store.history import iso
 
-#: (table, bucket length in seconds, ISO prefix length kept, suffix completing the ISO time).
-LEVELS: tuple[tuple[str, int, int, str], ...] = (
-    ("rollup_minute", 60, 16, ":00.000Z"),
-    ("rollup_hour", 3600, 13, ":00:00.000Z"),
-    ("rollup_day", 86400, 10, "T00:00:00.000Z"),
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rollup table: its name, its bucket length in seconds and the unit of its buckets."""
+
+    table: str
+    seconds: int
+    unit: Unit
+
+
+#: The rollup tables, finest first.
+LEVELS: tuple[Level, ...] = (
+    Level("rollup_minute", 60, "minute"),
+    Level("rollup_hour", 3600, "hour"),
+    Level("rollup_day", 86400, "day"),
 )
-assert tuple(level[0] for level in LEVELS) == ROLLUP_TABLES
+assert tuple(level.table for level in LEVELS) == ROLLUP_TABLES
+#: Bucket length in seconds of each rollup table.
+BUCKET_S: dict[str, int] = {level.table: level.seconds for level in LEVELS}
 
 ROLLUP_BATCH = 1000
 PRUNE_BATCH = 2000
@@ -44,12 +56,6 @@ _COLUMNS = (
     "decode_tps_hist, ttft_ms_sum, ttft_n, total_ms_sum, total_n, decode_tps_sum, decode_tps_n, "
     "input_tokens, output_tokens, cache_read_tokens, cache_input_tokens, cost_usd, cost_n"
 )
-
-
-def bucket_of(started_at: str, level: int) -> str:
-    """The bucket start (stored ISO format) of a stored timestamp at LEVELS[level]."""
-    _, _, keep, suffix = LEVELS[level]
-    return started_at[:keep] + suffix
 
 
 @dataclass(slots=True)
@@ -187,17 +193,17 @@ def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], Agg]]:
     levels: list[dict[tuple[str, str], Agg]] = [{} for _ in LEVELS]
     minute = levels[0]
     for row in rows:
-        key = (row[1][:16] + ":00.000Z", row[2])
+        key = (bucket_start(row[1], "minute"), row[2])
         agg = minute.get(key)
         if agg is None:
             agg = minute[key] = Agg()
         agg.add(row)
     # Coarser levels merge the minute aggregates (fewer histogram updates than raw rows).
     for level in (1, 2):
-        _, _, keep, suffix = LEVELS[level]
+        unit = LEVELS[level].unit
         dest = levels[level]
         for (bucket, target), agg in minute.items():
-            key = (bucket[:keep] + suffix, target)
+            key = (bucket_start(bucket, unit), target)
             into = dest.get(key)
             if into is None:
                 into = dest[key] = Agg()
@@ -244,9 +250,9 @@ def rollup_pending(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
         ).fetchall()
         if not rows:
             return 0
-        for (table, *_), groups in zip(LEVELS, aggregate(rows), strict=True):
+        for level, groups in zip(LEVELS, aggregate(rows), strict=True):
             db.conn.executemany(
-                _UPSERT.format(table=table),
+                _UPSERT.format(table=level.table),
                 [agg.values(bucket, target) for (bucket, target), agg in groups.items()],
             )
         _set_bookmark(db, "rollup_id", int(rows[-1][0]))

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from probes.timestamps import iso
 from store import control
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget, iso
+from store.history import HistoryWriter, MonitoredTarget
 from store.queries import SnapshotReader
 from tests import dashboard_fixture
 from tests.dashboard_fixture import NOW

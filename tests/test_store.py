@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from probes.record import FIELD_NAMES, ProbeRecord
+from probes.timestamps import iso
 from store import control
 from store.db import insert_probe, open_db
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import iso, snapshot, summarize
+from store.queries import snapshot, summarize
 from store.stats import percentile
 from tests.public_schema import PUBLIC_COLUMNS
 
