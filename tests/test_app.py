@@ -22,7 +22,7 @@ from probes.timestamps import iso
 from store import control
 from store.db import open_db
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import SnapshotReader
+from store.reader import SnapshotReader
 from tests import dashboard_fixture
 from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp

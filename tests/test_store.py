@@ -17,8 +17,9 @@ from store.db import insert_probe, open_db
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import snapshot, summarize
+from store.reader import snapshot
 from store.stats import percentile
+from store.summary import summarize
 from tests.public_schema import PUBLIC_COLUMNS
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)

@@ -34,7 +34,7 @@ from probes.timestamps import file_stamp
 from store import control
 from store.db import open_db
 from store.health import State
-from store.queries import Snapshot, SnapshotReader
+from store.reader import Snapshot, SnapshotReader
 from tui import format as fmt
 from tui import keys
 from tui.messages import CommandSent, CostReady, ExportFinished, ReadFailed, SnapshotReady

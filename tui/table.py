@@ -28,7 +28,7 @@ from textual.strip import Strip
 
 from probes.timestamps import parse_iso
 from store.health import State
-from store.queries import TargetSummary
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import dist_strip, trend_strip
 
