@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +243,11 @@ def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
 
 
 def default_db_path() -> Path:
-    """``inferwatch.db`` under the user's data directory (platformdirs)."""
+    """``$INFERWATCH_DB`` when set, else ``inferwatch.db`` under the user's data directory
+    (platformdirs). Every command and the prober use this one default."""
+    env = os.environ.get("INFERWATCH_DB")
+    if env:
+        return Path(env)
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
 
 

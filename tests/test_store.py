@@ -13,7 +13,7 @@ import pytest
 from probes.record import FIELD_NAMES, ProbeRecord
 from probes.timestamps import iso
 from store import control
-from store.db import insert_probe, open_db
+from store.db import default_db_path, insert_probe, open_db
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
@@ -174,3 +174,12 @@ def test_parse_since() -> None:
     assert parse_since("2026-11-01", NOW) == "2026-11-01T00:00:00.000Z"
     with pytest.raises(ValueError, match="24h"):
         parse_since("yesterday", NOW)
+
+
+def test_default_db_path_honours_inferwatch_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERWATCH_DB", str(tmp_path / "elsewhere.db"))
+    assert default_db_path() == tmp_path / "elsewhere.db"
+    monkeypatch.delenv("INFERWATCH_DB")
+    assert default_db_path().name == "inferwatch.db" and default_db_path().is_absolute()

@@ -27,6 +27,7 @@ from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from store.db import default_db_path
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -37,16 +38,6 @@ def default_config_path() -> Path:
     if env:
         return Path(env)
     return Path(platformdirs.user_config_dir("inferwatch", appauthor=False)) / "config.toml"
-
-
-def default_db_path() -> Path:
-    """The default database, or $INFERWATCH_DB."""
-    env = os.environ.get("INFERWATCH_DB")
-    if env:
-        return Path(env)
-    from store.db import default_db_path as store_default
-
-    return store_default()
 
 
 def _err(message: str) -> None:
