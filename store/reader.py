@@ -17,7 +17,7 @@ import sqlite_utils
 
 from probes.timestamps import iso, parse_iso, utc_now
 from store.control import ProberStatus, prober_status
-from store.db import open_db
+from store.db import SchemaNotReady, open_reader
 from store.detail import TargetDetail, target_detail
 from store.history import PersistedState, blind_status, persisted_states
 from store.incidents import Incident, recent_incidents
@@ -47,6 +47,8 @@ class Snapshot:
         detail: the detail of the target asked for, if any (:func:`store.detail.target_detail`).
         version: changes whenever anything the snapshot shows may have changed apart from
             ages (lets a view skip redrawing).
+        schema_waiting: why the database cannot be read yet (:attr:`store.db.Schema.waiting`),
+            "" once it can.
     """
 
     taken_at: datetime
@@ -62,6 +64,14 @@ class Snapshot:
     incidents: tuple[Incident, ...] = ()
     detail: TargetDetail | None = None
     version: int = 0
+    schema_waiting: str = ""
+
+    @property
+    def waiting(self) -> str:
+        """What the dashboard is waiting for before it can show targets ("" when it has them)."""
+        if self.schema_waiting:
+            return self.schema_waiting
+        return "" if self.targets else "waiting for the prober to publish its targets"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,8 @@ class SnapshotReader:
         self._last_5min = 0
         self._rollup_cache = RollupCache()
         self._detail_key: tuple[str, float, int, int, str] | None = None
+        self.waiting = ""
+        """Why the database cannot be read yet ("" once it can)."""
 
     def close(self) -> None:
         """Close the connection."""
@@ -121,9 +133,15 @@ class SnapshotReader:
             self._db = None
 
     def connection(self) -> sqlite_utils.Database | None:
-        """The reader's open connection, or None before the database exists."""
-        if self._db is None and self.db_path.exists():
-            self._db = open_db(self.db_path, migrate=False, any_thread=True)
+        """The reader's connection, opened (and its schema checked) once the prober has
+        created and migrated the database; None until then (see :attr:`waiting`)."""
+        if self._db is None:
+            try:
+                self._db = open_reader(self.db_path, any_thread=True)
+            except SchemaNotReady as exc:
+                self.waiting = exc.schema.waiting
+            else:
+                self.waiting = ""
         return self._db
 
     def read(
@@ -138,8 +156,8 @@ class SnapshotReader:
         """
         now = now or utc_now()
         db = self.connection()
-        if db is None or "probes" not in db.table_names():
-            return Snapshot(taken_at=now, window_s=window_s)
+        if db is None:
+            return Snapshot(taken_at=now, window_s=window_s, schema_waiting=self.waiting)
         probe_id, targets, states, incident_id = db.conn.execute(_TOKEN_SQL).fetchone()
         token = _Token(probe_id or 0, targets or "", states or "", incident_id or 0)
         last, old = self._last, self._token

@@ -490,7 +490,10 @@ async def test_empty_database_first_paint_says_no_data(tmp_path: Path) -> None:
     async with app.run_test() as pilot:
         await loaded(pilot, app)
         assert time.perf_counter() - started < 1.0
-        assert "no data yet" in table(app).row_texts()[0]
+        assert (
+            "no data yet: waiting for the prober to create the database"
+            in (table(app).row_texts()[0])
+        )
         assert "No targets yet" in drawing(app, "#selected")
         assert "none: no target was degraded" in drawing(app, "#incidents")
         assert "no prober has run" in status(app)

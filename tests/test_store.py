@@ -13,7 +13,14 @@ import pytest
 from probes.record import FIELD_NAMES, ProbeRecord
 from probes.timestamps import iso
 from store import control
-from store.db import default_db_path, insert_probe, open_db
+from store.db import (
+    SchemaNotReady,
+    default_db_path,
+    insert_probe,
+    open_db,
+    open_reader,
+    read_schema,
+)
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
@@ -183,3 +190,28 @@ def test_default_db_path_honours_inferwatch_db(
     assert default_db_path() == tmp_path / "elsewhere.db"
     monkeypatch.delenv("INFERWATCH_DB")
     assert default_db_path().name == "inferwatch.db" and default_db_path().is_absolute()
+
+
+def test_readers_check_the_schema_once_when_they_open(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with pytest.raises(SchemaNotReady, match="waiting for the prober to create the database"):
+        open_reader(path)
+    db = open_db(path)
+    latest = read_schema(db).version
+    # A database the prober has not migrated yet: one migration short.
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_unknown_error_kind'")
+    db.conn.commit()
+    db.close()
+    with pytest.raises(SchemaNotReady) as caught:
+        open_reader(path)
+    assert str(caught.value) == (
+        f"database schema v{latest - 1}, this inferwatch reads v{latest}: "
+        "waiting for the prober to migrate it"
+    )
+    snap = snapshot(path, 3600, NOW)
+    assert snap.targets == () and snap.waiting == str(caught.value)
+    open_db(path).close()  # the prober migrates
+    reader = open_reader(path)
+    assert read_schema(reader).ready
+    reader.close()
+    assert snapshot(path, 3600, NOW).waiting == "waiting for the prober to publish its targets"

@@ -175,7 +175,7 @@ class OverviewScreen(DashScreen):
                     (
                         "empty",
                         False,
-                        Text(" no data yet: waiting for the prober to publish its targets"),
+                        Text(f" no data yet: {snap.waiting}"),
                     )
                 ],
             )
