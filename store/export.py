@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from probes.record import FIELD_NAMES
-from probes.timestamps import iso, parse_user_time
+from probes.timestamps import iso, parse_iso_utc
 from store import histogram
 from store.db import BOOL_FIELDS, TEXT_FIELDS, open_reader
 
@@ -49,7 +49,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     if match:
         return iso(now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)]))
     try:
-        when = parse_user_time(text)
+        when = parse_iso_utc(text)
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: use a duration like 30m, 24h, 7d or an ISO date "
