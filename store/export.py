@@ -71,27 +71,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if flt.since:
-        where.append("started_at >= ?")
-        params.append(flt.since)
-    if flt.until:
-        where.append("started_at < ?")
-        params.append(flt.until)
-    if flt.targets:
-        where.append(f"target IN ({','.join('?' * len(flt.targets))})")
-        params.extend(flt.targets)
-    if flt.providers:
-        where.append(f"provider IN ({','.join('?' * len(flt.providers))})")
-        params.extend(flt.providers)
-    if flt.status:
-        where.append("status = ?")
-        params.append(flt.status)
-    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at, id"
+    where, params = _where(_table("probes"), flt)
+    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes{where} ORDER BY started_at, id"
     yield from db.query(sql, params)
 
 
