@@ -71,9 +71,7 @@ class FakeReplicate:
         self.app = web.Application()
         self.app.router.add_post("/{case}/v1/models/{owner}/{name}/predictions", self._create)
         self.app.router.add_post("/{case}/v1/predictions", self._create)
-        self.app.router.add_post(
-            "/{case}/v1/deployments/{owner}/{name}/predictions", self._create
-        )
+        self.app.router.add_post("/{case}/v1/deployments/{owner}/{name}/predictions", self._create)
         self.app.router.add_get("/{case}/stream/{pid}", self._stream)
         self.app.router.add_get("/{case}/v1/predictions/{pid}", self._get)
 

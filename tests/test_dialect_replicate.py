@@ -225,7 +225,9 @@ async def test_created_prediction_already_failed(
     assert len(fake.requests["failedcreate"]) == 1  # nothing streamed
 
 
-async def test_model_without_streaming(fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_model_without_streaming(
+    fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     record = await _probe(fake, "nostream", ReplicateScript(stream=False), monkeypatch)
     assert record.status == "error" and record.error_kind == "stream_error"
     assert "does not stream" in (record.error_message or "")

@@ -271,7 +271,8 @@ class ReplicateDialect:
             yield create
             return
         report(ParsedEvent(request_id=prediction.get("id") or None))
-        urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
+        found = prediction.get("urls")
+        urls: dict[str, Any] = found if isinstance(found, dict) else {}
         stream_url = urls.get("stream") if isinstance(urls.get("stream"), str) else None
         if stream_url is None or prediction.get("status") in ("failed", "canceled"):
             yield create
