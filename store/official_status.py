@@ -125,13 +125,13 @@ def _incidents(text: str | None) -> tuple[OfficialIncident, ...]:
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and isinstance(item.get("title"), str):
 
-            def text(key: str, item: dict[str, object] = item) -> str | None:
+            def get(key: str, item: dict[str, object] = item) -> str | None:
                 value = item.get(key)
                 return value if isinstance(value, str) else None
 
             out.append(
                 OfficialIncident(
-                    item["title"], text("url"), text("status"), text("impact"), text("started_at")
+                    item["title"], get("url"), get("status"), get("impact"), get("started_at")
                 )
             )
     return tuple(out)
