@@ -76,7 +76,5 @@ class WorkloadConfig(_Strict):
     """Output budget of each request."""
     interval_s: float = Field(900.0, gt=0, le=7 * 86400)
     """Seconds between two probes of this workload on one target."""
-    tolerance: float = Field(0.1, gt=0, le=0.5)
-    """Accepted relative miss of the reported input size (0.1: within ±10 %)."""
     targets: tuple[str, ...] = ()
     """Names of the targets to run it on; empty means every enabled target."""

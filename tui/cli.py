@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cost",
-        help="what each [[features]] entry would cost and feel like per target, and "
-        "what monitoring costs",
+        help="what each [[features]] entry would cost and feel like per target, whether "
+        "each group's fallback takes the primary's load, and what monitoring costs",
     )
     _add_common(p)
     p.add_argument("--feature", help="only this feature (a [[features]] name)")
@@ -371,9 +371,11 @@ def parse_window_s(text: str) -> float:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    """``inferwatch cost``: feature projections, fallback capacity and the cost of monitoring,
+    table or JSON."""
     from store.costs import feature_projections, monitoring_report
     from store.db import open_db
+    from store.fallback import fallback_report
 
     if args.demo:
         from tui.demo import demo_config
@@ -409,6 +411,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             if db is not None and args.feature is None and "targets" in db.table_names()
             else None
         )
+        fallbacks = fallback_report(db, config, window_s) if args.feature is None else []
     finally:
         if db is not None:
             db.close()
@@ -419,6 +422,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             "window_s": window_s,
             "projections": dataclasses.asdict(projections) if projections else None,
             "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+            "fallbacks": [dataclasses.asdict(f) for f in fallbacks],
         }
         print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
         return EXIT_OK
@@ -427,7 +431,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from tui.cost_panel import render_cost_panel
 
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-    console.print(render_cost_panel(projections, monitoring))
+    console.print(render_cost_panel(projections, monitoring, fallbacks))
     return EXIT_OK
 
 
