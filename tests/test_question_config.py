@@ -178,3 +178,19 @@ async def test_checks_run_each_schedule_against_the_simulator() -> None:
     # workload's request, so the endpoint was not idle for the 0.5 s window.
     assert cold.idle_s is not None and cold.cold is False
     assert cache.records[0].idle_s is None  # the endpoint's first probe in this process
+
+
+def test_check_config_explains_the_extra_schedules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(TARGETS + "[[workloads]]\nname = '1k'\ninput_tokens = 1000\ntargets = ['b']\n")
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "prompt-caching check (prompt_cache_key, prefix >= 1024 tokens) every 1800s" in out
+    assert "official status: https://status.openai.com/api/v2/summary.json every 300s" in out
+    assert "workload 1k every 900s" in out
+    assert "cold-start probe every 600s" in out
+    assert "scales to zero after 60s idle" in out

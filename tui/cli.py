@@ -467,6 +467,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
             print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+        for line in _explain_questions(config, t):
+            print(f"    {line}")
     if config.prober.daily_budget_usd is not None:
         print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
     for f in config.features:
@@ -476,6 +478,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
         )
     return EXIT_OK
+
+
+def _explain_questions(config: Config, target: ResolvedTarget) -> list[str]:
+    """What issue #13's checks will do for ``target`` (docs/questions.md), one line each."""
+    from probes.cache_check import cache_shape
+    from probes.official_status import resolve_source
+    from probes.questions import QuestionChecks
+
+    lines = []
+    for sched in QuestionChecks(config).schedules():
+        if sched.target != target.name:
+            continue
+        if sched.kind == "cache_check":
+            shape = cache_shape(target.config.provider)
+            how = f"{shape.mode}, prefix >= {shape.min_prefix_tokens} tokens" if shape else ""
+            what = (
+                f"prompt-caching check ({how})" if shape else "prompt-caching check: not supported"
+            )
+        elif sched.kind == "workload":
+            what = f"workload {sched.workload}"
+        else:
+            what = "cold-start probe"
+        lines.append(f"{what} every {sched.interval_s:g}s")
+    if target.config.scaledown_window_s is not None:
+        window = target.config.scaledown_window_s
+        lines.append(f"scales to zero after {window:g}s idle: probes after longer idle are cold")
+    source = resolve_source(
+        target.config.provider,
+        target.config.status_url,
+        target.config.status_component,
+        config.status,
+    )
+    if source is not None and config.status.enabled:
+        part = f" ({source.component})" if source.component else ""
+        lines.append(f"official status: {source.url}{part} every {config.status.interval_s:g}s")
+    return lines
 
 
 def _explain_prices(target: ResolvedTarget) -> str:
