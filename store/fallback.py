@@ -25,7 +25,7 @@ import sqlite_utils
 
 from probes.config import Config, FeatureConfig
 from store.costs import MINUTES_PER_DAY, SCALE_UP, Measured, measure_window
-from store.queries import iso
+from store.history import iso
 
 REQUESTS = "requests/min"
 TOKENS = "tokens/min"

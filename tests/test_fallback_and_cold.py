@@ -19,7 +19,7 @@ from store.coldstart import cold_start_stats, cold_text
 from store.costs import Measured
 from store.db import insert_probe, open_db
 from store.fallback import absorb, fallback_fits, fallback_report, fallback_text
-from store.queries import iso
+from store.history import iso
 from tests.conftest import make_target
 from tests.servers import ReplayServer, Script, sse
 from tui.cli import main
