@@ -11,11 +11,12 @@ import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from probes.config import ResolvedTarget
+
+if TYPE_CHECKING:  # the price and config paths import this module without loading httpx
+    import httpx
 
 
 @dataclass(frozen=True, slots=True)

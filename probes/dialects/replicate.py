@@ -40,10 +40,8 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from probes.config import ResolvedTarget
 from probes.dialects.base import (
@@ -54,6 +52,9 @@ from probes.dialects.base import (
     Usage,
     json_or_none,
 )
+
+if TYPE_CHECKING:  # dialect modules load without httpx (the price path imports them)
+    import httpx
 
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _TRUSTED_SUFFIXES = (".replicate.com", ".replicate.net")
