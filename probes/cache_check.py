@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -39,6 +39,7 @@ from probes.pricing import price_usage
 from probes.prompts import PromptSizer, stable_text
 from probes.record import ProbeRecord
 from probes.runner import run_probe
+from probes.timestamps import iso, utc_now
 
 CacheMode = Literal["prompt_cache_key", "cache_control", "session_affinity", "implicit"]
 Verdict = Literal["caching", "not_caching", "not_reported", "too_short", "failed", "not_supported"]
@@ -311,7 +312,7 @@ async def run_cache_check(
     sizer: PromptSizer | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.perf_counter,
-    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    wall_clock: Callable[[], datetime] = utc_now,
     probe: ProbeFn = run_probe,
 ) -> CacheCheck:
     """Run one prompt-caching check on ``target`` (two requests, ``gap_s`` apart).
@@ -340,7 +341,7 @@ async def run_cache_check(
     if shape is None:
         result = CacheCheckResult(
             target.name,
-            _iso(wall_clock()),
+            iso(wall_clock()),
             "not_supported",
             message=f"provider {target.config.provider} has no prompt cache this check can see",
         )
@@ -371,8 +372,3 @@ async def run_cache_check(
     second = records[-1] if len(records) == 2 else records[0]
     result = judge(target, first, second, shape, min_tokens, wall_clock())
     return CacheCheck(tuple(records), result)
-
-
-def _iso(when: datetime) -> str:
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

@@ -32,7 +32,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -40,6 +40,7 @@ import httpx
 
 from probes.config import Config
 from probes.question_config import StatusConfig, StatusFormat
+from probes.timestamps import iso, utc_now
 
 OfficialState = Literal[
     "operational", "degraded", "partial_outage", "major_outage", "maintenance", "unknown"
@@ -381,12 +382,6 @@ def read_document(source: StatusSource, doc: Any) -> _Reading:
     return parse_gcloud(doc, source.component, source.page_url)
 
 
-def iso_utc(when: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
 def status_client() -> httpx.AsyncClient:
     """The status poller's own client: no redirects (a moved page must be updated in the
     config, not silently followed), no proxy from the environment, small pool."""
@@ -416,7 +411,7 @@ async def fetch_status(
     *,
     timeout_s: float = 10.0,
     clock: Callable[[], float] = time.perf_counter,
-    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    wall_clock: Callable[[], datetime] = utc_now,
 ) -> OfficialStatus:
     """Read one status page; never raises for what the page or the network does.
 
@@ -430,7 +425,7 @@ async def fetch_status(
     Returns:
         The page's status, or ``state="unknown"`` with the reason in ``description``.
     """
-    checked_at = iso_utc(wall_clock())
+    checked_at = iso(wall_clock())
     t0 = clock()
 
     def unknown(why: str, elapsed: float | None = None) -> OfficialStatus:

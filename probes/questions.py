@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import httpx
@@ -28,6 +28,7 @@ from probes.config import Config, ResolvedTarget
 from probes.prompts import PromptSizer
 from probes.record import ProbeRecord
 from probes.runner import run_probe
+from probes.timestamps import utc_now
 from probes.workloads import WorkloadRunner
 
 CheckKind = Literal["cache_check", "workload", "cold_start"]
@@ -78,7 +79,7 @@ class QuestionChecks:
         probe: ProbeFn = run_probe,
         tracker: IdleTracker | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.probe = tracker.wrap(probe) if tracker is not None else probe

@@ -26,8 +26,6 @@ class ProbeRecord:
     provider: str
     model: str
     status: Status
-    kind: str = "canary"
-    workload: str | None = None
     error_kind: str | None = None
     http_status: int | None = None
     error_message: str | None = None
@@ -55,8 +53,6 @@ class ProbeRecord:
     request_id: str | None = None
     upstream_provider: str | None = None
     conn_reused: bool | None = None
-    idle_s: float | None = None
-    cold: bool | None = None
     buffered: bool = False
     reasoning_hidden: bool = False
     no_visible_output: bool = False
@@ -67,12 +63,17 @@ class ProbeRecord:
     ratelimit_reset_requests_s: float | None = None
     ratelimit_reset_tokens_s: float | None = None
     server_queue_ms: float | None = None
-    server_ttft_ms: float | None = None
-    server_predict_ms: float | None = None
     server_load_ms: float | None = None
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
+    # Issue #13 (docs/questions.md): probe kinds, cold starts, Replicate's own figures.
+    kind: str = "canary"
+    workload: str | None = None
+    idle_s: float | None = None
+    cold: bool | None = None
+    server_ttft_ms: float | None = None
+    server_predict_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
@@ -88,13 +89,6 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "provider": ("", "provider name from the config (e.g. openai, groq, openai-compatible)"),
     "model": ("", "model id sent in the request"),
     "status": ("", "ok, or error (then error_kind says why)"),
-    "kind": (
-        "",
-        "which schedule sent the probe: canary (the short default), cache_check (the prompt-"
-        "caching check's two requests), workload (a long-prompt workload), cold_start (the "
-        "deliberately cold schedule); see docs/questions.md",
-    ),
-    "workload": ("", "the [[workloads]] entry a workload probe belongs to; null otherwise"),
     "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
     "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
     "error_message": ("", "short provider or network message, secrets redacted, <= 300 chars"),
@@ -138,16 +132,6 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
     "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
-    "idle_s": (
-        "s",
-        "time since the previous probe of the same endpoint ended (any kind; monotonic "
-        "clock); null for the first probe after the prober started",
-    ),
-    "cold": (
-        "",
-        "idle_s exceeded the target's scaledown_window_s (the endpoint had scaled to zero); "
-        "null when the target sets no window or idle_s is unknown",
-    ),
     "buffered": ("", "the stream arrived at once; decode_tps is then null"),
     "reasoning_hidden": ("", "usage reports reasoning tokens but no reasoning text streamed"),
     "no_visible_output": ("", "tokens were generated but no answer text arrived"),
@@ -161,16 +145,6 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "ms",
         "provider-reported queue time (Groq x_groq.usage.queue_time; Replicate started_at - "
         "created_at: queue and model boot)",
-    ),
-    "server_ttft_ms": (
-        "ms",
-        "provider-reported time to first token (Replicate metrics.time_to_first_token; its "
-        "start point is the provider's, not ours)",
-    ),
-    "server_predict_ms": (
-        "ms",
-        "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
-        "boot excluded)",
     ),
     "server_load_ms": (
         "ms",
@@ -190,6 +164,33 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "ms",
         "provider-reported total time (Groq total_time, Ollama total_duration, Bedrock "
         "metadata.metrics.latencyMs, Replicate metrics.total_time)",
+    ),
+    "kind": (
+        "",
+        "which schedule sent the probe: canary (the short default), cache_check (the prompt-"
+        "caching check's two requests), workload (a long-prompt workload), cold_start (the "
+        "deliberately cold schedule); see docs/questions.md",
+    ),
+    "workload": ("", "the [[workloads]] entry a workload probe belongs to; null otherwise"),
+    "idle_s": (
+        "s",
+        "time since the previous probe of the same endpoint ended (any kind; monotonic "
+        "clock); null for the first probe after the prober started",
+    ),
+    "cold": (
+        "",
+        "idle_s exceeded the target's scaledown_window_s (the endpoint had scaled to zero); "
+        "null when the target sets no window or idle_s is unknown",
+    ),
+    "server_ttft_ms": (
+        "ms",
+        "provider-reported time to first token (Replicate metrics.time_to_first_token; its "
+        "start point is the provider's, not ours)",
+    ),
+    "server_predict_ms": (
+        "ms",
+        "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
+        "boot excluded)",
     ),
 }
 

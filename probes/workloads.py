@@ -17,7 +17,7 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 
@@ -26,6 +26,7 @@ from probes.prompts import PromptSizer, stable_text
 from probes.question_config import WorkloadConfig
 from probes.record import ProbeRecord
 from probes.runner import run_probe
+from probes.timestamps import utc_now
 
 KIND = "workload"
 ProbeFn = Callable[..., Awaitable[ProbeRecord]]
@@ -52,7 +53,7 @@ class WorkloadRunner:
         workload: WorkloadConfig,
         *,
         clock: Callable[[], float] = time.perf_counter,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], datetime] = utc_now,
         probe: ProbeFn = run_probe,
     ) -> list[ProbeRecord]:
         """Probe ``target`` once with ``workload``'s prompt size; return its record (kind

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from probes.config import Config, FeatureConfig
+from probes.timestamps import iso
 from store.costs import MINUTES_PER_DAY, SCALE_UP, Measured, measure_window
-from store.history import iso
 
 REQUESTS = "requests/min"
 TOKENS = "tokens/min"

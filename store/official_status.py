@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlite_utils
 
 from probes.official_status import OfficialIncident, OfficialStatus
+from probes.timestamps import parse_iso
 from store.db import write_transaction
 from store.health import State
 
@@ -165,7 +166,7 @@ def official_by_target(
             changed_at=row["changed_at"],
         )
         if now is not None and interval_s is not None:
-            age_s = now - datetime.fromisoformat(stored.checked_at.replace("Z", "+00:00"))
+            age_s = now - parse_iso(stored.checked_at)
             if age_s.total_seconds() > STALE_INTERVALS * interval_s:
                 minutes = age_s.total_seconds() / 60
                 stored = replace(

@@ -15,11 +15,11 @@ from probes.coldstart import IdleTracker, is_cold
 from probes.config import parse_config
 from probes.record import ProbeRecord
 from probes.runner import make_client, run_probe
+from probes.timestamps import iso
 from store.coldstart import cold_start_stats, cold_text
 from store.costs import Measured
 from store.db import insert_probe, open_db
 from store.fallback import absorb, fallback_fits, fallback_report, fallback_text
-from store.history import iso
 from tests.conftest import make_target
 from tests.servers import ReplayServer, Script, sse
 from tui.cli import main
