@@ -59,7 +59,7 @@ async def test_cache_check_sees_llama_server_prompt_cache(medium: LlamaServer) -
         check = await run_cache_check(
             target,  # type: ignore[arg-type]
             client,
-            prefix_tokens=400,
+            prefix_tokens=100,
             max_tokens=4,
             sleep=no_wait,
         )
@@ -67,12 +67,12 @@ async def test_cache_check_sees_llama_server_prompt_cache(medium: LlamaServer) -
     result = check.result
     assert first.status == second.status == "ok", (first.error_message, second.error_message)
     assert first.cache_read_tokens == 0  # a fresh prefix: nothing to reuse
-    assert second.input_tokens is not None and second.input_tokens >= 400
+    assert second.input_tokens is not None and second.input_tokens >= 100
     assert result.verdict == "caching", result
     # llama-server re-evaluates at least the last prompt token, so all but a few are cached.
     assert second.cache_read_tokens is not None
     assert second.input_tokens - 8 <= second.cache_read_tokens < second.input_tokens
-    # Prefill of ~400+ tokens at ~1 ms each against a handful: the cached TTFT is far lower.
+    # Prefill of a few hundred tokens at ~1 ms each against a handful: far lower when cached.
     assert result.ttft_saved is not None and result.ttft_saved > 0.5
     assert result.cost_saved is None  # free self-hosted model: nothing to save, not "0 %"
     assert cache_text(result).startswith("cache ✔ ")
