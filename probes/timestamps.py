@@ -69,6 +69,16 @@ def bucket_start(stamp: str, unit: Unit) -> str:
     return stamp[:keep] + suffix
 
 
+def floor_time(when: datetime, seconds: int) -> datetime:
+    """``when`` rounded down to a multiple of ``seconds`` since the epoch (UTC)."""
+    return datetime.fromtimestamp(when.timestamp() // seconds * seconds, UTC)
+
+
+def ceil_time(when: datetime, seconds: int) -> datetime:
+    """``when`` rounded up to a multiple of ``seconds`` since the epoch (UTC)."""
+    return datetime.fromtimestamp(-(-when.timestamp() // seconds) * seconds, UTC)
+
+
 def minute_text(stamp: str | None) -> str:
     """A stored stamp to the minute for reasons and messages (``2026-11-30 12:03Z``); ``?``
     when unknown."""

@@ -30,8 +30,6 @@ def save_cache_check(db: sqlite_utils.Database, result: CacheCheckResult) -> int
 
 def latest_cache_checks(db: sqlite_utils.Database) -> dict[str, CacheCheckResult]:
     """The newest check per target name."""
-    if "cache_checks" not in db.table_names():
-        return {}
     rows = db.query(
         f"SELECT {', '.join(_COLUMNS)} FROM cache_checks c WHERE id = "
         "(SELECT id FROM cache_checks WHERE target = c.target ORDER BY started_at DESC, id DESC "

@@ -31,7 +31,7 @@ import sqlite_utils
 from probes.record import FIELD_NAMES
 from probes.timestamps import iso, parse_user_time
 from store import histogram
-from store.db import BOOL_FIELDS, TEXT_FIELDS, open_db
+from store.db import BOOL_FIELDS, TEXT_FIELDS, open_reader
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -641,7 +641,7 @@ def export_window(
     fmt = fmt or ("jsonl" if out_path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     flt = ExportFilter(since=iso(now - timedelta(seconds=window_s)), targets=tuple(targets))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_db(db_path, migrate=False)
+    db = open_reader(db_path)
     try:
         tmp = out_path.with_name(out_path.name + ".part")
         with open(tmp, "w", encoding="utf-8", newline="") as out:

@@ -150,8 +150,6 @@ def official_by_target(
     returned as ``unknown`` ("last read … ago"): an old "operational" must not stand in for
     a page nobody is reading any more.
     """
-    if "official_status" not in db.table_names():
-        return {}
     out: dict[str, StoredOfficial] = {}
     for row in db.query("SELECT * FROM official_status ORDER BY key"):
         stored = StoredOfficial(

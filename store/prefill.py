@@ -168,8 +168,6 @@ def size_points_window(
     db: sqlite_utils.Database, target: str, since: str, until: str
 ) -> list[SizePoint]:
     """:func:`size_points` of one target's probes with ``since <= started_at <= until``."""
-    if "probes" not in db.table_names():
-        return []
     rows = db.query(
         "SELECT kind, workload, status, ttft_ms, input_tokens, cold FROM probes "
         "WHERE target = ? AND started_at >= ? AND started_at <= ?",

@@ -200,16 +200,18 @@ class Tally:
         histogram or errors column) into one of this tally's count maps."""
         if not arrays:  # every row NULL: group_concat gives NULL
             return
+        get = into.get
         for counts in json.loads(arrays):
             if not into and sign > 0:
                 into.update(counts)  # the first object: a copy, no per-key adds
-            else:
-                add_counts(into, counts, sign)
+                continue
+            # Inlined (not add_counts): a long window adds tens of thousands of these objects.
+            for k, n in counts.items():
+                into[k] = get(k, 0) + sign * n
 
     def figures(self) -> WindowFigures:
         """The figures of these probes (exact when the tally kept its values)."""
-        errors_by_kind = {k: n for k, n in self.errors.items() if n > 0}
-        ranked = dict(sorted(errors_by_kind.items(), key=_kind_rank))
+        ranked = rank_errors(self.errors)
         errors = self.probes - self.ok
         common: dict[str, Any] = {
             "count": self.probes,
@@ -287,6 +289,11 @@ def _kind_rank(item: tuple[str, int]) -> tuple[int, int, str]:
     return (-n, _OUTCOME_RANK[classify("error", kind)], kind)
 
 
+def rank_errors(counts: Mapping[str, int]) -> dict[str, int]:
+    """Failures by kind, most frequent first (ties: :func:`_kind_rank`); empty kinds dropped."""
+    return dict(sorted(((k, n) for k, n in counts.items() if n > 0), key=_kind_rank))
+
+
 def _int_keys(hist: Hist) -> dict[int, int]:
     return {int(k): n for k, n in hist.items() if n > 0}
 
@@ -310,7 +317,7 @@ class WindowFigures:
         count: probes.
         errors: failed probes.
         error_rate: ``errors / count`` (0..1), None without probes.
-        errors_by_kind: failures per kind, most frequent first (ties: :func:`_kind_rank`).
+        errors_by_kind: failures per kind, most frequent first (:func:`rank_errors`).
         top_error_kind: the first of them, None without failures.
         ttft_p50_ms, ttft_p95_ms, ttft_p99_ms: TTFT percentiles of successful probes.
         total_p50_ms, total_p95_ms, total_p99_ms: total-time percentiles of successful probes.

@@ -32,6 +32,7 @@ from probes.official_status import (
     status_client,
 )
 from probes.question_config import StatusConfig, StatusPageConfig
+from probes.timestamps import iso
 from store.db import open_db
 from store.health import State
 from store.official_status import (
@@ -254,7 +255,7 @@ def _status(
         StatusSource(url, "statuspage", "API"),
         state,  # type: ignore[arg-type]
         f"API: {state}",
-        checked_at=when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        checked_at=iso(when),
     )
 
 

@@ -14,8 +14,11 @@ from datetime import datetime
 from rich.text import Text
 
 from probes.timestamps import day_of, iso, minute_text, parse_iso
+from store.detail import TargetDetail
 from store.health import State
-from store.queries import Incident, Snapshot, TargetDetail, TargetSummary
+from store.incidents import Incident
+from store.reader import Snapshot
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of

@@ -52,6 +52,7 @@ from probes.dialects.base import (
     Usage,
     json_or_none,
 )
+from probes.timestamps import parse_iso
 
 if TYPE_CHECKING:  # dialect modules load without httpx (the price path imports them)
     import httpx
@@ -99,7 +100,7 @@ def _when(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
 
