@@ -62,8 +62,7 @@ def dumps(hist: Mapping[int, int] | Mapping[str, int]) -> str | None:
     when empty."""
     if not hist:
         return None
-    items = sorted((int(k), v) for k, v in hist.items())
-    return "{" + ",".join(f'"{k}":{v}' for k, v in items) + "}"
+    return "{" + ",".join([f'"{k}":{hist[k]}' for k in sorted(hist, key=int)]) + "}"  # type: ignore[index]
 
 
 def loads(text: str | None) -> dict[int, int]:
