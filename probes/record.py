@@ -67,6 +67,7 @@ class ProbeRecord:
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
+    vantage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
@@ -153,6 +154,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "ms",
         "provider-reported total time (Groq total_time, Ollama total_duration, Bedrock "
         "metadata.metrics.latencyMs)",
+    ),
+    "vantage": (
+        "",
+        "where the probe ran from: the prober's [prober] vantage, default its host name "
+        "(docs/fleet.md)",
     ),
 }
 
