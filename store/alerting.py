@@ -35,7 +35,7 @@ from probes.config import ChannelConfig, Config, RouteConfig, patterns_match
 from store.health import State
 from store.history import iso
 from store.maintenance_windows import ActiveWindow
-from store.outage import BlindEnded, BlindStarted, Event, Transition
+from store.outage import BlindEnded, BlindStarted, Counted, Event, Transition
 
 #: Causes of a degraded state that are evidence about the provider (it answered).
 CONFIRMED_DEGRADED = frozenset({"rate_limited", "error_rate", "ttft_slo", "recovering"})
@@ -316,6 +316,8 @@ class AlertEngine:
         self.blind_since = blind_since
         self.windows: dict[str, ActiveWindow] = {}
         self.dirty: set[str] = set()
+        # Targets whose newest probe since this engine started failed: reminders need one.
+        self._failing: set[str] = set()
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -323,6 +325,11 @@ class AlertEngine:
         """Apply the outage events of one stored probe (or pause/maintenance change)."""
         out: list[Notice] = []
         for e in events:
+            if isinstance(e, Counted):
+                (self._failing.add if e.failed else self._failing.discard)(e.target)
+            elif isinstance(e, Transition):
+                failed = e.to_state in (State.DOWN, State.DEGRADED)
+                (self._failing.add if failed else self._failing.discard)(e.target)
             if isinstance(e, Transition):
                 self.states[e.target] = TargetView(e.to_state, e.cause_kind, e.at, e.cause_message)
                 if e.target in self._monitored():
@@ -357,6 +364,9 @@ class AlertEngine:
             desired = self._desired(key)
             if desired is None or not desired.firing:
                 continue  # not known to be still failing (paused, maintenance, no data)
+            names = {desired.target} if desired.target else {m for m, _ in desired.members}
+            if key != BLIND_KEY and not names & self._failing:
+                continue  # "still down" needs a probe that says so (not a restart, a success)
             since = datetime.fromisoformat(a.last_notified_at.replace("Z", "+00:00"))
             if (now - since).total_seconds() >= self.rules.reminder_s:
                 a.last_notified_at = iso(now)

@@ -112,3 +112,22 @@ def active_windows(
 def in_maintenance(active: Iterable[ActiveWindow]) -> set[str]:
     """Targets covered by at least one active window."""
     return {name for w in active for name in w.targets}
+
+
+def next_start(window: MaintenanceConfig, now: datetime) -> datetime | None:
+    """The UTC start of the window's next occurrence after ``now`` (None for a past one-off)."""
+    zone = ZoneInfo(window.timezone)
+    if isinstance(window.start, datetime):
+        start = window.start
+        begin = start.astimezone(UTC) if start.tzinfo else _utc(start, zone)
+        return begin if begin > now else None
+    assert isinstance(window.start, time)
+    today = now.astimezone(zone).date()
+    for ahead in range(9):
+        day = today + timedelta(days=ahead)
+        if window.days and _WEEKDAYS[day.weekday()] not in window.days:
+            continue
+        begin = _utc(datetime.combine(day, window.start.replace(tzinfo=None)), zone)
+        if begin > now:
+            return begin
+    return None

@@ -47,6 +47,7 @@ from store.history import (
     persisted_states,
     uptime,
 )
+from store.notifications import NotificationsSummary, notifications_summary
 from store.rollups import get_bookmark
 from store.stats import median, percentile
 
@@ -167,6 +168,9 @@ class TargetSummary:
     ratelimit_remaining_tokens: int | None = None
     ratelimit_reset_requests_s: float | None = None
     ratelimit_reset_tokens_s: float | None = None
+    vantage: str | None = None
+    """Set when the summary is one vantage's view of a target (``inferwatch view
+    --prometheus``); ``name`` is then ``target@vantage`` and ``group_name`` the target."""
     ttft_series_ms: list[float | None] = field(default_factory=list)
     ttft_values_ms: list[float] = field(default_factory=list)
     total_values_ms: list[float] = field(default_factory=list)
@@ -1068,6 +1072,7 @@ class Snapshot:
         detail: the detail of the target asked for, if any (:func:`target_detail`).
         version: changes whenever anything the snapshot shows may have changed apart from
             ages (lets a view skip redrawing).
+        notifications: the alert notifications log in brief (None before the first).
     """
 
     taken_at: datetime
@@ -1083,6 +1088,7 @@ class Snapshot:
     detail: TargetDetail | None = None
     version: int = 0
     probes_per_minute: float = 0.0
+    notifications: NotificationsSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1243,6 +1249,7 @@ class SnapshotReader:
             detail_snapshot,
             self._version,
             round(self._last_5min * 60 / span_s, 1),
+            notifications_summary(db),
         )
         return self._last
 

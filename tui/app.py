@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
@@ -65,6 +65,22 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class SnapshotSource(Protocol):
+    """Where the dashboard's snapshots come from: the database (``SnapshotReader``) or
+    Prometheus (``tui.prometheus_source.PrometheusSource``). Called from the reader thread
+    only, one call at a time."""
+
+    def read(
+        self, window_s: float, now: datetime | None = None, detail: str | None = None
+    ) -> Snapshot:
+        """Everything the dashboard shows now."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 def _rich_colour_style(value: str) -> str:
     """``bold <colour>`` for a theme colour; ``bold dim`` when the theme value is not a plain
     colour (``$text-muted`` is ``auto 60%``, a contrast rule Rich cannot parse)."""
@@ -87,6 +103,8 @@ class InferwatchApp(App[None]):
         export_dir: where ``e`` writes its CSV files (default: the working directory).
         config: the prober's config, for the cost screen's feature projections and prices
             (without it the cost screen shows the cost of monitoring only).
+        reader: where snapshots come from (default: a ``SnapshotReader`` on ``db_path``);
+            another source makes the dashboard view-only (no commands to a prober).
     """
 
     CSS_PATH = "app.tcss"
@@ -109,6 +127,7 @@ class InferwatchApp(App[None]):
         clock: Clock = _utc_now,
         export_dir: Path | None = None,
         config: Config | None = None,
+        reader: SnapshotSource | None = None,
     ) -> None:
         super().__init__()
         self.db_path = db_path
@@ -123,7 +142,9 @@ class InferwatchApp(App[None]):
         self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
         self.sort = "config"
         self.filter_text = ""
-        self._reader = SnapshotReader(db_path)
+        self.view_only = reader is not None
+        self._reader: SnapshotSource = reader or SnapshotReader(db_path)
+        self._bell_seen: int | None = None
         self._pending: dict[int, str] = {}
         self._done: list[tuple[float, str]] = []
         self._state_styles: dict[State, str] = {}
@@ -282,6 +303,7 @@ class InferwatchApp(App[None]):
         if snap.window_s != self.window_s:
             return  # a read started before the window changed; a fresh one is on its way
         self.snap = snap
+        self._ring(snap)
         for cid in message.done_commands:
             what = self._pending.pop(cid, None)
             if what is not None:
@@ -289,6 +311,13 @@ class InferwatchApp(App[None]):
         cutoff = time.monotonic() - DONE_SHOWN_S
         self._done = [(t, w) for t, w in self._done if t >= cutoff]
         self.redraw()
+
+    def _ring(self, snap: Snapshot) -> None:
+        """The terminal bell for each new ``bell`` channel notification (docs/alerts.md)."""
+        newest = snap.notifications.newest_bell_id if snap.notifications else 0
+        if self._bell_seen is not None and newest > self._bell_seen:
+            self.bell()
+        self._bell_seen = newest
 
     def redraw(self) -> None:
         """Hand the newest snapshot to the screen on top (covered screens skip the work)."""
@@ -437,6 +466,9 @@ class InferwatchApp(App[None]):
     @work(thread=True, group="command", exit_on_error=False)
     def send_command(self, command: str, target: str | None = None) -> None:
         """Queue a command for the prober (in a thread: it writes to the database)."""
+        if self.view_only:
+            self.call_from_thread(self.notify, "view only: no prober to command", timeout=3)
+            return
         db = open_db(self.db_path, migrate=False)
         try:
             command_id = control.send_command(db, command, target)
