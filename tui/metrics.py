@@ -21,7 +21,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 from probes.config import Config
 from probes.providers import otel_provider_name
@@ -48,6 +55,9 @@ STATE_VALUES: dict[State, str] = {
     State.NOT_CONFIGURED: "not_configured",
     State.MAINTENANCE: "maintenance",
 }
+# The ``*_created`` series double the exposition and nothing here reads them.
+disable_created_metrics()
+
 _BASE = ("target", "gen_ai_provider_name", "gen_ai_request_model", "vantage")
 _GEN_AI = (*_BASE, "gen_ai_operation_name")
 _LISTEN = re.compile(
@@ -161,6 +171,7 @@ class ProberMetrics:
             self.info.labels(*base, t.config.group or "").set(1)
             # Series exist from the start at 0, so the first probe is a visible increase.
             self.probes.labels(*base, "ok", "")
+            self.cost.labels(*base)
             self.ttft.labels(*base, "chat")
             self.duration.labels(*base, "chat", "")
 
