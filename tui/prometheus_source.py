@@ -254,7 +254,7 @@ class PrometheusSource:
             summaries.append(
                 self._summary(
                     target, ALL, agg, first, group, Verdict(agg_state, words), now_s, window_s,
-                    f"all {len(members)} vantages",
+                    "all vantages",
                 )
             )  # fmt: skip
             for v in members:
