@@ -561,7 +561,7 @@ class AlertEngine:
         )
 
 
-def test_notice(channel: str, vantage: str, now: datetime) -> Notice:
+def trial_notice(channel: str, vantage: str, now: datetime) -> Notice:
     """The notice ``inferwatch notify --test CHANNEL`` sends."""
     return Notice(
         "test:" + channel,

@@ -268,6 +268,7 @@ def test_shipped_rules_pass_promtool() -> None:
         ["check", "rules", str(root / "inferwatch-rules.yml")],
         ["test", "rules", str(root / "inferwatch-rules.test.yml")],
         ["check", "config", str(root / "prometheus.yml")],
+        ["check", "config", str(root / "agent.yml")],
     ):
         out = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr

@@ -401,7 +401,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     failure."""
     from datetime import UTC, datetime
 
-    from store.alerting import test_notice
+    from store.alerting import trial_notice
     from store.db import open_db
     from store.notifications import queue_notice
     from tui.notify import send_test, where
@@ -415,7 +415,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         _err(f"no channel {args.test!r}{hint} (channels: {', '.join(names) or 'none configured'})")
         return EXIT_CONFIG
     now = datetime.now(UTC)
-    notice = test_notice(conf.name, config.prober.vantage_name(), now)
+    notice = trial_notice(conf.name, config.prober.vantage_name(), now)
     payload = notice.payload()
     db_path = args.db or default_db_path()
     row_id = 0
