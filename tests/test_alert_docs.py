@@ -42,3 +42,23 @@ def test_every_provider_has_an_otel_name_in_the_docs() -> None:
     doc = (ROOT / "docs" / "metrics.md").read_text()
     for provider, otel in OTEL_PROVIDER_NAMES.items():
         assert f"| `{provider}` | `{otel}` |" in doc
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_scrape_config_example_passes_promtool(path: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    blocks = _blocks(path, "yaml")
+    if not blocks:
+        return
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus); .ci/run installs it")
+    for i, block in enumerate(blocks):
+        file = tmp_path / f"example{i}.yml"
+        file.write_text(block)
+        out = subprocess.run(
+            [promtool, "check", "config", str(file)], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
