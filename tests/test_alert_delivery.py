@@ -3,6 +3,7 @@ delays a probe; notify --test; check-config explains routes without printing sec
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_a_hanging_receiver_does_not_delay_probes(tmp_path: Path) -> None:
     from store.history import parse_iso
 
     times = [parse_iso(s).timestamp() for s in stamps]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # Blocking on a 60 s receiver would stop the probes (and their writes) for 60 s.
     assert len(times) >= 6, proc.output()
     assert max(gaps) < 2.0, gaps
@@ -129,7 +130,7 @@ def test_notify_test_and_check_config_never_show_secrets(tmp_path: Path) -> None
     secret_url = url + "/" + SECRET_URL_PART
     config = tmp_path / "c.toml"
     config.write_text(
-        f"""
+        """
 [alerts]
 reminder_interval_s = 900
 [[targets]]

@@ -213,7 +213,7 @@ def test_alertmanager_receives_fires_and_resolves(tmp_path: Path) -> None:
                 outage_every_s=3600,
                 outage_for_s=6,
                 outage_offset_s=3,
-            ),  # fmt: skip
+            ),
             SimProfile("calm", ttft_ms=20, tps=800, ttft_sigma=0, output_tokens=4),
         )
     ).start()

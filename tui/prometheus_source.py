@@ -248,7 +248,7 @@ class PrometheusSource:
             for v in members:
                 for k, n in (vantages[v].kinds or {}).items():
                     agg.kinds[k] = agg.kinds.get(k, 0.0) + n
-            lasts = [vantages[v].last_s for v in members if vantages[v].last_s]
+            lasts = [t for v in members if (t := vantages[v].last_s)]
             agg.last_s = max(lasts) if lasts else None
             agg_state = _aggregate(states)
             summaries.append(
