@@ -92,11 +92,14 @@ class ProberMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.vantage = config.prober.vantage_name()
         r = self.registry
+        # Successful probes only, without OTel's error.type: a label per failure kind would
+        # multiply the 17 series of this histogram by the kinds seen (the scrape cost of a
+        # fleet); failures are counted by kind in inferwatch_probes_total.
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
-            "Probe request sent to terminal marker or failure (OTel gen_ai.client.operation."
-            "duration); error_type is the failure class, empty on success.",
-            (*_GEN_AI, "error_type"),
+            "Request sent to terminal marker of successful probes (OTel gen_ai.client."
+            "operation.duration; failures by kind: inferwatch_probes_total).",
+            _GEN_AI,
             buckets=DURATION_BUCKETS_S,
             registry=r,
         )
@@ -173,7 +176,7 @@ class ProberMetrics:
             self.probes.labels(*base, "ok", "")
             self.cost.labels(*base)
             self.ttft.labels(*base, "chat")
-            self.duration.labels(*base, "chat", "")
+            self.duration.labels(*base, "chat")
 
     def _base(self, target: str, provider: str, model: str) -> tuple[str, str, str, str]:
         labels = self._labels.get(target)
@@ -187,8 +190,8 @@ class ProberMetrics:
         base = self._base(record.target, record.provider, record.model)
         kind = record.error_kind or "" if record.status != "ok" else ""
         self.probes.labels(*base, record.status, kind).inc()
-        if record.total_ms is not None:
-            self.duration.labels(*base, "chat", kind).observe(record.total_ms / 1000)
+        if record.status == "ok" and record.total_ms is not None:
+            self.duration.labels(*base, "chat").observe(record.total_ms / 1000)
         if record.status == "ok" and record.ttft_ms is not None:
             self.ttft.labels(*base, "chat").observe(record.ttft_ms / 1000)
         if record.input_tokens is not None:

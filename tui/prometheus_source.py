@@ -195,15 +195,15 @@ class PrometheusSource:
             row(s["metric"]).remaining_requests = self._value(s)
         for s in self.query("inferwatch_ratelimit_remaining_tokens", now):
             row(s["metric"]).remaining_tokens = self._value(s)
-        for metric, prefix, extra in (
-            ("gen_ai_client_operation_time_to_first_chunk_seconds", "ttft", ""),
-            ("gen_ai_client_operation_duration_seconds", "total", ', error_type=""'),
+        for metric, prefix in (
+            ("gen_ai_client_operation_time_to_first_chunk_seconds", "ttft"),
+            ("gen_ai_client_operation_duration_seconds", "total"),
         ):
             for by, vantage in (("le, target, vantage", None), ("le, target", ALL)):
                 for q in (50, 95, 99):
                     promql = (
                         f"histogram_quantile({q / 100}, sum by ({by}) "
-                        f"(increase({metric}_bucket{{{extra.lstrip(', ')}}}[{w}])))"
+                        f"(increase({metric}_bucket[{w}])))"
                     )
                     for s in self.query(promql, now):
                         r = row(s["metric"], vantage)
