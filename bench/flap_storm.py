@@ -15,13 +15,13 @@ import random
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes.config import parse_config  # noqa: E402
-from tests.alert_helpers import Core  # noqa: E402
+from probes.config import parse_config
+from tests.alert_helpers import Core
 
 TARGETS = 20
 HOURS = 6

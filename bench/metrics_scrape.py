@@ -20,9 +20,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes.config import parse_config  # noqa: E402
-from probes.record import ProbeRecord  # noqa: E402
-from tui.metrics import ProberMetrics  # noqa: E402
+from probes.config import parse_config
+from probes.record import ProbeRecord
+from tui.metrics import ProberMetrics
 
 KINDS = ("server_error", "overloaded", "rate_limited")
 
