@@ -34,6 +34,7 @@ class Receiver:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     thread: ServerThread | None = None
+    stopping: bool = False
 
     def start(self) -> str:
         app = web.Application()
@@ -49,11 +50,14 @@ class Receiver:
             good = "sha256=" + hmac.new(self.key, body, hashlib.sha256).hexdigest()
             self.bad_signatures += int(not hmac.compare_digest(sent, good))
         if self.hang_s:
-            await asyncio.sleep(self.hang_s)
+            deadline = asyncio.get_running_loop().time() + self.hang_s
+            while not self.stopping and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
         self.bodies.append(json.loads(body))
         return web.Response(status=self.status)
 
     def stop(self) -> None:
+        self.stopping = True  # releases a hanging handler, so the server stops at once
         if self.thread is not None:
             self.thread.stop()
 

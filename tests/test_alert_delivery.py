@@ -4,6 +4,7 @@ delays a probe; notify --test; check-config explains routes without printing sec
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
 import subprocess
 import sys
@@ -180,7 +181,9 @@ timezone = "Europe/Berlin"
     }
     try:
         db = tmp_path / "n.db"
-        _cli("probe", "--once", "--config", str(config), "--db", str(db), env=env)
+        from store.db import open_db
+
+        open_db(db).close()
         out = _cli("notify", "--test", "ops", "--config", str(config), "--db", str(db), env=env)
         assert out.returncode == 0, out.stderr
         assert "sent: HTTP 200" in out.stdout and "$IW_HOOK_URL" in out.stdout
@@ -218,9 +221,11 @@ def test_metrics_flag_serves_otel_names(tmp_path: Path) -> None:
 
         def scraped() -> str | None:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            return (
-                text if "inferwatch_probes_total{" in text and 'outcome="error"' in text else None
+            ok = re.search(
+                r'inferwatch_probes_total\{[^}]*outcome="ok"[^}]*target="fast"[^}]*\} [1-9]', text
             )
+            failed = 'error_type="connect_refused"' in text
+            return text if ok and failed else None
 
         text = wait_for(scraped, 30)
     finally:
