@@ -506,14 +506,12 @@ class AlertEngine:
         if desired.firing and cur is not None:
             changed = desired.severity is not cur.severity
             previous = cur.severity
-            cur.kind, cur.severity, cur.state, cur.summary = (
-                desired.kind,
-                desired.severity,
-                desired.state,
-                desired.summary,
-            )
-            cur.channels = self._route(key, desired)
-            self.dirty.add(key)
+            now_ = (desired.kind, desired.severity, desired.state, desired.summary)
+            channels = self._route(key, desired)
+            if now_ != (cur.kind, cur.severity, cur.state, cur.summary) or channels != cur.channels:
+                cur.kind, cur.severity, cur.state, cur.summary = now_
+                cur.channels = channels
+                self.dirty.add(key)
             if not changed:
                 return []
             cur.last_notified_at = iso(now)

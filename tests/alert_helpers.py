@@ -51,7 +51,8 @@ class Receiver:
             self.bad_signatures += int(not hmac.compare_digest(sent, good))
         if self.hang_s:
             deadline = asyncio.get_running_loop().time() + self.hang_s
-            while not self.stopping and asyncio.get_running_loop().time() < deadline:
+            # stop() runs on another thread: poll its flag.
+            while not self.stopping and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         self.bodies.append(json.loads(body))
         return web.Response(status=self.status)

@@ -508,6 +508,8 @@ class Deliverer:
 
     # Alertmanager expects clients to re-send firing alerts (Prometheus does every minute).
     def _refresh_alertmanager(self, db: Any) -> None:
+        if not any(c.conf.type == "alertmanager" for c in self.channels.values()):
+            return
         now = self.clock()
         period = timedelta(seconds=self.alerts.alertmanager_resend_s)
         firing = [a for a in load_alerts(db).values() if a.firing and a.kind != "maintenance"]

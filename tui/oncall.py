@@ -87,6 +87,7 @@ class OnCall:
         )
         self.keeper: AlertKeeper | None = None
         self.history: HistoryWriter | None = None
+        self._groups = {t.name: t.config.group for t in config.resolved()}
         self._ticked: datetime | None = None
 
     # ---- the prober's calls -------------------------------------------------------------
@@ -137,9 +138,7 @@ class OnCall:
         history, keeper = self.history, self.keeper
         if history is None or keeper is None:
             return
-        targets = list(history.targets)
-        groups = {t.name: t.config.group for t in self.config.resolved()}
-        active = active_windows(self.config.maintenance, now, targets, groups)
+        active = active_windows(self.config.maintenance, now, list(history.targets), self._groups)
         history.set_maintenance(in_maintenance(active), now)
         keeper.set_windows(active)
         keeper.tick()
