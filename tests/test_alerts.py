@@ -224,3 +224,36 @@ def test_skipped_and_repeated_local_times_in_new_york() -> None:
     w = _daily(time(23, 0), "UTC", 7200, ("sat",))
     assert occurrence(w, _z("2026-11-08T00:30:00Z")) is not None  # Sunday 00:30
     assert occurrence(w, _z("2026-11-09T00:30:00Z")) is None  # Monday 00:30
+
+
+def test_blind_and_degraded_opt_in_decisions() -> None:
+    from store.alerting import AlertEngine, AlertRules, TargetView
+    from store.health import State
+    from store.outage import BlindEnded, BlindStarted, Transition
+
+    rules = AlertRules(degraded=True, vantage="lab")
+    engine = AlertEngine(rules, {"a": TargetView(State.UP)})
+    now = T0
+
+    def tr(frm: State, to: State, cause: str) -> Transition:
+        return Transition("a", frm, to, "2026-11-02T00:00:00.000Z", cause, "x")
+
+    out = engine.on_events([BlindStarted("2026-11-02T00:00:00.000Z", "no network", {})], now)
+    assert [(n.key, n.event, n.severity.value) for n in out] == [
+        ("monitor:blind", "firing", "warning")
+    ]
+    out = engine.on_events([BlindEnded("2026-11-02T00:01:00.000Z")], now)
+    assert [(n.key, n.event) for n in out] == [("monitor:blind", "resolved")]
+    # Degraded by rate limiting fires a warning (opt-in); down escalates; up resolves.
+    out = engine.on_events([tr(State.UP, State.DEGRADED, "rate_limited")], now)
+    assert [(n.event, n.severity.value) for n in out] == [("firing", "warning")]
+    out = engine.on_events([tr(State.DEGRADED, State.DOWN, "server_error")], now)
+    assert [(n.event, n.severity.value, n.previous_severity) for n in out] == [
+        ("firing", "critical", engine.alerts["target:a"].severity.WARNING)
+    ]
+    out = engine.on_events([tr(State.DOWN, State.UP, "recovered")], now)
+    assert [n.event for n in out] == ["resolved"]
+    # Without the option, the first failures of a fresh target and a 429 say nothing.
+    quiet = AlertEngine(AlertRules(), {"a": TargetView(State.NO_DATA)})
+    assert quiet.on_events([tr(State.NO_DATA, State.DEGRADED, "server_error")], now) == []
+    assert quiet.on_events([tr(State.DEGRADED, State.DEGRADED, "rate_limited")], now) == []
