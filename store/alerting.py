@@ -32,8 +32,8 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from probes.config import ChannelConfig, Config, RouteConfig, patterns_match
+from probes.timestamps import iso
 from store.health import State
-from store.history import iso
 from store.maintenance_windows import ActiveWindow
 from store.outage import BlindEnded, BlindStarted, Counted, Event, Transition
 

@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from probes.timestamps import iso
 from store.alerting import AlertEngine, AlertRules, AlertState, Notice, Severity, TargetView
 from store.db import write_transaction
-from store.history import iso
 from store.maintenance_windows import ActiveWindow
 from store.outage import Event, TargetMachine
 
@@ -31,9 +31,7 @@ LOCAL_TYPES = frozenset({"bell"})
 
 
 def load_alerts(db: sqlite_utils.Database) -> dict[str, AlertState]:
-    """Every persisted alert by key (empty before migration ``m009_alerts``)."""
-    if "alerts" not in db.table_names():
-        return {}
+    """Every persisted alert by key."""
     out = {}
     for r in db.query("SELECT * FROM alerts"):
         out[r["key"]] = AlertState(
@@ -237,9 +235,7 @@ _COLUMNS = (
 
 
 def recent_notifications(db: sqlite_utils.Database, limit: int = 20) -> list[NotificationRow]:
-    """The newest notifications, newest first (empty before migration ``m009_alerts``)."""
-    if "notifications" not in db.table_names():
-        return []
+    """The newest notifications, newest first."""
     rows = db.conn.execute(
         f"SELECT {_COLUMNS} FROM notifications ORDER BY id DESC LIMIT ?", [limit]
     ).fetchall()
@@ -284,8 +280,6 @@ class NotificationsSummary:
 
 def notifications_summary(db: sqlite_utils.Database) -> NotificationsSummary | None:
     """Counts by outcome and the newest row; None when no notification was ever queued."""
-    if "notifications" not in db.table_names():
-        return None
     sent, failed, waiting, bell = db.conn.execute(
         "SELECT sum(status = 'sent'), sum(status = 'failed'), "
         "sum(status IN ('pending', 'retrying')), max(CASE WHEN channel_type = 'bell' "

@@ -92,7 +92,7 @@ def test_a_hanging_receiver_does_not_delay_probes(tmp_path: Path) -> None:
         proc.stop()
         sim.stop()
         receiver.stop()
-    from store.history import parse_iso
+    from probes.timestamps import parse_iso
 
     times = [parse_iso(s).timestamp() for s in stamps]
     gaps = [b - a for a, b in itertools.pairwise(times)]

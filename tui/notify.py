@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from probes.config import AlertsConfig, ChannelConfig
+from probes.timestamps import iso
 from store.db import open_db, write_transaction
-from store.history import iso
 from store.notifications import LOCAL_TYPES, load_alerts
 
 _log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A snapshot source for the dashboard's reader: it asks Prometheus' HTTP API
 (``/api/v1/query``, JSON; docs/metrics.md lists the series) for every vantage it scrapes and
-builds the same :class:`store.queries.Snapshot` the database reader builds, so the screens
+builds the same :class:`store.reader.Snapshot` the database reader builds, so the screens
 render it unchanged. Each target becomes a group whose first row is the target seen from all
 vantages together and whose other rows are the vantages, with the split said in words
 ("down from eu-office only; up from 2 other vantages"): is it us or them.
@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 
+from probes.timestamps import iso
 from store.control import ProberStatus
 from store.health import State, Verdict
-from store.history import iso
-from store.queries import Snapshot, TargetSummary
+from store.reader import Snapshot
+from store.summary import TargetSummary
 
 _STATES = {
     "up": State.UP,
@@ -274,13 +275,11 @@ class PrometheusSource:
             stamp = iso(datetime.fromtimestamp(newest, UTC))
             prober = ProberStatus(0, stamp, stamp, False)
         return Snapshot(
-            now,
-            window_s,
-            summaries,
-            prober,
-            0.0 if prober else None,
-            0,
-            0,
+            taken_at=now,
+            window_s=window_s,
+            targets=tuple(summaries),
+            prober=prober,
+            prober_age_s=0.0 if prober else None,
             version=self._version,
         )
 
@@ -327,6 +326,7 @@ class PrometheusSource:
             ),
             verdict=verdict,
             errors_by_kind=kinds,
+            uptime={},
             vantage=shown,
             computed_at=datetime.fromtimestamp(now_s, UTC),
         )
