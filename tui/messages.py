@@ -21,8 +21,12 @@ class SnapshotReady(Message):
         """Ids of commands the prober has taken since they were sent."""
 
     def can_replace(self, message: Message) -> bool:
-        """Coalesce: only the newest snapshot needs drawing."""
-        return isinstance(message, SnapshotReady)
+        """Coalesce: only the newest snapshot needs drawing (it takes over the commands the
+        replaced one confirmed, which the reader reports only once)."""
+        if not isinstance(message, SnapshotReady):
+            return False
+        self.done_commands |= message.done_commands
+        return True
 
 
 class ReadFailed(Message):
@@ -32,6 +36,26 @@ class ReadFailed(Message):
         super().__init__()
         self.error = error
         """What went wrong."""
+
+
+class CommandFailed(Message):
+    """A command could not be queued for the prober."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__()
+        self.what = what
+        """Human text (``pause chat-primary``)."""
+        self.error = error
+        """Why it failed."""
+
+
+class FilterChanged(Message):
+    """The overview's filter text changed (the app keeps it, every screen shows it)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        """The filter ("" for none)."""
 
 
 class CommandSent(Message):

@@ -112,6 +112,12 @@ class PrometheusSource:
         self.label = self.url
         self._client = httpx.Client(timeout=timeout_s)
         self._version = 0
+        self.waiting = "view only: reading Prometheus, no prober to command"
+        """Why commands are unavailable (the dashboard's reader shows it)."""
+
+    def connection(self) -> None:
+        """No database behind this source: commands and cost reports are unavailable."""
+        return None
 
     def close(self) -> None:
         """Close the HTTP client."""
