@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from probes.providers import PROVIDERS
+from probes.question_config import CacheCheckConfig, StatusConfig, WorkloadConfig
 
 DEFAULT_PROMPT = "Reply with one short sentence about the sea."
 _MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # above 0.001 USD per token is a unit error (FC-11)
@@ -316,6 +317,20 @@ class TargetConfig(_Strict):
     error_rate_window_probes: int | None = Field(None, ge=2, le=1000)
     rate_limited_state: Literal["degraded", "down"] | None = None
     daily_budget_usd: float | None = Field(None, gt=0)
+    # Issue #13 (docs/questions.md): official status, cold starts, prompt-caching check.
+    status_url: str | None = Field(None, pattern=r"^(https?://.+|off)$")
+    """The official status page's machine-readable URL for this target (default: its
+    provider's, when known); "off" to poll none."""
+    status_component: str | None = Field(None, min_length=1)
+    """The status page component (or Google Cloud product) that stands for this target."""
+    scaledown_window_s: float | None = Field(None, gt=0, le=86400)
+    """The target scales to zero after this many idle seconds (Modal's scaledown_window, a
+    serverless idle timeout): a probe after a longer idle is marked cold."""
+    cold_interval_s: float | None = Field(None, gt=0, le=7 * 86400)
+    """An extra schedule that probes the target this often as kind cold_start; it must exceed
+    scaledown_window_s, and finds the target cold only if nothing else used it in between."""
+    cache_check: CacheCheckConfig | None = None
+    """The opt-in prompt-caching check ([targets.cache_check])."""
 
     @field_validator("provider")
     @classmethod
@@ -349,6 +364,13 @@ class TargetConfig(_Strict):
                     f"{key} = {value} is above {_MAX_PLAUSIBLE_USD_PER_MTOK:g} USD per million "
                     "tokens; prices are USD per MILLION tokens (per 1K? multiply by 1000)"
                 )
+        if self.cold_interval_s is not None and (
+            self.scaledown_window_s is None or self.cold_interval_s <= self.scaledown_window_s
+        ):
+            raise ValueError(
+                "cold_interval_s must be longer than scaledown_window_s (set both): a cold "
+                "schedule only finds the target cold after the scale-down window has passed"
+            )
         priced = [k for k in _PRICE_KEYS if getattr(self, k) is not None]
         if PROVIDERS[self.provider].prices_id is None and priced:
             missing = [
@@ -411,6 +433,8 @@ class Config(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     targets: tuple[TargetConfig, ...] = ()
     features: tuple[FeatureConfig, ...] = ()
+    status: StatusConfig = StatusConfig()
+    workloads: tuple[WorkloadConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     maintenance: tuple[MaintenanceConfig, ...] = ()
@@ -433,6 +457,21 @@ class Config(_Strict):
                     raise ValueError(
                         f"feature {feature.name!r} names unknown target {name!r}{hint}"
                     )
+        workloads: set[str] = set()
+        for workload in self.workloads:
+            if workload.name in workloads:
+                raise ValueError(f"duplicate workload name {workload.name!r}")
+            workloads.add(workload.name)
+            for name in workload.targets:
+                if name not in seen:
+                    hint = _did_you_mean(name, seen)
+                    raise ValueError(
+                        f"workload {workload.name!r} names unknown target {name!r}{hint}"
+                    )
+        for provider in self.status.pages:
+            if provider not in PROVIDERS:
+                hint = _did_you_mean(provider, PROVIDERS)
+                raise ValueError(f"[status.pages] names unknown provider {provider!r}{hint}")
         channels: set[str] = set()
         for channel in self.channels:
             if channel.name in channels:
@@ -546,8 +585,8 @@ def _allowed_keys(loc: tuple[str | int, ...]) -> Iterable[str]:
     return model.model_fields
 
 
-_ARRAYS = ("targets", "features", "channels", "routes", "maintenance")
-_TABLES = ("defaults", "prober", "dashboard", "history", "metrics", "alerts")
+_ARRAYS = ("targets", "features", "workloads", "channels", "routes", "maintenance")
+_TABLES = ("defaults", "prober", "dashboard", "history", "status", "metrics", "alerts")
 
 
 def patterns_match(patterns: Iterable[str], name: str) -> bool:

@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ import httpx
 
 from probes.config import ResolvedTarget
 from probes.dialects import DIALECTS
-from probes.dialects.base import ParsedEvent, ProviderError
+from probes.dialects.base import Dialect, MultiRequestDialect, ParsedEvent, ProviderError
 from probes.errors import ErrorKind, classify_http_status, redact
 from probes.headers import parse_ratelimit, parse_retry_after, request_id
 from probes.measure import StreamMeasurement
@@ -137,6 +138,7 @@ async def run_probe(
     *,
     clock: Clock = time.perf_counter,
     wall_clock: WallClock = utc_now,
+    dialect: Dialect | None = None,
 ) -> ProbeRecord:
     """Probe ``target`` once and return its record. Never raises for provider or network faults.
 
@@ -145,11 +147,13 @@ async def run_probe(
         client: a shared client (see :func:`make_client`); pooled connections are reused.
         clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
+        dialect: the wire dialect (default: the target's); a wrapper may reshape the request
+            (the prompt-caching check adds ``cache_control``, ``prompt_cache_key``, ...).
 
     Returns:
         The probe's record, cost included when usage and a price are known.
     """
-    dialect = DIALECTS[target.dialect]
+    dialect = dialect or DIALECTS[target.dialect]
     settings = target.settings
     started = wall_clock()
     api_key = target.api_key()
@@ -186,13 +190,25 @@ async def run_probe(
             request_sent = True
 
     async def exchange(deadline_cm: asyncio.Timeout) -> None:
-        async with client.stream(
-            request.method,
-            request.url,
-            headers=request.headers,
-            json=request.json,
-            extensions={"trace": trace},
-        ) as response:
+        opened: AbstractAsyncContextManager[httpx.Response]
+        if isinstance(dialect, MultiRequestDialect):
+            # The dialect sends its own requests around the stream (Replicate: create, stream,
+            # read the result); facts it learns outside the stream arrive through `report`.
+            opened = dialect.open_stream(
+                client,
+                request,
+                extensions={"trace": trace},
+                report=lambda event: meas.on_event(clock(), 0, event),
+            )
+        else:
+            opened = client.stream(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                extensions={"trace": trace},
+            )
+        async with opened as response:
             meas.on_headers(clock())
             outcome.conn_reused = not new_connection
             outcome.http_status = response.status_code
@@ -410,6 +426,8 @@ def _finish(
     record.provider_cost_usd = meas.provider_cost_usd
     timings = meas.server_timings_ms
     record.server_queue_ms = timings.get("queue")
+    record.server_ttft_ms = timings.get("ttft")
+    record.server_predict_ms = timings.get("predict")
     record.server_load_ms = timings.get("load")
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")

@@ -32,7 +32,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from probes.config import ChannelConfig, Config, RouteConfig, patterns_match
-from probes.timestamps import iso
+from probes.timestamps import iso, parse_iso
 from store.health import State
 from store.maintenance_windows import ActiveWindow
 from store.outage import BlindEnded, BlindStarted, Counted, Event, Transition
@@ -367,7 +367,7 @@ class AlertEngine:
             names = {desired.target} if desired.target else {m for m, _ in desired.members}
             if key != BLIND_KEY and not names & self._failing:
                 continue  # "still down" needs a probe that says so (not a restart, a success)
-            since = datetime.fromisoformat(a.last_notified_at.replace("Z", "+00:00"))
+            since = parse_iso(a.last_notified_at)
             if (now - since).total_seconds() >= self.rules.reminder_s:
                 a.last_notified_at = iso(now)
                 self.dirty.add(key)

@@ -258,7 +258,16 @@ def test_metrics_flag_serves_otel_names(tmp_path: Path) -> None:
     gone = {**fast, "target": "gone"}
     key = (
         "inferwatch_probes_total",
-        tuple(sorted({**gone, "outcome": "error", "error_type": "connect_refused"}.items())),
+        tuple(
+            sorted(
+                {
+                    **gone,
+                    "outcome": "error",
+                    "error_type": "connect_refused",
+                    "kind": "canary",
+                }.items()
+            )
+        ),
     )
     assert samples[key] >= 1
     assert value("inferwatch_target_state", state="up") == 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -33,6 +32,7 @@ from prometheus_client import (
 from probes.config import Config
 from probes.providers import otel_provider_name
 from probes.record import ProbeRecord
+from probes.timestamps import parse_iso
 from store.alerting import TargetView
 from store.health import State
 from store.outage import BlindEnded, BlindStarted, Event, Transition
@@ -121,8 +121,9 @@ class ProberMetrics:
         )
         self.probes = Counter(
             "inferwatch_probes",
-            "Probes finished, by outcome (ok, error) and error_type (empty when ok).",
-            (*_BASE, "outcome", "error_type"),
+            "Probes finished, by outcome (ok, error), error_type (empty when ok) and kind "
+            "(canary, cache_check, workload, cold_start).",
+            (*_BASE, "outcome", "error_type", "kind"),
             registry=r,
         )
         self.cost = Counter(
@@ -173,7 +174,7 @@ class ProberMetrics:
             base = self._base(t.name, t.config.provider, t.config.model)
             self.info.labels(*base, t.config.group or "").set(1)
             # Series exist from the start at 0, so the first probe is a visible increase.
-            self.probes.labels(*base, "ok", "")
+            self.probes.labels(*base, "ok", "", "canary")
             self.cost.labels(*base)
             self.ttft.labels(*base, "chat")
             self.duration.labels(*base, "chat")
@@ -186,26 +187,30 @@ class ProberMetrics:
         return labels
 
     def on_record(self, record: ProbeRecord) -> None:
-        """Count one finished probe (any thread; a few locked increments)."""
+        """Count one finished probe (any thread; a few locked increments).
+
+        The latency and token histograms take canary probes only: a long-prompt workload or
+        a cache check has another TTFT by design (docs/questions.md) and would skew them.
+        """
         base = self._base(record.target, record.provider, record.model)
         kind = record.error_kind or "" if record.status != "ok" else ""
-        self.probes.labels(*base, record.status, kind).inc()
-        if record.status == "ok" and record.total_ms is not None:
-            self.duration.labels(*base, "chat").observe(record.total_ms / 1000)
-        if record.status == "ok" and record.ttft_ms is not None:
-            self.ttft.labels(*base, "chat").observe(record.ttft_ms / 1000)
-        if record.input_tokens is not None:
-            self.tokens.labels(*base, "chat", "input").observe(record.input_tokens)
-        if record.output_tokens is not None:
-            self.tokens.labels(*base, "chat", "output").observe(record.output_tokens)
+        self.probes.labels(*base, record.status, kind, record.kind).inc()
         if record.cost_usd:
             self.cost.labels(*base).inc(record.cost_usd)
+        if record.kind == "canary":
+            if record.status == "ok" and record.total_ms is not None:
+                self.duration.labels(*base, "chat").observe(record.total_ms / 1000)
+            if record.status == "ok" and record.ttft_ms is not None:
+                self.ttft.labels(*base, "chat").observe(record.ttft_ms / 1000)
+            if record.input_tokens is not None:
+                self.tokens.labels(*base, "chat", "input").observe(record.input_tokens)
+            if record.output_tokens is not None:
+                self.tokens.labels(*base, "chat", "output").observe(record.output_tokens)
         if record.ratelimit_remaining_requests is not None:
             self.remaining_requests.labels(*base).set(record.ratelimit_remaining_requests)
         if record.ratelimit_remaining_tokens is not None:
             self.remaining_tokens.labels(*base).set(record.ratelimit_remaining_tokens)
-        with_tz = record.started_at.replace("Z", "+00:00")
-        self.last_probe.labels(*base).set(datetime.fromisoformat(with_tz).timestamp())
+        self.last_probe.labels(*base).set(parse_iso(record.started_at).timestamp())
 
     def set_state(self, target: str, state: State) -> None:
         """Publish a target's outage state (1 for ``state``, 0 for the others)."""

@@ -8,10 +8,15 @@ else; timing, token accounting, classification and the record are shared (``prob
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from probes.config import ResolvedTarget
+
+if TYPE_CHECKING:  # the price and config paths import this module without loading httpx
+    import httpx
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,41 @@ class Dialect(Protocol):
 
     def parse_error_body(self, body: str) -> ProviderError | None:
         """Extract the error object from a non-2xx response body, if it has one."""
+        ...
+
+
+@runtime_checkable
+class MultiRequestDialect(Protocol):
+    """A dialect whose probe is more than one HTTP request (Replicate: create a prediction,
+    read its event stream, read the finished prediction).
+
+    It has everything a :class:`Dialect` has plus :meth:`open_stream`; the runner then calls
+    ``open_stream`` instead of sending ``build_request``'s request itself, and reads the
+    yielded response exactly like any other stream (status, content type, events), so timing,
+    classification and the record stay shared. The clock starts before ``open_stream``.
+    """
+
+    def open_stream(
+        self,
+        client: httpx.AsyncClient,
+        request: HttpRequest,
+        *,
+        extensions: dict[str, Any],
+        report: Callable[[ParsedEvent], None],
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Send the requests that lead to the stream; yield the response to read.
+
+        Args:
+            client: the probe's client (pooled connections, no read timeout).
+            request: what :meth:`Dialect.build_request` built (the first request).
+            extensions: httpx request extensions to pass on every request (connection trace).
+            report: takes non-token facts learned outside the stream (usage, server timings,
+                request id) as a :class:`ParsedEvent`; later reports replace earlier usage.
+
+        The yielded response may be an error response (any status, already read): the runner
+        classifies it. Work after the stream (reading a result) runs on normal exit only,
+        inside the probe's deadline, after ``total_ms`` has ended.
+        """
         ...
 
 
