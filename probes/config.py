@@ -26,7 +26,7 @@ from probes.providers import PROVIDERS
 from probes.question_config import CacheCheckConfig, StatusConfig, WorkloadConfig
 
 DEFAULT_PROMPT = "Reply with one short sentence about the sea."
-_MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # above 0.001 USD per token is a unit error (FC-11)
+_MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # 0.001 USD a token: a unit error (docs/field-cases.md FC-11)
 
 
 class _Strict(BaseModel):
@@ -118,7 +118,7 @@ _NAME = r"^[A-Za-z0-9._\-]+$"
 
 
 class MetricsConfig(_Strict):
-    """The ``[metrics]`` table: Prometheus ``/metrics`` (docs/metrics.md)."""
+    """The ``[metrics]`` table: Prometheus ``/metrics`` (docs/prometheus-metrics.md)."""
 
     listen: str | None = Field(None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):\d{1,5}$")
     """``HOST:PORT`` to serve ``/metrics`` on (``127.0.0.1:9464``; ``:9464`` for every
@@ -402,7 +402,7 @@ class FeatureConfig(_Strict):
     name: str = Field(min_length=1, max_length=64)
     """Unique name, shown in projections and chosen with ``inferwatch cost --feature``."""
     input_tokens: int = Field(ge=1, le=10_000_000)
-    """Prompt tokens per request, cached ones included (the inclusive total of metrics.md §4)."""
+    """Prompt tokens per request, cached ones included (inclusive, as docs/metrics.md §4)."""
     output_tokens: int = Field(ge=1, le=1_000_000)
     """Generated tokens per request, reasoning included."""
     cached_input_tokens: int = Field(0, ge=0, le=10_000_000)

@@ -1,9 +1,9 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(../shared/reference/metrics.md §1–§4) are implemented once. It never reads a clock itself:
+(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself:
 the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
-injected times (FC-10).
+injected times (docs/field-cases.md FC-10).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from probes.dialects.base import ParsedEvent, Usage
 
-#: Below this first→last token window a decode rate is noise (metrics.md §3).
+#: Below this first→last token window a decode rate is noise (docs/metrics.md §3).
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9
@@ -100,7 +100,7 @@ class StreamMeasurement:
         return self.t_first_token is not None
 
     def derive(self, t_end: float) -> DerivedMetrics:
-        """Compute the metrics of metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        """Compute the metrics of docs/metrics.md §3–§4 for a stream that ended at ``t_end``."""
         m = DerivedMetrics()
         ms = 1000.0
         if self.t_first_token is not None:

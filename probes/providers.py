@@ -128,7 +128,8 @@ PROVIDERS: dict[str, ProviderInfo] = {
 #: ``gen_ai_provider_name`` label of /metrics) of each provider name. Well-known OTel values
 #: where one exists (openai, anthropic, azure.ai.openai, gcp.gemini, aws.bedrock, groq,
 #: deepseek, mistral_ai); otherwise the provider's own lower-case name, as the convention asks
-#: for providers it does not list. docs/metrics.md prints this table; a test keeps it complete.
+#: for providers it does not list. docs/prometheus-metrics.md prints this table; a test keeps
+#: it complete.
 OTEL_PROVIDER_NAMES: dict[str, str] = {
     "openai": "openai",
     "openai-responses": "openai",

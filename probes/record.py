@@ -1,6 +1,6 @@
 """The probe record: one row per probe, the public schema of the database, CSV and ``--json``.
 
-Names, units and null rules follow ../shared/reference/metrics.md. The field order here is the
+Names, units and null rules follow docs/metrics.md. The field order here is the
 column order of the CSV export; :data:`FIELD_DOCS` documents every field and
 ``docs/fields.md`` is generated from it (a test keeps them in step).
 """

@@ -2,7 +2,7 @@
 
 ``run_probe`` never raises for anything a provider or the network does: every outcome is a
 :class:`~probes.record.ProbeRecord` with ``status`` ``ok`` or ``error`` and a classified
-``error_kind``. It never retries: a probe measures. Timing follows metrics.md §1: ``t0`` right
+``error_kind``. It never retries: a probe measures. Timing follows docs/metrics.md §1: ``t0`` right
 before the request is handed to httpx, every stamp from the injected monotonic clock.
 """
 
@@ -43,7 +43,7 @@ def make_client(max_connections: int = 100) -> httpx.AsyncClient:
     """An httpx client suited to probing.
 
     ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
-    decompressor (metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
+    decompressor (docs/metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
     own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
     """
     return httpx.AsyncClient(
@@ -297,7 +297,7 @@ async def run_probe(
         outcome.message = f"{type(exc).__name__}: {exc}"
 
     if meas.t_terminal is not None:
-        t_end = meas.t_terminal  # total_ms ends at the terminal marker (metrics.md §1)
+        t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
     return _finish(record, target, meas, outcome, t_end, started, secrets)
 
 
@@ -439,7 +439,7 @@ def _finish(
     record.ratelimit_reset_tokens_s = limits.reset_tokens_s
     record.retry_after_s = outcome.retry_after_s
 
-    # A billed failure that still reported usage is priced (metrics.md §5).
+    # A billed failure that still reported usage is priced (docs/metrics.md §5).
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
     record.cost_mismatch = cost.mismatch
@@ -450,7 +450,7 @@ def _finish(
         record.e2e_output_tps = derived.e2e_output_tps
         record.itl_ms = derived.itl_ms
     else:
-        # Failures keep TTFT and tokens for diagnosis but are never rate samples (metrics.md §6).
+        # Failures keep TTFT and tokens for diagnosis, never as rate samples (docs/metrics.md §6).
         record.status = "error"
         record.error_kind = outcome.kind.value
         record.error_message = redact(outcome.message or outcome.kind.value, secrets)

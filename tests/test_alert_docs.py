@@ -15,7 +15,9 @@ from probes.providers import OTEL_PROVIDER_NAMES, PROVIDERS
 from store.alerting import trial_notice
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "docs" / n for n in ("alerts.md", "metrics.md", "fleet.md")] + [ROOT / "README.md"]
+DOCS = [ROOT / "docs" / n for n in ("alerts.md", "prometheus-metrics.md", "fleet.md")] + [
+    ROOT / "README.md"
+]
 
 
 def _blocks(path: Path, lang: str) -> list[str]:
@@ -39,7 +41,7 @@ def test_the_documented_webhook_body_is_the_one_sent() -> None:
 
 def test_every_provider_has_an_otel_name_in_the_docs() -> None:
     assert set(OTEL_PROVIDER_NAMES) == set(PROVIDERS)
-    doc = (ROOT / "docs" / "metrics.md").read_text()
+    doc = (ROOT / "docs" / "prometheus-metrics.md").read_text()
     for provider, otel in OTEL_PROVIDER_NAMES.items():
         assert f"| `{provider}` | `{otel}` |" in doc
 

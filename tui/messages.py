@@ -1,13 +1,19 @@
-"""Typed messages posted by the dashboard's workers (tui-style.md §4.2-4.3)."""
+"""Typed messages of the dashboard: the reader thread's answers, and what screens tell the app.
+
+Data flows down (the app hands its screens a :class:`~tui.view.DashView`), events flow up as
+these messages; nothing below the app calls into it (docs/architecture.md, "The dashboard").
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from store.costs import MonitoringReport, ProjectionReport
-from store.reader import Snapshot
+if TYPE_CHECKING:  # the cost reports are only built by the reader when the cost screen opens
+    from store.costs import MonitoringReport, ProjectionReport
+    from store.reader import Snapshot
 
 
 class SnapshotReady(Message):

@@ -1,4 +1,4 @@
-"""Prometheus ``/metrics`` of the prober, in OpenTelemetry GenAI names (docs/metrics.md).
+"""Prometheus ``/metrics`` of the prober, in OpenTelemetry GenAI names (docs/prometheus-metrics.md).
 
 Served by prometheus-client's own HTTP server on a thread of its own (``--metrics HOST:PORT``
 or ``[metrics] listen``), never on the probing loop. Names follow the OTel GenAI semantic

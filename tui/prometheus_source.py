@@ -1,9 +1,9 @@
 """The dashboard on Prometheus instead of a database (``inferwatch view --prometheus URL``).
 
 A snapshot source for the dashboard's reader: it asks Prometheus' HTTP API
-(``/api/v1/query``, JSON; docs/metrics.md lists the series) for every vantage it scrapes and
-builds the same :class:`store.reader.Snapshot` the database reader builds, so the screens
-render it unchanged. Each target becomes a group whose first row is the target seen from all
+(``/api/v1/query``, JSON; docs/prometheus-metrics.md lists the series) for every vantage it
+scrapes and builds the same :class:`store.reader.Snapshot` the database reader builds, so the
+screens render it unchanged. Each target becomes a group whose first row is the target seen from all
 vantages together and whose other rows are the vantages, with the split said in words
 ("down from eu-office only; up from 2 other vantages"): is it us or them.
 

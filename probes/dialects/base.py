@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the price and config paths import this module without loadi
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage normalised to metrics.md §4. ``None`` means "not reported", never 0.
+    """Token usage normalised to docs/metrics.md §4. ``None`` means "not reported", never 0.
 
     Attributes:
         input_tokens: whole prompt processed, cache reads and writes included.
@@ -59,7 +59,7 @@ class ProviderError:
 
 @dataclass(slots=True)
 class ParsedEvent:
-    """What one wire event said, in the dialect-neutral terms of metrics.md §2.
+    """What one wire event said, in the dialect-neutral terms of docs/metrics.md §2.
 
     Attributes:
         answer: visible answer text carried by this event ("" if none).
@@ -97,7 +97,7 @@ class ParsedEvent:
 
     @property
     def has_token(self) -> bool:
-        """True when the event carries a generated token of any channel (metrics.md §2)."""
+        """True when the event carries a generated token of any channel (docs/metrics.md §2)."""
         return bool(self.answer or self.reasoning or self.tool_call)
 
 
@@ -199,7 +199,8 @@ def load_json(data: str, what: str = "event data") -> Any:
 
     Returns:
         The decoded value, or None when ``data`` is empty or blank (heartbeats and the empty
-        events SSE decoders dispatch after an ``id:``; FC-05), which carry nothing.
+        events SSE decoders dispatch after an ``id:``; docs/field-cases.md FC-05),
+        which carry nothing.
 
     Raises:
         ValueError: when the data is not JSON; the message quotes its first 80 characters.
