@@ -74,6 +74,7 @@ class ProbeRecord:
     cold: bool | None = None
     server_ttft_ms: float | None = None
     server_predict_ms: float | None = None
+    vantage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
@@ -191,6 +192,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "ms",
         "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
         "boot excluded)",
+    ),
+    "vantage": (
+        "",
+        "where the probe ran from: the prober's [prober] vantage, default its host name "
+        "(docs/fleet.md)",
     ),
 }
 

@@ -61,4 +61,5 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "cold",
     "server_ttft_ms",
     "server_predict_ms",
+    "vantage",
 )
