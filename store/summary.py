@@ -14,27 +14,24 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from probes.timestamps import iso, utc_now
-from store.control import PublishedTarget, published_targets
+from probes.timestamps import utc_now
 from store.health import Verdict, verdict
-from store.history import (
-    BlindStatus,
-    PersistedState,
-    Uptime,
-    blind_status,
-    monitor_gaps,
-    persisted_states,
-    uptime,
-)
-from store.raw_window import LastProbe, WindowPart, last_probe, raw_window
-from store.rollup_window import RollupCache, rollup_window
 from store.tally import NO_FIGURES, WindowFigures
-from store.trends import Trend, trends
 from store.windows import UPTIME_WINDOWS_S, reads_rollups, trend_buckets
+
+if TYPE_CHECKING:
+    # The query modules (and sqlite-utils, pydantic under them) load with the first read
+    # (:func:`summarize`), not with the summary types: the dashboard draws its first table
+    # from the published targets before they are imported (store/preview.py).
+    import sqlite_utils
+
+    from store.control import PublishedTarget
+    from store.history import BlindStatus, PersistedState, Uptime
+    from store.raw_window import LastProbe, WindowPart
+    from store.rollup_window import RollupCache
+    from store.trends import Trend
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +48,8 @@ class TargetSummary(WindowFigures):
     The ``last_*`` and ``ratelimit_*`` fields are the newest probe's, whatever its age (the
     rate-limit headroom as that probe reported it; None without such a header).
     ``computed_at`` is when the window figures were computed: copies that only move ages
-    forward keep it, so a view can tell "same figures, older" from "new figures".
+    forward keep it, so a view can tell "same figures, older" from "new figures"; None in a
+    summary built before any figure was read (the dashboard's first paint, store/preview.py).
     ``verdict`` (the displayed state) and ``fail_streak`` (consecutive failures the outage
     machine holds, below the down threshold while up) are None / 0 until
     :func:`summarize` or :func:`with_verdicts` attaches them.
@@ -183,6 +181,8 @@ class States:
     @classmethod
     def read(cls, db: sqlite_utils.Database, now: datetime) -> States:
         """Read both now."""
+        from store.history import blind_status, persisted_states
+
         return cls(persisted_states(db), blind_status(db, now))
 
 
@@ -252,21 +252,35 @@ def summarize(
     Returns:
         One summary per target, in config order.
     """
+    from store.control import published_targets
+    from store.history import monitor_gaps, uptime
+    from store.raw_window import last_probe, raw_window
+    from store.rollup_window import rollup_window
+    from store.trends import TrendSpec, empty_trend, trends
+
     now = now or utc_now()
     start = now - timedelta(seconds=window_s)
     targets = [t for t in published_targets(db) if names is None or t.name in names]
     if not targets:
         return []
     wanted = [t.name for t in targets]
+    buckets = trend_buckets(window_s)
     if reads_rollups(window_s):
         parts = rollup_window(db, start, now, window_s, cache)
+        trend_by = trends(db, wanted, start, now, window_s, buckets)
     else:
-        parts = raw_window(db, iso(start), now, wanted)
+        # The trend comes from the same rows; every target's rows are one scan of the time
+        # index (a filter on all of them would walk the target index once per target).
+        spec = TrendSpec.of(start, window_s, buckets)
+        parts = raw_window(db, spec.start, now, None if names is None else wanted, spec)
+        trend_by = {}
+        for name in wanted:
+            part = parts.get(name)
+            trend_by[name] = part.trend if part and part.trend else empty_trend(spec)
     lasts: dict[str, LastProbe | None] = {}
     for name in wanted:
         part = parts.get(name)
         lasts[name] = part.last if part is not None and part.last else last_probe(db, name, now)
-    trend_by = trends(db, wanted, start, now, window_s, trend_buckets(window_s))
     uptimes: dict[str, dict[str, Uptime]] = {name: {} for name in wanted}
     for label, w in UPTIME_WINDOWS_S.items():
         gaps = monitor_gaps(db, now - timedelta(seconds=w), now)

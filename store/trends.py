@@ -7,7 +7,7 @@ bounded whatever the history size.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,11 +41,75 @@ class Trend:
     failed: tuple[int, ...]
 
 
-def _bucket_sql(column: str) -> str:
-    """SQL of the trend bucket index of a timestamp column (params: start, step seconds)."""
+def bucket_sql(column: str) -> str:
+    """SQL of the trend bucket index of a timestamp column (params: :meth:`TrendSpec.params`)."""
     # Rounded to the millisecond first: julianday() arithmetic puts a bucket that starts
     # exactly one step later at 0.99999... steps.
     return f"CAST(round((julianday({column}) - julianday(?)) * 86400.0, 3) / ? AS INTEGER)"
+
+
+@dataclass(frozen=True, slots=True)
+class TrendSpec:
+    """A window cut into equal time buckets.
+
+    Attributes:
+        start: the window start (stored format), the first bucket's start.
+        step_s: bucket length, seconds.
+        buckets: how many buckets.
+    """
+
+    start: str
+    step_s: float
+    buckets: int
+
+    @classmethod
+    def of(cls, start: datetime, window_s: float, buckets: int = TREND_BUCKETS) -> TrendSpec:
+        """``buckets`` buckets over ``window_s`` seconds from ``start``."""
+        return cls(iso(start), window_s / buckets, buckets)
+
+    def params(self) -> list[Any]:
+        """The parameters of :func:`bucket_sql`."""
+        return [self.start, self.step_s]
+
+
+def raw_trend(spec: TrendSpec, rows: Iterable[Sequence[Any]], bucket_at: int) -> Trend:
+    """One target's trend from its raw rows, as :func:`trends` groups them in SQLite.
+
+    Args:
+        spec: the buckets.
+        rows: rows that start with the tally's columns (``store.tally.TALLY_FIELDS``: status,
+            error kind, TTFT, total, decode rate, ...) and hold their :func:`bucket_sql`
+            index at ``bucket_at`` (rows whose index is NULL are left out).
+        bucket_at: where.
+    """
+    c = _Columns(spec.buckets)
+    ok, failed = c.ok, c.failed
+    t_sum, t_n = [0.0] * spec.buckets, [0] * spec.buckets
+    p_sum, p_n = [0.0] * spec.buckets, [0] * spec.buckets
+    top = spec.buckets - 1
+    for r in rows:
+        b = r[bucket_at]
+        if b is None:
+            continue
+        b = 0 if b < 0 else top if b > top else b
+        if r[0] != "ok":
+            failed[b] += 1
+            continue
+        ok[b] += 1
+        if (v := r[2]) is not None:
+            t_sum[b] += v
+            t_n[b] += 1
+        if (v := r[4]) is not None:
+            p_sum[b] += v
+            p_n[b] += 1
+    c.ttft_ms = [t_sum[b] / n if n else None for b, n in enumerate(t_n)]
+    c.tps = [p_sum[b] / n if n else None for b, n in enumerate(p_n)]
+    return c.trend(spec)
+
+
+def empty_trend(spec: TrendSpec) -> Trend:
+    """The trend of a target without probes in the window."""
+    return _Columns(spec.buckets).trend(spec)
 
 
 def trends(
@@ -84,7 +148,7 @@ def trends(
     ok_ttft = "CASE WHEN status = 'ok' THEN ttft_ms END"
     ok_tps = "CASE WHEN status = 'ok' THEN decode_tps END"
     raw_select = (
-        f"SELECT target, {_bucket_sql('started_at')} AS b, sum(status = 'ok'), "
+        f"SELECT target, {bucket_sql('started_at')} AS b, sum(status = 'ok'), "
         f"sum(status != 'ok'), sum({ok_ttft}), count({ok_ttft}), sum({ok_tps}), count({ok_tps}) "
         "FROM probes WHERE "
     )
@@ -100,7 +164,7 @@ def trends(
         )
         sources.append(
             (
-                f"SELECT target, {_bucket_sql('bucket')} AS b, sum(ok), sum(probes - ok), "
+                f"SELECT target, {bucket_sql('bucket')} AS b, sum(ok), sum(probes - ok), "
                 "sum(ttft_ms_sum), sum(ttft_n), sum(decode_tps_sum), sum(decode_tps_n) "
                 f"FROM {table} WHERE bucket >= ?" + where + " GROUP BY target, b",
                 [lo, step, lo],
@@ -132,18 +196,8 @@ def trends(
         c.ok[b], c.failed[b] = int(ok), int(failed)
         c.ttft_ms[b] = t_sum / t_n if t_n else None
         c.tps[b] = p_sum / p_n if p_n else None
-    first = iso(start)
-    return {
-        name: Trend(
-            start=first,
-            step_s=step,
-            ttft_ms=tuple(c.ttft_ms),
-            tps=tuple(c.tps),
-            ok=tuple(c.ok),
-            failed=tuple(c.failed),
-        )
-        for name, c in cols.items()
-    }
+    spec = TrendSpec(lo, step, buckets)
+    return {name: c.trend(spec) for name, c in cols.items()}
 
 
 class _Columns:
@@ -156,3 +210,14 @@ class _Columns:
         self.tps: list[float | None] = [None] * buckets
         self.ok = [0] * buckets
         self.failed = [0] * buckets
+
+    def trend(self, spec: TrendSpec) -> Trend:
+        """The finished trend."""
+        return Trend(
+            start=spec.start,
+            step_s=spec.step_s,
+            ttft_ms=tuple(self.ttft_ms),
+            tps=tuple(self.tps),
+            ok=tuple(self.ok),
+            failed=tuple(self.failed),
+        )
