@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
@@ -556,21 +557,45 @@ class PersistedState:
     fail_message: str = ""
 
 
-def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
-    """Every target's persisted outage state."""
+#: A ``target_state`` row as :func:`persisted_states` reads it, and the state made of it.
+StateRows = dict[str, tuple[tuple[Any, ...], PersistedState]]
+
+
+def persisted_states(
+    db: sqlite_utils.Database, seen: StateRows | None = None
+) -> dict[str, PersistedState]:
+    """Every target's persisted outage state.
+
+    Args:
+        db: an open database.
+        seen: the rows read by the previous call and their states, updated here: a reader
+            that asks every second builds states only from the rows that changed (the JSON
+            of 200 targets is most of the read).
+    """
     out = {}
+    rows: StateRows = {}
     sql = "SELECT target, state, since, cause_kind, cause_message, data FROM target_state"
-    for r in db.query(sql):
-        data = json.loads(r["data"]) if r["data"] else {}
-        out[r["target"]] = PersistedState(
-            State(r["state"]),
-            r["since"],
-            r["cause_kind"],
-            r["cause_message"] or "",
-            int(data.get("fail_streak", 0)),
-            data.get("fail_start"),
-            data.get("fail_message") or "",
-        )
+    for row in db.conn.execute(sql):
+        known = seen.get(row[0]) if seen is not None else None
+        if known is not None and known[0] == row:
+            st = known[1]
+        else:
+            _, state, since, cause_kind, cause_message, text = row
+            data = json.loads(text) if text else {}
+            st = PersistedState(
+                State(state),
+                since,
+                cause_kind,
+                cause_message or "",
+                int(data.get("fail_streak", 0)),
+                data.get("fail_start"),
+                data.get("fail_message") or "",
+            )
+        out[row[0]] = st
+        rows[row[0]] = (row, st)
+    if seen is not None:
+        seen.clear()
+        seen.update(rows)
     return out
 
 

@@ -19,9 +19,9 @@ from probes.timestamps import iso, parse_iso, utc_now
 from store.control import ProberStatus, prober_status
 from store.db import SchemaNotReady, open_reader
 from store.detail import TargetDetail, target_detail
-from store.history import PersistedState, blind_status, persisted_states
+from store.history import PersistedState, StateRows, blind_status, persisted_states
 from store.incidents import Incident, recent_incidents
-from store.notifications import NotificationsSummary, notifications_summary
+from store.notifications import NotificationsSummary, NotificationsWatch
 from store.rollup_window import RollupCache
 from store.summary import States, TargetSummary, summarize, with_verdicts
 
@@ -51,7 +51,8 @@ class Snapshot:
         schema_waiting: why the database cannot be read yet (:attr:`store.db.Schema.waiting`),
             "" once it can.
         notifications: the alert notifications log in brief (None before the first;
-            :func:`store.notifications.notifications_summary`).
+            :func:`store.notifications.notifications_summary`, kept up to date by
+            :class:`store.notifications.NotificationsWatch`).
     """
 
     taken_at: datetime
@@ -123,10 +124,12 @@ class SnapshotReader:
         self._last_full: datetime | None = None
         self._token: _Token | None = None
         self._persisted: Mapping[str, PersistedState] = {}
+        self._state_rows: StateRows = {}
         self._version = 0
         self._last_5min = 0
         self._rollup_cache = RollupCache()
         self._detail_key: tuple[str, float, int, int, str] | None = None
+        self._notifications = NotificationsWatch()
         self.waiting = ""
         """Why the database cannot be read yet ("" once it can)."""
 
@@ -176,7 +179,7 @@ class SnapshotReader:
             last = old = None
         if old is None or old.states != token.states or old.probe_id != token.probe_id:
             # A probe can change a target's failure streak without changing its state.
-            self._persisted = persisted_states(db)
+            self._persisted = persisted_states(db, self._state_rows)
         blind = blind_status(db, now)
         states = States(self._persisted, blind)
         if last is None or old is None:
@@ -236,7 +239,7 @@ class SnapshotReader:
             incidents=incidents,
             detail=detail_snapshot,
             version=self._version,
-            notifications=notifications_summary(db),
+            notifications=self._notifications.read(db),
         )
         return self._last
 
