@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 import sqlite_utils
 from sqlite_utils import Migrations
 
 from probes.record import FIELD_NAMES, ProbeRecord
 from store import histogram
+from store.paths import default_db_path as default_db_path  # re-exported: its old home
 from store.tally import UNKNOWN_KIND
 
 BUSY_TIMEOUT_S = 30.0
@@ -320,15 +319,6 @@ def m010_questions(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
         "ON cache_checks (target, started_at)"
     )
-
-
-def default_db_path() -> Path:
-    """``$INFERWATCH_DB`` when set, else ``inferwatch.db`` under the user's data directory
-    (platformdirs). Every command and the prober use this one default."""
-    env = os.environ.get("INFERWATCH_DB")
-    if env:
-        return Path(env)
-    return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
 
 
 @dataclass(frozen=True, slots=True)

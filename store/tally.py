@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from store import histogram
-from store.outage import Outcome, classify
 from store.stats import median, percentile
 
 #: The kind a failure without an error kind is counted under (docs/metrics.md, "Samples").
@@ -287,20 +286,19 @@ class Tally:
         return median(self.samples.input_tokens) if self.samples is not None else None
 
 
-#: Ties between error kinds go to the one that says most about the provider's health.
-_OUTCOME_RANK = {
-    Outcome.FAILURE: 0,
-    Outcome.CONNECT: 1,
-    Outcome.RATE_LIMITED: 2,
-    Outcome.IGNORED: 3,
-    Outcome.OK: 4,
-}
+#: Ties between error kinds go to the one that says most about the provider's health (by
+#: ``store.outage.Outcome``, a string enum).
+_OUTCOME_RANK = {"failure": 0, "connect": 1, "rate_limited": 2, "ignored": 3, "ok": 4}
 
 
 def _kind_rank(item: tuple[str, int]) -> tuple[int, int, str]:
     """Sort key of errors by kind: most failures first; on a tie the provider-side kind
     (down before rate limited before our own faults), then the name. The same on every path:
     a raw window and its rollups list the same top kind."""
+    # Imported on first use: the outage rules load the config models (pydantic), which the
+    # dashboard's first paint (summary types, no figures yet) does without.
+    from store.outage import classify
+
     kind, n = item
     return (-n, _OUTCOME_RANK[classify("error", kind)], kind)
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
@@ -36,10 +36,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from probes.config import Config
 from probes.timestamps import file_stamp, utc_now
 from store.health import State
-from store.reader import Snapshot
 from tui import format as fmt
 from tui import keys
 from tui.messages import (
@@ -48,11 +46,14 @@ from tui.messages import (
     CostReady,
     ExportFinished,
     FilterChanged,
+    Prepared,
+    PrepareFailed,
+    PreviewReady,
     ReadFailed,
     SnapshotReady,
 )
 from tui.panels import StatusContext
-from tui.reader import DatabaseReader, ReadRequest, SendCommand, SnapshotSource
+from tui.reader import DatabaseReader, PreviewRequest, ReadRequest, SendCommand, SnapshotSource
 from tui.screens import (
     CompareScreen,
     CostScreen,
@@ -65,6 +66,12 @@ from tui.screens import (
 )
 from tui.table import SORTS, TargetTable, build_rows
 from tui.view import DashView
+
+if TYPE_CHECKING:
+    # Loaded by the reader's thread after the first paint (store/preview.py says why).
+    from probes.config import Config
+    from store.reader import Snapshot
+    from store.summary import TargetSummary
 
 #: Dashboard windows cycled by ``w``, in seconds.
 WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
@@ -102,6 +109,14 @@ class InferwatchApp(App[None]):
         reader: where snapshots come from instead of the database (``inferwatch view
             --prometheus``: :class:`tui.prometheus_source.PrometheusSource`); such a source
             has no connection, so commands answer "view only".
+        prepare: work that the first paint does not wait for, run on the reader's thread
+            before its first read (creating the database, starting the prober, loading the
+            config): a config it returns replaces ``config`` and its dashboard window and
+            refresh apply; if it raises, the app exits and keeps the error in
+            :attr:`prepare_error`.
+
+    The first paint draws the published targets (:mod:`store.preview`), then the app asks
+    for the first snapshot, whose figures fill them in.
     """
 
     CSS_PATH = "app.tcss"
@@ -124,6 +139,8 @@ class InferwatchApp(App[None]):
     """The overview's filter ("" for none)."""
     snap: var[Snapshot | None] = var(None, init=False, always_update=True)
     """The newest snapshot, None before the first read."""
+    preview: var[tuple[TargetSummary, ...]] = var((), init=False)
+    """The published targets without figures, drawn until the first snapshot lands."""
     cost: var[CostReady | None] = var(None, init=False, always_update=True)
     """The newest cost reports (read only while the cost screen is open)."""
     pending: var[tuple[tuple[int, str], ...]] = var((), init=False)
@@ -144,6 +161,7 @@ class InferwatchApp(App[None]):
         export_dir: Path | None = None,
         config: Config | None = None,
         reader: SnapshotSource | None = None,
+        prepare: Callable[[], Config | None] | None = None,
     ) -> None:
         super().__init__()
         self.set_reactive(InferwatchApp.window_s, window_s)
@@ -152,8 +170,12 @@ class InferwatchApp(App[None]):
         self.source_label = source_label
         self.clock = clock
         self.export_dir = export_dir
-        self.reader = DatabaseReader(db_path, self.post_message, clock, config, source=reader)
+        self.reader = DatabaseReader(
+            db_path, self.post_message, clock, config, source=reader, prepare=prepare
+        )
         """The one reader thread; every database access goes through it."""
+        self.prepare_error: Exception | None = None
+        """What the ``prepare`` hook raised (the app then exited), None otherwise."""
         self._bell_seen: int | None = None
         self._state_styles: dict[State, str] = {}
         self._styles_theme: str | None = None
@@ -165,11 +187,12 @@ class InferwatchApp(App[None]):
         return OverviewScreen().data_bind(InferwatchApp.view)
 
     def on_mount(self) -> None:
-        """Start the reader, read at once; watch the terminal; apply the size rule."""
+        """Start the reader and ask for the published targets (the first snapshot is asked
+        for once they are drawn); watch the terminal; apply the size rule."""
         self._publish()
         self._check_size(self.size.width, self.size.height)
         self._run_reader()
-        self.request_refresh()
+        self.reader.submit(PreviewRequest())
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
             # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
@@ -201,6 +224,10 @@ class InferwatchApp(App[None]):
         """A new snapshot: redraw."""
         self._publish()
 
+    def watch_preview(self) -> None:
+        """The published targets: draw them."""
+        self._publish()
+
     def watch_cost(self) -> None:
         """New cost reports: redraw."""
         self._publish()
@@ -229,6 +256,7 @@ class InferwatchApp(App[None]):
             ),
             styles=self._styles(),
             cost=self.cost,
+            preview=self.preview,
         )
 
     def _styles(self) -> dict[State, str]:
@@ -266,6 +294,30 @@ class InferwatchApp(App[None]):
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(self.refresh_s, self.request_refresh)
+
+    @on(PreviewReady)
+    def _show_preview(self, message: PreviewReady) -> None:
+        """Draw the targets, then read the first snapshot (after the paint: its imports and
+        queries would otherwise share the interpreter with it)."""
+        if self.snap is None:
+            self.preview = message.targets
+        self.call_after_refresh(self.request_refresh)
+
+    @on(Prepared)
+    def _prepared(self, message: Prepared) -> None:
+        config = message.config
+        if config is None:
+            return
+        self.refresh_s = max(1.0, config.dashboard.refresh_s)
+        if config.dashboard.window_s != self.window_s:
+            self.set_reactive(InferwatchApp.window_s, config.dashboard.window_s)
+            self._publish()
+            self.request_refresh()
+
+    @on(PrepareFailed)
+    def _prepare_failed(self, message: PrepareFailed) -> None:
+        self.prepare_error = message.error
+        self.exit()
 
     @on(SnapshotReady)
     def _show(self, message: SnapshotReady) -> None:

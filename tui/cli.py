@@ -1,7 +1,9 @@
 """The ``inferwatch`` command line.
 
-Heavy imports (Textual) happen only in the commands that open the dashboard, so the headless
-prober and ``probe --once`` start fast and never load the UI stack.
+Heavy imports happen only in the commands that need them: Textual only where the dashboard
+opens (the headless prober and ``probe --once`` never load the UI stack), and the config
+models (pydantic) and sqlite-utils only once the dashboard has drawn its first table (see
+:func:`_dashboard`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
-from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
-from store.db import default_db_path
+from store.paths import default_db_path
+
+if TYPE_CHECKING:
+    from probes.config import Config, ConfigError, ResolvedTarget
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -168,7 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_error() -> type[ConfigError]:
+    """``probes.config.ConfigError``, imported when an exception is matched against it."""
+    from probes.config import ConfigError
+
+    return ConfigError
+
+
 def _load(path: Path | None) -> Config:
+    from probes.config import ConfigError, load_config
+
     path = path or default_config_path()
     if not path.exists():
         raise ConfigError(
@@ -286,24 +300,49 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _dashboard(db: Path, config: Config, label: str, prober_argv: list[str] | None) -> int:
-    from store.db import open_db
+def _dashboard(
+    db: Path,
+    label: str,
+    *,
+    config: Config | None = None,
+    config_path: Path | None = None,
+    prober_argv: list[str] | None = None,
+) -> int:
+    """Open the dashboard on ``db`` until the user quits.
+
+    The table of published targets is drawn first; what is slow runs after it, on the
+    dashboard's reader thread: creating and migrating the database (before the prober, so two
+    processes never race to do it), starting the prober (``prober_argv``), and loading the
+    config from ``config_path`` when ``config`` is not given (its window and refresh then
+    apply). An error there closes the dashboard and is raised here, as if it came first.
+    """
     from tui.app import InferwatchApp
 
-    open_db(db).close()  # create and migrate before two processes race to do it
-    proc = _spawn_prober(prober_argv, db) if prober_argv is not None else None
+    probers: list[subprocess.Popen[bytes]] = []
+
+    def prepare() -> Config | None:
+        from store.db import open_db
+
+        open_db(db).close()
+        if prober_argv is not None:
+            probers.append(_spawn_prober(prober_argv, db))
+        return _load(config_path) if config is None and config_path is not None else None
+
+    app = InferwatchApp(
+        db_path=db,
+        window_s=config.dashboard.window_s if config else 3600.0,
+        refresh_s=config.dashboard.refresh_s if config else 1.0,
+        source_label=label,
+        config=config,
+        prepare=prepare,
+    )
     try:
-        app = InferwatchApp(
-            db_path=db,
-            window_s=config.dashboard.window_s,
-            refresh_s=config.dashboard.refresh_s,
-            source_label=label,
-            config=config,
-        )
         app.run()
     finally:
-        if proc is not None:
+        for proc in probers:
             _stop(proc)
+    if app.prepare_error is not None:
+        raise app.prepare_error
     return EXIT_OK
 
 
@@ -323,7 +362,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if args.headless:
                 return cmd_run_headless(config, db, "demo")
             argv = ["run", "--headless", "--demo-port", str(sim.port), "--db", str(db)]
-            return _dashboard(db, config, "demo", argv)
+            return _dashboard(db, "demo", config=config, prober_argv=argv)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
@@ -353,7 +392,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--config", str(args.config)]
     if metrics:
         argv += ["--metrics", metrics]
-    return _dashboard(db, config, label, argv)
+    return _dashboard(db, label, config=config, prober_argv=argv)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -383,8 +422,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         _err(f"no database at {db}")
         return EXIT_CONFIG
     path = args.config or default_config_path()
-    config = _load(path) if path.exists() else Config()
-    return _dashboard(db, config, f"{db} (view only)", None)
+    return _dashboard(db, f"{db} (view only)", config_path=path if path.exists() else None)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -692,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_notify(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
-    except ConfigError as exc:
+    except _config_error() as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG

@@ -12,8 +12,39 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # the cost reports are only built by the reader when the cost screen opens
+    from probes.config import Config
     from store.costs import MonitoringReport, ProjectionReport
     from store.reader import Snapshot
+    from store.summary import TargetSummary
+
+
+class PreviewReady(Message):
+    """The published targets, read for the first paint (no figures yet; empty when there are
+    none or no database yet)."""
+
+    def __init__(self, targets: tuple[TargetSummary, ...]) -> None:
+        super().__init__()
+        self.targets = targets
+        """Summaries without figures (``computed_at`` None), in config order."""
+
+
+class Prepared(Message):
+    """The app's ``prepare`` hook ran on the reader's thread (database ready, prober started)."""
+
+    def __init__(self, config: Config | None) -> None:
+        super().__init__()
+        self.config = config
+        """The config it loaded, None when it loaded none."""
+
+
+class PrepareFailed(Message):
+    """The app's ``prepare`` hook failed: the dashboard closes and the command line reports
+    the error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+        """What it raised."""
 
 
 class SnapshotReady(Message):

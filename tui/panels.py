@@ -11,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from probes.timestamps import day_of, iso, minute_text, parse_iso
-from store.detail import TargetDetail
 from store.health import State
-from store.incidents import Incident
-from store.reader import Snapshot
 from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of
+
+if TYPE_CHECKING:
+    # Loaded by the reader's thread after the first paint (store/preview.py says why).
+    from store.detail import TargetDetail
+    from store.incidents import Incident
+    from store.reader import Snapshot
 
 #: A heartbeat older than this means the prober is not running.
 PROBER_DEAD_AFTER_S = 10.0

@@ -1,11 +1,16 @@
 """The dashboard's one database reader: a thread that owns the app's only connection.
 
 The UI thread never touches SQLite. It hands the reader immutable requests (:meth:`submit`):
-:class:`ReadRequest` (read a snapshot for this window, this detail, with or without the cost
-reports) and :class:`SendCommand` (queue a pause / resume / probe-now for the prober). The
-reader answers with messages posted to the app: :class:`~tui.messages.SnapshotReady`,
-:class:`~tui.messages.CostReady`, :class:`~tui.messages.CommandSent`,
-:class:`~tui.messages.ReadFailed`, :class:`~tui.messages.CommandFailed`.
+:class:`PreviewRequest` (the published targets for the first paint), :class:`ReadRequest`
+(read a snapshot for this window, this detail, with or without the cost reports) and
+:class:`SendCommand` (queue a pause / resume / probe-now for the prober). The reader answers
+with messages posted to the app: :class:`~tui.messages.PreviewReady`,
+:class:`~tui.messages.SnapshotReady`, :class:`~tui.messages.CostReady`,
+:class:`~tui.messages.CommandSent`, :class:`~tui.messages.ReadFailed`,
+:class:`~tui.messages.CommandFailed`. Before its first read or command it runs the app's
+``prepare`` hook, if any (creating the database, starting the prober, loading the config:
+what the first paint does not wait for), and answers :class:`~tui.messages.Prepared` or
+:class:`~tui.messages.PrepareFailed`.
 
 Requests that pile up while a read runs are coalesced: commands are all sent, in order, and
 only the newest read request is read, once. Reads therefore never overlap and a burst of key
@@ -21,15 +26,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import sqlite_utils
 from textual.message import Message
 
-from probes.config import Config
-from store import control
-from store.reader import Snapshot, SnapshotReader
-from tui.messages import CommandFailed, CommandSent, CostReady, ReadFailed, SnapshotReady
+from tui.messages import (
+    CommandFailed,
+    CommandSent,
+    CostReady,
+    Prepared,
+    PrepareFailed,
+    PreviewReady,
+    ReadFailed,
+    SnapshotReady,
+)
+
+if TYPE_CHECKING:
+    # Loaded on the reader's thread, after the first paint (store/preview.py says why).
+    import sqlite_utils
+
+    from probes.config import Config
+    from store.reader import Snapshot
 
 #: The cost reports are re-read at most this often while the cost screen is open, seconds.
 COST_EVERY_S = 10.0
@@ -51,6 +68,12 @@ class ReadRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviewRequest:
+    """Read the published targets for the first paint (:mod:`store.preview`: no figures, nothing
+    heavy loaded); answered with :class:`~tui.messages.PreviewReady`."""
+
+
+@dataclass(frozen=True, slots=True)
 class SendCommand:
     """Queue a command for the prober (``store.control.COMMANDS``), then read."""
 
@@ -62,7 +85,7 @@ class _Stop:
     """Ends the reader's loop."""
 
 
-Request = ReadRequest | SendCommand | _Stop
+Request = PreviewRequest | ReadRequest | SendCommand | _Stop
 
 
 class SnapshotSource(Protocol):
@@ -107,14 +130,28 @@ class DatabaseReader:
         config: Config | None = None,
         *,
         source: SnapshotSource | None = None,
+        prepare: Callable[[], Config | None] | None = None,
     ) -> None:
-        self.snapshots: SnapshotSource = source or SnapshotReader(db_path)
+        self.db_path = db_path
+        self._snapshots = source
+        self._source = source
+        self._prepare = prepare
         self._post = post
         self._clock = clock
         self._config = config
         self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._outstanding: set[int] = set()  # commands sent, not yet taken (this thread only)
         self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
+
+    @property
+    def snapshots(self) -> SnapshotSource:
+        """Where snapshots come from (a ``SnapshotReader`` on the database unless a source was
+        given, made on first use: its modules load after the first paint)."""
+        if self._snapshots is None:
+            from store.reader import SnapshotReader
+
+            self._snapshots = SnapshotReader(self.db_path)
+        return self._snapshots
 
     def submit(self, request: ReadRequest | SendCommand) -> None:
         """Hand the reader a request (any thread; never blocks)."""
@@ -134,6 +171,12 @@ class DatabaseReader:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                if any(isinstance(r, PreviewRequest) for r in batch):
+                    self._preview()
+                if any(isinstance(r, ReadRequest | SendCommand) for r in batch) and (
+                    not self._run_prepare()
+                ):
+                    return
                 for r in batch:  # a command sent just before quitting is still sent
                     if isinstance(r, SendCommand):
                         self._send(r)
@@ -143,13 +186,40 @@ class DatabaseReader:
                 if reads:
                     self._read(reads[-1])
         finally:
-            self.snapshots.close()
+            if self._snapshots is not None:
+                self._snapshots.close()
+
+    def _preview(self) -> None:
+        targets = ()
+        if self._source is None:
+            from store.preview import published_summaries
+
+            targets = published_summaries(self.db_path)
+        self._post(PreviewReady(targets))
+
+    def _run_prepare(self) -> bool:
+        """Run the ``prepare`` hook once, before the first read or command; False when it
+        failed (the app is told and closes)."""
+        prepare, self._prepare = self._prepare, None
+        if prepare is None:
+            return True
+        try:
+            config = prepare()
+        except Exception as exc:  # the app closes and the command line reports it
+            self._post(PrepareFailed(exc))
+            return False
+        if config is not None:
+            self._config = config
+        self._post(Prepared(config))
+        return True
 
     def _send(self, request: SendCommand) -> None:
         what = request.command.replace("_", " ") + (
             f" {request.target}" if request.target else " all"
         )
         try:
+            from store import control
+
             db = self.snapshots.connection()
             if db is None:
                 self._post(CommandFailed(what, self.snapshots.waiting))
@@ -175,9 +245,13 @@ class DatabaseReader:
         self._post(SnapshotReady(snap, done))
 
     def _taken(self) -> set[int]:
-        db = self.snapshots.connection()
-        if db is None or not self._outstanding:
+        if not self._outstanding:
             return set()
+        db = self.snapshots.connection()
+        if db is None:
+            return set()
+        from store import control
+
         return {cid for cid in self._outstanding if control.command_done(db, cid)}
 
     def _read_cost(self, snap: Snapshot, now: datetime) -> None:

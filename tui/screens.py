@@ -11,7 +11,7 @@ changes shared state goes up as messages (:class:`~tui.messages.FilterChanged`,
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -23,7 +23,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
 from store.health import State
-from store.reader import Snapshot
 from store.summary import TargetSummary
 from tui import format as fmt
 from tui import keys, panels
@@ -43,6 +42,9 @@ from tui.table import (
 )
 from tui.view import DashView
 from tui.widgets import Drawing
+
+if TYPE_CHECKING:
+    from store.reader import Snapshot  # loaded by the reader's thread, after the first paint
 
 _SINCE = next(c for c in COLUMNS if c.key == "since")
 
@@ -175,7 +177,16 @@ class OverviewScreen(DashScreen):
         table = self.query_one(TargetTable)
         columns = visible_columns(table.size.width or self.size.width)
         snap = view.snap
-        if snap is None:
+        if snap is None and view.preview:
+            # The first paint: who the targets are; their figures follow with the snapshot.
+            lines = [
+                (row.key, True, self._row_text(columns, row, None, view))
+                if row.summary is not None
+                else (row.key, False, group_text(row))
+                for row in build_rows(view.preview, view.sort, view.filter_text)
+            ]
+            table.set_lines(header_text(columns), lines)
+        elif snap is None:
             table.set_lines(
                 header_text(columns), [("empty", False, Text(" reading the database…"))]
             )
@@ -208,7 +219,7 @@ class OverviewScreen(DashScreen):
         self._show_incidents(snap)
 
     def _row_text(
-        self, columns: tuple[Column, ...], row: Row, now_s: float, view: DashView
+        self, columns: tuple[Column, ...], row: Row, now_s: float | None, view: DashView
     ) -> Text:
         s = row.summary
         assert s is not None

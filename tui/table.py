@@ -221,6 +221,10 @@ def group_text(row: Row) -> Text:
     return text
 
 
+#: The columns that say who a target is: all a summary without figures shows.
+_WHO = frozenset({"target", "model", "provider"})
+
+
 def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = None) -> str:
     """The plain text of one cell (the state cell's style is added by the caller).
 
@@ -231,6 +235,9 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
         now_s: seconds since the epoch now (for "in this state for"); None to omit.
     """
     k = col.key
+    if s.computed_at is None and k not in _WHO:
+        # Drawn from the published targets before the first read (store/preview.py).
+        return "…" if k == "state" else ""
     if k == "state":
         return fmt.STATE_SHORT[state_of(s)]
     if k == "since":

@@ -18,6 +18,7 @@ from tui.panels import StatusContext
 
 if TYPE_CHECKING:
     from store.reader import Snapshot
+    from store.summary import TargetSummary
     from tui.messages import CostReady
 
 
@@ -32,6 +33,8 @@ class DashView:
         status: what the status line shows beside the snapshot.
         styles: the Rich style of each state word (bold, in the theme's colour).
         cost: the newest cost reports, None before the cost screen read them.
+        preview: the published targets without figures (``store.preview``), drawn while
+            ``snap`` is None.
     """
 
     snap: Snapshot | None
@@ -40,6 +43,7 @@ class DashView:
     status: StatusContext
     styles: Mapping[State, str]
     cost: CostReady | None = None
+    preview: tuple[TargetSummary, ...] = ()
 
     def style(self, state: State) -> str:
         """The Rich style of a state word."""
