@@ -16,6 +16,7 @@ import argparse
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,27 +216,30 @@ class LockTimer:
             self._began = None
 
 
-def timed(fn, runs: int = 7) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(median, max) wall time in ms of ``fn()`` over ``runs`` runs after one warm-up."""
+def timed(fn, runs: int = 7) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """(median, max) wall time and median CPU time (this process, all threads) in ms of
+    ``fn()`` over ``runs`` runs after one warm-up."""
     fn()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), max(times)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(times), max(times), statistics.median(cpu)
 
 
-def export_child(db: Path, since: str, out: Path) -> tuple[int, float, float]:
-    """Run ``inferwatch export`` in a child; returns (rows, seconds, peak RSS MiB).
+def export_child(db: Path, since: str, out: Path) -> tuple[int, float, float, float]:
+    """Run ``inferwatch export`` in a child; returns (rows, seconds, CPU seconds, peak RSS
+    MiB), the seconds from the export's start (not the interpreter's).
 
     Peak RSS is the child's own VmHWM (ru_maxrss would include the parent's, inherited
     across fork and exec)."""
     code = (
-        "import time; from tui.cli import main; t=time.perf_counter(); "
+        "import time; from tui.cli import main; t=time.perf_counter(); c=time.process_time(); "
         f"rc=main(['export','--db',{str(db)!r},'--since',{since!r},'-o',{str(out)!r}]); "
         "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
-        "print(time.perf_counter()-t, hwm)"
+        "print(time.perf_counter()-t, time.process_time()-c, hwm)"
     )
     res = subprocess.run(
         [sys.executable, "-c", code],
@@ -244,9 +248,28 @@ def export_child(db: Path, since: str, out: Path) -> tuple[int, float, float]:
         check=True,
         cwd=Path(__file__).resolve().parents[1],
     )
-    seconds, rss_kb = res.stdout.split()
+    seconds, cpu_s, rss_kb = res.stdout.split()
     rows = int(res.stderr.split("wrote ")[1].split()[0])
-    return rows, float(seconds), int(rss_kb) / 1024
+    return rows, float(seconds), float(cpu_s), int(rss_kb) / 1024
+
+
+def sqlite3_csv(db: Path, since: str, out: Path) -> tuple[float, float]:
+    """The same rows and columns through the ``sqlite3`` shell's ``-csv`` mode (the speed to
+    compare with); returns (seconds, CPU seconds of the shell)."""
+    from probes.record import FIELD_NAMES
+
+    sql = (
+        f"SELECT {', '.join(FIELD_NAMES)} FROM probes WHERE started_at >= '{since}' "
+        "ORDER BY started_at, id"
+    )
+    before = os.times()
+    t0 = time.perf_counter()
+    with open(out, "wb") as handle:
+        subprocess.run(["sqlite3", "-csv", "-header", str(db), sql], stdout=handle, check=True)
+    seconds = time.perf_counter() - t0
+    after = os.times()
+    cpu = after.children_user - before.children_user + after.children_system
+    return seconds, cpu - before.children_system
 
 
 def main() -> None:
@@ -360,8 +383,19 @@ def main() -> None:
     db.close()
 
     print(f"dashboard ({args.targets} targets; {load()}):")
-    med, worst = timed(lambda: snapshot(args.db, 3600, end))
-    print(f"  snapshot()  1 h (raw rows): median {med:6.1f} ms, max {worst:6.1f} ms")
+    med, worst, cpu = timed(lambda: snapshot(args.db, 3600, end))
+    print(
+        f"  snapshot()  1 h (raw rows): median {med:6.1f} ms, max {worst:6.1f} ms "
+        f"(CPU median {cpu:5.1f} ms)"
+    )
+    reader = SnapshotReader(args.db, resummarize_s=0)
+    reader.read(3600, end)
+    med, worst, cpu = timed(lambda r=reader: r.read(3600, end + timedelta(seconds=5)))
+    reader.close()
+    print(
+        f"  snapshot()  1 h, refresh by the dashboard's reader: median {med:6.1f} ms, "
+        f"max {worst:6.1f} ms (CPU median {cpu:5.1f} ms)"
+    )
     # Rollup windows cost depends on where the window starts within its hour and day (how
     # many minute and hour rows its edge needs): measure it at 12 start alignments.
     offsets = [timedelta(hours=h, minutes=m) for h in (0, 5, 11, 17) for m in (0, 17, 44)]
@@ -376,7 +410,8 @@ def main() -> None:
         print(
             f"  snapshot() {label:>5} (rollups): cold median {statistics.median(cold):6.1f} ms, "
             f"worst alignment {max(cold):6.1f} ms; refresh by the dashboard's reader "
-            f"(settled rollups reused) median {warm[0]:5.1f} ms, max {warm[1]:5.1f} ms"
+            f"(settled rollups reused) median {warm[0]:5.1f} ms, max {warm[1]:5.1f} ms "
+            f"(CPU median {warm[2]:5.1f} ms)"
         )
 
     db = open_db(args.db)
@@ -409,14 +444,23 @@ def main() -> None:
 
     out = Path(f"{args.db}.export.csv")
     quarter = iso(end - timedelta(days=7.5))
+    shell = Path(f"{args.db}.sqlite3.csv")
     for label, since in (("7.5 d", quarter), ("30 d", iso(end - timedelta(days=31)))):
-        rows, seconds, rss = export_child(args.db, since, out)
+        rows, seconds, cpu_s, rss = export_child(args.db, since, out)
         print(
             f"export CSV {label:>5}: {rows:,} rows in {seconds:.1f} s = "
-            f"{rows / seconds:,.0f} rows/s, peak RSS {rss:.0f} MiB, "
-            f"{out.stat().st_size / 1e6:,.0f} MB file ({load()})"
+            f"{rows / seconds:,.0f} rows/s (CPU {rows / cpu_s:,.0f} rows/s), peak RSS "
+            f"{rss:.0f} MiB, {out.stat().st_size / 1e6:,.0f} MB file ({load()})"
         )
+        if shutil.which("sqlite3"):
+            s_seconds, s_cpu = sqlite3_csv(args.db, since, shell)
+            print(
+                f"  sqlite3 -csv, same rows: {rows / s_seconds:,.0f} rows/s (CPU "
+                f"{rows / s_cpu:,.0f} rows/s), {shell.stat().st_size / 1e6:,.0f} MB; export / "
+                f"sqlite3: {s_seconds / seconds:.2f}x wall, {s_cpu / cpu_s:.2f}x CPU ({load()})"
+            )
     out.unlink(missing_ok=True)
+    shell.unlink(missing_ok=True)
     print(
         f"(ru_maxrss of this process: "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; {load()} at end)"
