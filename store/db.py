@@ -57,6 +57,7 @@ TEXT_FIELDS = {
     "cost_source",
     "request_id",
     "upstream_provider",
+    "out_of_range_fields",
 }
 
 
@@ -218,6 +219,14 @@ def m005_cost_budget(db: sqlite_utils.Database) -> None:
     targets.add_column("cost_per_probe_usd", float)  # type: ignore[union-attr]
     targets.add_column("budget_note", str)  # type: ignore[union-attr]
     db["prober"].add_column("daily_budget_usd", float)  # type: ignore[union-attr]
+
+
+@migrations()
+def m007h_hostile(db: sqlite_utils.Database) -> None:
+    """Issue #10: ``out_of_range_fields`` on probes (provider numbers nulled as out of range)."""
+    # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
+    if "out_of_range_fields" not in db["probes"].columns_dict:
+        db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
 
 
 def default_db_path() -> Path:

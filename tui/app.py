@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
@@ -29,7 +30,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from probes.config import Config
+from probes.config import Config, config_warnings
+from probes.text import printable, printable_tree
 from store import control
 from store.db import open_db
 from store.health import State
@@ -114,7 +116,7 @@ class InferwatchApp(App[None]):
         self.db_path = db_path
         self.window_s = window_s
         self.refresh_s = max(1.0, refresh_s)
-        self.source_label = source_label
+        self.source_label = printable(source_label)
         self.clock = clock
         self.export_dir = export_dir
         self.config = config
@@ -145,6 +147,8 @@ class InferwatchApp(App[None]):
         self._check_size(self.size.width, self.size.height)
         self.reader_loop()
         self.request_refresh()
+        for warning in config_warnings(self.config) if self.config is not None else ():
+            self.say(f"config: {warning}", severity="warning", timeout=20)
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
             # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
@@ -205,7 +209,9 @@ class InferwatchApp(App[None]):
         self, window_s: float, detail: str | None, now: datetime, cost: bool = False
     ) -> tuple[Snapshot, frozenset[int]]:
         """Read the database (reader thread): the snapshot and the commands now done."""
-        snap = self._reader.read(window_s, now, detail)
+        # Every string a provider or a config put in the database is made printable here,
+        # once, so no panel can pass an escape sequence to the terminal.
+        snap = printable_tree(self._reader.read(window_s, now, detail))
         if cost:
             self._read_cost(snap, now)
         pending = list(self._pending)
@@ -229,7 +235,7 @@ class InferwatchApp(App[None]):
 
     @on(ReadFailed)
     def _read_failed(self, message: ReadFailed) -> None:
-        self.notify(f"cannot read {self.db_path}: {message.error}", severity="error")
+        self.say(f"cannot read {self.db_path}: {message.error}", severity="error")
         self._read_done()
 
     def _read_cost(self, snap: Snapshot, now: datetime) -> None:
@@ -260,6 +266,7 @@ class InferwatchApp(App[None]):
             )
         finally:
             db.close()
+        projections, monitoring = printable_tree((projections, monitoring))
         self.post_message(CostReady(snap.window_s, projections, monitoring))
 
     @on(CostReady)
@@ -273,7 +280,7 @@ class InferwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group in ("command", "export", "reader") and event.state == WorkerState.ERROR:
-            self.notify(f"{worker.group} failed: {worker.error}", severity="error")
+            self.say(f"{worker.group} failed: {worker.error}", severity="error")
 
     @on(SnapshotReady)
     def _show(self, message: SnapshotReady) -> None:
@@ -456,10 +463,10 @@ class InferwatchApp(App[None]):
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
         stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
-        label = name or "all"
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", name or "all")  # a name may hold "/"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"
-        self.notify(f"exporting to {path}…", timeout=2)
+        self.say(f"exporting to {path}…", timeout=2)
         self.export(path, self.window_s, targets)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -477,6 +484,11 @@ class InferwatchApp(App[None]):
     @on(ExportFinished)
     def _export_finished(self, message: ExportFinished) -> None:
         if message.error:
-            self.notify(f"export failed: {message.error}", severity="error", timeout=8)
+            self.say(f"export failed: {message.error}", severity="error", timeout=8)
         else:
-            self.notify(f"exported {message.rows} probes to {message.path}", timeout=8)
+            self.say(f"exported {message.rows} probes to {message.path}", timeout=8)
+
+    def say(self, text: str, **kwargs: Any) -> None:
+        """A notification whose text may come from outside (a path, an exception, config):
+        made printable and shown without markup, so ``[`` or ESC in it are just text."""
+        self.notify(printable(text), markup=False, **kwargs)

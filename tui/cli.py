@@ -23,10 +23,19 @@ from pathlib import Path
 
 import platformdirs
 
-from probes.config import Config, ConfigError, ResolvedTarget, load_config
+from probes.config import (
+    Config,
+    ConfigError,
+    ResolvedTarget,
+    config_warnings,
+    display_url,
+    key_problem,
+    load_config,
+)
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from probes.text import printable, printable_tree
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -50,7 +59,8 @@ def default_db_path() -> Path:
 
 
 def _err(message: str) -> None:
-    print(f"inferwatch: {message}", file=sys.stderr)
+    """One line on stderr; provider, config and exception text in it is made printable."""
+    print(f"inferwatch: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -178,18 +188,18 @@ def _demo_servers(interval_s: float) -> Iterator[Config]:
 
 def _print_record(record: ProbeRecord, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(record.to_dict(), ensure_ascii=False), flush=True)
+        # Records are sanitised (probes.sanitize): finite numbers, escaped control characters.
+        print(json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False), flush=True)
         return
+    name = printable(record.target)
     if record.status == "ok":
         tps = f"{record.decode_tps:.0f} tok/s" if record.decode_tps is not None else "tps n/a"
         cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "price unknown"
         ttft = f"{record.ttft_ms:.0f} ms" if record.ttft_ms is not None else "n/a"
-        print(f"{record.target:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
+        print(f"{name:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
     else:
-        print(
-            f"{record.target:<20} {record.error_kind:<16} {record.error_message or ''}",
-            flush=True,
-        )
+        kind, message = printable(record.error_kind or ""), printable(record.error_message or "")
+        print(f"{name:<20} {kind:<16} {message}", flush=True)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -414,6 +424,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
             db.close()
     if not names:
         _err("no [[features]] in the config: showing the cost of monitoring only")
+    # Target names and models come from config and database: printable before printing.
+    projections, monitoring = printable_tree((projections, monitoring))
     if args.json:
         doc = {
             "window_s": window_s,
@@ -445,20 +457,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.path or args.config or default_config_path()
     config = _load(path)
     targets = config.resolved()
-    print(f"{path}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
+    print(f"{printable(str(path))}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
     for t in targets:
         key = t.config.api_key_env
+        value = t.api_key()
         if key is None:
             key_state = "no key needed"
-        elif t.is_configured():
-            key_state = f"key from ${key} (set)"
-        else:
+        elif not t.is_configured():
             key_state = f"NOT CONFIGURED: ${key} is unset"
+        elif value is not None and key_problem(value):
+            key_state = f"UNUSABLE KEY: ${key} {key_problem(value)} (value not shown)"
+        else:
+            key_state = f"key from ${key} (set)"
         s = t.settings
         print(
-            f"  {t.name}: {t.config.provider} {t.config.model} at {t.base_url} "
-            f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
-            f"{key_state}"
+            f"  {printable(t.name)}: {t.config.provider} {printable(t.config.model)} at "
+            f"{display_url(t.base_url)} every {s.interval_s:g}s, timeout {s.timeout_s:g}s, "
+            f"max_tokens {s.max_tokens}; {key_state}"
         )
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
@@ -468,9 +483,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for f in config.features:
         scope = ", ".join(f.targets) if f.targets else "all targets"
         print(
-            f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
-            f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            printable(
+                f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
+                f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            )
         )
+    for warning in config_warnings(config):
+        print(f"  warning: {warning}")
     return EXIT_OK
 
 
@@ -513,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK
