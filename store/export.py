@@ -9,10 +9,11 @@ as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed w
 (OWASP "CSV injection") and quoted; line breaks inside messages stay, quoted, as LF (CRLF and CR
 become LF, as in a spreadsheet cell); NUL becomes U+FFFD; other control characters and bidi
 overrides are escaped (``\x1b``, ``\u202e``, see ``probes.text.printable``) so CSV printed to
-a terminal cannot drive it; a cell holds at most :data:`CSV_CELL_MAX_CHARS` characters. JSON
-Lines never hold ``Infinity`` or ``NaN`` (a non-finite number is ``null``). Rows come from one
-cursor in chunks of
-a few thousand: memory stays flat whatever the history size. The probes table's CSV lines are
+a terminal cannot drive it (text is cleaned when probed; on export the cells of
+:data:`PROVIDER_TEXT` are checked again, for rows stored before that); a cell holds at most
+:data:`CSV_CELL_MAX_CHARS` characters. JSON Lines never hold ``Infinity`` or ``NaN`` (a
+non-finite number is ``null``). Rows come from one cursor in chunks of a few thousand: memory
+stays flat whatever the history size. The probes table's CSV lines are
 formatted by SQLite (one ``printf()`` per row, > 100k rows/s); the other tables go through
 :func:`write_table_csv`, with the same cells.
 """
@@ -42,12 +43,11 @@ from store.history import iso
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: Longest CSV cell, characters (a spreadsheet cell holds 32,767); longer text is cut, "…".
 CSV_CELL_MAX_CHARS = 32_000
-#: GLOB class of the characters :func:`csv_text` escapes, apart from NUL and CR (found with
-#: instr()): C0 controls but tab and LF, DEL, C1 controls, bidi controls, separators and the BOM.
-_SQL_UNSAFE_GLOB = (
-    "*[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-    "\u202a-\u202e\u2066-\u2069\ufeff]*"
-)
+#: Columns whose text came from a provider. Records are cleaned when probed
+#: (``probes.sanitize``); rows stored before that can still hold raw control characters or
+#: long text, so these cells are checked on export too (other text is ours or validated
+#: config: checking every column would cost a third of the export speed).
+PROVIDER_TEXT = frozenset({"error_message", "request_id", "finish_reason", "upstream_provider"})
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -607,14 +607,19 @@ def _csv_line_sql(columns: Sequence[Column]) -> str:
 def _csv_text_sql(n: str) -> str:
     """SQL giving the cell text of text column ``n`` before quoting, as :func:`csv_text`.
 
-    The usual path is two ``instr()``, one ``GLOB``, one ``length()`` and one ``unicode()``
-    in C. Texts with CR, NUL, another control character or over the length cap go to
+    The usual path is two ``instr()`` and one ``unicode()`` in C (for provider text also a
+    ``GLOB`` for anything but printable ASCII and a ``length()``). Texts with CR, NUL, (in
+    provider text) any other character than printable ASCII or over the length cap go to
     :func:`csv_text` itself (``iw_csv_text``, see :func:`_register`): SQLite's ``replace()``
     cannot match NUL, and ``printf()`` would end the cell at it.
     """
+    check = (
+        f" OR {n} GLOB '*[^ -~]*' OR length({n}) > {CSV_CELL_MAX_CHARS}"
+        if n in PROVIDER_TEXT
+        else ""
+    )
     return (
-        f"CASE WHEN instr({n}, char(13)) OR instr({n}, char(0)) "
-        f"OR {n} GLOB '{_SQL_UNSAFE_GLOB}' OR length({n}) > {CSV_CELL_MAX_CHARS} "
+        f"CASE WHEN instr({n}, char(13)) OR instr({n}, char(0)){check} "
         f"THEN iw_csv_text({n}) "
         f"WHEN unicode({n}) IN ({_SQL_FORMULA_CODES}) THEN '''' || {n} ELSE {n} END"
     )

@@ -6,6 +6,8 @@ detail screen), not from ``probe --once``, ``export --csv`` to stdout or ``check
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -73,13 +75,12 @@ async def test_a_probed_escape_sequence_is_stored_escaped(replay: ReplayServer) 
     assert record.request_id == "req-\\u202eevil"
 
 
-def dashboard_db(path: Path) -> Path:
+def dashboard_db(path: Path, name: str = "old\x1b[31m", model: str = "m\u202e") -> Path:
     """One target whose last failure holds the raw sequence, as a database written before the
     fix (or by anything else) would: the dashboard must not trust the database either."""
     db = open_db(path)
-    name = "old\x1b[31m"
     control.publish_targets(
-        db, [control.PublishedTarget(name, "openai-compatible", "m\u202e", None, 30.0, True, False)]
+        db, [control.PublishedTarget(name, "openai-compatible", model, None, 30.0, True, False)]
     )
     history = HistoryWriter(db, [MonitoredTarget(name, "h.example")], NOW - timedelta(hours=1))
     for i in range(4):
@@ -89,11 +90,12 @@ def dashboard_db(path: Path) -> Path:
                 started_at=iso(at),
                 target=name,
                 provider="openai-compatible",
-                model="m\u202e",
+                model=model,
                 status="error",
                 error_kind="server_error",
                 http_status=500,
                 error_message=f"HTTP 500: upstream exploded {ATTACK}",
+                request_id="req-\u202e" + "r" * 40_000,
                 total_ms=40.0,
             )
         )
@@ -165,13 +167,18 @@ def test_probe_once_prints_the_sequence_escaped(
 
 
 def test_export_csv_to_stdout_escapes_old_raw_rows(tmp_path: Path) -> None:
-    db = dashboard_db(tmp_path / "e.db")
+    # Provider text of rows stored before probes were sanitised (names and models are
+    # printable by config validation since then, and shown escaped by the dashboard).
+    db = dashboard_db(tmp_path / "e.db", name="old", model="m")
     result = run_cli("export", "--csv", "--db", str(db))
     assert result.returncode == 0, result.stderr
-    out = result.stdout.decode()
-    assert no_raw_controls(out)
-    assert f"HTTP 500: upstream exploded {SHOWN}" in out
-    assert "old\\x1b[31m" in out and "m\\u202e" in out
+    rows = list(csv.DictReader(io.StringIO(result.stdout.decode(), newline="")))
+    assert len(rows) == 4
+    for row in rows:
+        assert row["error_message"] == f"HTTP 500: upstream exploded {SHOWN}"
+        assert row["request_id"].startswith("req-\\u202errr")
+        assert len(row["request_id"]) == 32_000 and row["request_id"].endswith("…")
+    assert no_raw_controls(result.stdout.decode())
 
 
 def test_check_config_rejects_a_name_with_escapes_and_prints_it_escaped(tmp_path: Path) -> None:

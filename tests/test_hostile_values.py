@@ -300,3 +300,37 @@ def test_a_real_prober_keeps_probing_every_hostile_target(
     assert rows["inf-header"]["out_of_range_fields"] == CASES["inf-header"][1]
     assert rows["count-10e20"]["out_of_range_fields"] == "output_tokens"
     assert rows["surrogate-500"]["error_message"] == "HTTP 500: server_error: bad \ufffd input"
+
+
+@pytest.mark.parametrize("table", ["probes", "rollups-minute"])
+def test_jsonl_export_is_strict_json_even_for_rows_stored_with_infinity(
+    tmp_path: Path, table: str
+) -> None:
+    """Rows written before records were sanitised may hold a REAL infinity; SQLite's
+    json_object() would print it as ``Inf`` and Python's json as ``Infinity``."""
+    from store.rollups import rollup_all
+    from tui.cli import main
+
+    db_path = tmp_path / "inf.db"
+    db = open_db(db_path)
+    record = ProbeRecord(
+        started_at="2026-11-01T12:00:00.000Z",
+        target="t",
+        provider="p",
+        model="m",
+        status="ok",
+        ttft_ms=100.0,
+        total_ms=200.0,
+        cost_usd=0.001,
+    )
+    insert_probe(db, record)
+    db.execute("UPDATE probes SET cost_usd = 1e999, decode_tps = -1e999")
+    db.conn.commit()
+    rollup_all(db)
+    db.close()
+    out = tmp_path / "x.jsonl"
+    assert main(["export", "--jsonl", "--table", table, "--db", str(db_path), "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines
+    docs = [strict_json(line) for line in lines]
+    assert all(d["cost_usd"] is None for d in docs), docs
