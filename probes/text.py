@@ -15,7 +15,11 @@ dataclass tree, which is how the dashboard cleans a whole snapshot in one call.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import enum
+import functools
 import re
+import typing
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -100,39 +104,63 @@ def printable_tree(value: T, *, newlines: bool = True) -> T:
 
     Returns:
         ``value`` itself when nothing needed escaping (the usual case, no copy); otherwise a
-        copy in which only the containers on the way to a changed string are new. Lists of
-        numbers are skipped after one look at their first item.
+        copy in which only the containers on the way to a changed string are new. Dataclass
+        fields typed as numbers, flags, times or enums are never looked at.
     """
     return _clean(value, newlines)  # type: ignore[no-any-return]
 
 
-_SCALARS = (int, float, type(None))
+_SAFE_TYPES = (int, float, bool, type(None), datetime.datetime, datetime.date, enum.Enum)
+
+
+@functools.cache
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """The fields of dataclass ``cls`` whose type may hold text (numbers, flags, times and
+    enums cannot), so a snapshot's many figures are never looked at."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: look at every field
+        return names
+    return tuple(n for n in names if _may_hold_text(hints.get(n, Any)))
+
+
+def _may_hold_text(hint: Any) -> bool:
+    if isinstance(hint, type) and issubclass(hint, _SAFE_TYPES):
+        return False
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is not None and args:
+        return any(_may_hold_text(a) for a in args if a is not Ellipsis)
+    return True
 
 
 def _clean(value: Any, newlines: bool) -> Any:
-    if isinstance(value, str):
-        return printable(value, newlines=newlines)
-    if isinstance(value, _SCALARS):
+    kind = type(value)
+    if kind is str:
+        pattern = _PATTERNS[newlines, False]
+        return value if pattern.search(value) is None else pattern.sub(_escape, value)
+    if kind in _PLAIN:
         return value
-    if isinstance(value, list | tuple):
-        if value and isinstance(value[0], int | float):
-            return value  # a series of numbers (figures are never mixed with text)
+    if kind is list or kind is tuple:
+        # Series of figures are never reached: _text_fields skips fields typed as numbers.
         items = [_clean(v, newlines) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
-        return type(value)(items) if isinstance(value, list) else tuple(items)
-    if isinstance(value, dict):
+        return items if kind is list else tuple(items)
+    if kind is dict:
         pairs = [(_clean(k, newlines), _clean(v, newlines)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
+    if isinstance(value, str):  # a str subclass (StrEnum states are fixed words)
+        return printable(value, newlines=newlines)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {}
-        for f in dataclasses.fields(value):
-            old = getattr(value, f.name)
+        for name in _text_fields(typing.cast(type, kind)):
+            old = getattr(value, name)
             new = _clean(old, newlines)
             if new is not old:
-                changes[f.name] = new
+                changes[name] = new
         if not changes:
             return value
         if not any(f.init is False for f in dataclasses.fields(value)):
@@ -142,3 +170,6 @@ def _clean(value: Any, newlines: bool) -> Any:
             object.__setattr__(copy, name, new)
         return copy
     return value
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
