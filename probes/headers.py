@@ -1,8 +1,8 @@
 """Response headers a monitor reads: request ids, Retry-After and rate-limit headroom.
 
-Sources: wire-formats.md §1.5 (OpenAI/Groq ``x-ratelimit-*`` with Go-style durations,
-Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed names) and
-RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
+Sources: each provider's rate-limit documentation (OpenAI/Groq ``x-ratelimit-*`` with Go-style
+durations, Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed
+names) and RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+
+from probes.timestamps import parse_http_date, parse_iso_utc
 
 #: Retry-After values above this are treated as this (a bad header must not park a target).
 RETRY_AFTER_CAP_S = 3600.0
@@ -54,11 +55,9 @@ def _parse_reset_s(value: str, now: datetime) -> float | None:
     if seconds is not None:
         return seconds
     try:  # Anthropic: RFC 3339 timestamp
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_iso_utc(value)
     except ValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -66,7 +65,7 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None
     """Return the server's requested wait in seconds, capped at :data:`RETRY_AFTER_CAP_S`.
 
     Reads ``retry-after-ms`` (OpenAI), then ``retry-after`` as delay-seconds or an HTTP-date
-    (FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
+    (docs/field-cases.md FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
     Never raises: ``nan`` is ignored, ``inf`` and dates out of range are capped.
     """
     ms = headers.get("retry-after-ms")
@@ -87,11 +86,9 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError, IndexError):
+        when = parse_http_date(value)
+    except (ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return min(max((when - now).total_seconds(), 0.0), RETRY_AFTER_CAP_S)
 
 

@@ -1,9 +1,9 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(../shared/reference/metrics.md §1–§4) are implemented once. It never reads a clock itself:
+(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself:
 the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
-injected times (FC-10).
+injected times (docs/field-cases.md FC-10).
 
 Work is linear: :meth:`StreamMeasurement.on_event` is O(1) per event (the largest number of
 tokens completed by one transport read is kept as a running count, since reads arrive in
@@ -26,7 +26,7 @@ from probes.sanitize import in_range
 #: Usage attribute -> record field it lands in (the same names).
 _USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
 
-#: Below this first→last token window a decode rate is noise (metrics.md §3).
+#: Below this first→last token window a decode rate is noise (docs/metrics.md §3).
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9
@@ -142,7 +142,7 @@ class StreamMeasurement:
         return self.t_first_token is not None
 
     def derive(self, t_end: float) -> DerivedMetrics:
-        """Compute the metrics of metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        """Compute the metrics of docs/metrics.md §3–§4 for a stream that ended at ``t_end``."""
         m = DerivedMetrics()
         ms = 1000.0
         if self.t_first_token is not None:

@@ -2,7 +2,7 @@
 
 ``run_probe`` never raises for anything a provider or the network does: every outcome is a
 :class:`~probes.record.ProbeRecord` with ``status`` ``ok`` or ``error`` and a classified
-``error_kind``. It never retries: a probe measures. Timing follows metrics.md §1: ``t0`` right
+``error_kind``. It never retries: a probe measures. Timing follows docs/metrics.md §1: ``t0`` right
 before the request is handed to httpx, every stamp from the injected monotonic clock.
 """
 
@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ import httpx
 
 from probes.config import ResolvedTarget, key_problem, url_secrets
 from probes.dialects import DIALECTS
-from probes.dialects.base import ParsedEvent, ProviderError
+from probes.dialects.base import Dialect, MultiRequestDialect, ParsedEvent, ProviderError
 from probes.errors import ErrorKind, classify_http_status, redact
 from probes.headers import parse_ratelimit, parse_retry_after, request_id
 from probes.measure import StreamMeasurement
@@ -50,7 +51,7 @@ def make_client(max_connections: int = 100) -> httpx.AsyncClient:
     """An httpx client suited to probing.
 
     ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
-    decompressor (metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
+    decompressor (docs/metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
     own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
     """
     return httpx.AsyncClient(
@@ -145,6 +146,7 @@ async def run_probe(
     *,
     clock: Clock = time.perf_counter,
     wall_clock: WallClock = utc_now,
+    dialect: Dialect | None = None,
 ) -> ProbeRecord:
     """Probe ``target`` once and return its record. Never raises for provider or network faults.
 
@@ -153,11 +155,13 @@ async def run_probe(
         client: a shared client (see :func:`make_client`); pooled connections are reused.
         clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
+        dialect: the wire dialect (default: the target's); a wrapper may reshape the request
+            (the prompt-caching check adds ``cache_control``, ``prompt_cache_key``, ...).
 
     Returns:
         The probe's record, cost included when usage and a price are known.
     """
-    dialect = DIALECTS[target.dialect]
+    dialect = dialect or DIALECTS[target.dialect]
     settings = target.settings
     started = wall_clock()
     api_key = target.api_key()
@@ -204,13 +208,25 @@ async def run_probe(
             request_sent = True
 
     async def exchange(deadline_cm: asyncio.Timeout) -> None:
-        async with client.stream(
-            request.method,
-            request.url,
-            headers=request.headers,
-            json=request.json,
-            extensions={"trace": trace},
-        ) as response:
+        opened: AbstractAsyncContextManager[httpx.Response]
+        if isinstance(dialect, MultiRequestDialect):
+            # The dialect sends its own requests around the stream (Replicate: create, stream,
+            # read the result); facts it learns outside the stream arrive through `report`.
+            opened = dialect.open_stream(
+                client,
+                request,
+                extensions={"trace": trace},
+                report=lambda event: meas.on_event(clock(), 0, event),
+            )
+        else:
+            opened = client.stream(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                extensions={"trace": trace},
+            )
+        async with opened as response:
             meas.on_headers(clock())
             outcome.conn_reused = not new_connection
             outcome.http_status = response.status_code
@@ -300,7 +316,7 @@ async def run_probe(
         outcome.message = f"{type(exc).__name__}: {exc}"
 
     if meas.t_terminal is not None:
-        t_end = meas.t_terminal  # total_ms ends at the terminal marker (metrics.md §1)
+        t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
     try:
         return _finish(record, target, meas, outcome, t_end, started, secrets)
     except Exception as exc:  # whatever a provider sent, the target gets a record
@@ -446,6 +462,8 @@ def _finish(
     record.provider_cost_usd = meas.provider_cost_usd
     timings = meas.server_timings_ms
     record.server_queue_ms = timings.get("queue")
+    record.server_ttft_ms = timings.get("ttft")
+    record.server_predict_ms = timings.get("predict")
     record.server_load_ms = timings.get("load")
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")
@@ -458,7 +476,7 @@ def _finish(
     flagged = tuple(meas.out_of_range) + tuple(f"ratelimit_{n}" for n in limits.out_of_range)
     record.retry_after_s = outcome.retry_after_s
 
-    # A billed failure that still reported usage is priced (metrics.md §5).
+    # A billed failure that still reported usage is priced (docs/metrics.md §5).
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
     record.cost_mismatch = cost.mismatch
@@ -469,7 +487,7 @@ def _finish(
         record.e2e_output_tps = derived.e2e_output_tps
         record.itl_ms = derived.itl_ms
     else:
-        # Failures keep TTFT and tokens for diagnosis but are never rate samples (metrics.md §6).
+        # Failures keep TTFT and tokens for diagnosis, never as rate samples (docs/metrics.md §6).
         record.status = "error"
         record.error_kind = outcome.kind.value
         record.error_message = redact(outcome.message or outcome.kind.value, secrets)

@@ -47,6 +47,7 @@ BOOL_FIELDS = {
     "no_visible_output",
     "usage_inconsistent",
     "cost_mismatch",
+    "cold",
 }
 TEXT_FIELDS = {
     "started_at",
@@ -61,6 +62,8 @@ TEXT_FIELDS = {
     "cost_source",
     "request_id",
     "upstream_provider",
+    "kind",
+    "workload",
     "out_of_range_fields",
 }
 
@@ -242,6 +245,49 @@ def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
                 f"UPDATE {table} SET errors = ? WHERE bucket = ? AND target = ?",
                 [json.dumps(counts, separators=(",", ":"), sort_keys=True), bucket, target],
             )
+
+
+#: Record fields added by issue #13 (m010_questions) and their column types.
+_QUESTIONS_COLUMNS = ("kind", "workload", "idle_s", "cold", "server_ttft_ms", "server_predict_ms")
+
+
+@migrations()
+def m010_questions(db: sqlite_utils.Database) -> None:
+    """Issue #13: probe kinds, cold starts, Replicate's own timings; official status and
+    prompt-caching check results.
+
+    * ``probes``: ``kind`` (existing rows are canaries), ``workload``, ``idle_s``, ``cold``,
+      ``server_ttft_ms``, ``server_predict_ms`` (only the columns that are missing: a fresh
+      database has them from m001).
+    * ``official_status``: the latest state of each polled official status page (one row per
+      page and component), written by the status poller off the probing path.
+    * ``cache_checks``: one row per prompt-caching check (docs/questions.md).
+    """
+    columns = db["probes"].columns_dict
+    for name in _QUESTIONS_COLUMNS:
+        if name in columns:
+            continue
+        if name == "kind":
+            db["probes"].add_column("kind", str, not_null_default="canary")  # type: ignore[union-attr]
+        else:
+            db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS official_status (key TEXT PRIMARY KEY, url TEXT NOT NULL, "
+        "format TEXT NOT NULL, component TEXT, targets TEXT, state TEXT NOT NULL, "
+        "description TEXT, indicator TEXT, component_status TEXT, incidents TEXT, "
+        "page_url TEXT, checked_at TEXT NOT NULL, changed_at TEXT, fetch_ms REAL)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS cache_checks (id INTEGER PRIMARY KEY, target TEXT NOT NULL, "
+        "started_at TEXT NOT NULL, verdict TEXT NOT NULL, mode TEXT, prefix_tokens INTEGER, "
+        "input_tokens INTEGER, cached_tokens INTEGER, cached_share REAL, first_ttft_ms REAL, "
+        "second_ttft_ms REAL, ttft_saved REAL, cost_usd REAL, uncached_cost_usd REAL, "
+        "cost_saved REAL, message TEXT)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
+        "ON cache_checks (target, started_at)"
+    )
 
 
 @migrations()

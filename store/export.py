@@ -36,7 +36,7 @@ import sqlite_utils
 
 from probes.record import FIELD_NAMES
 from probes.text import cap, printable
-from probes.timestamps import iso, parse_user_time
+from probes.timestamps import iso, parse_iso_utc
 from store import histogram
 from store.db import BOOL_FIELDS, TEXT_FIELDS, column_type, open_reader
 
@@ -63,7 +63,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     if match:
         return iso(now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)]))
     try:
-        when = parse_user_time(text)
+        when = parse_iso_utc(text)
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: use a duration like 30m, 24h, 7d or an ISO date "
@@ -85,27 +85,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if flt.since:
-        where.append("started_at >= ?")
-        params.append(flt.since)
-    if flt.until:
-        where.append("started_at < ?")
-        params.append(flt.until)
-    if flt.targets:
-        where.append(f"target IN ({','.join('?' * len(flt.targets))})")
-        params.extend(flt.targets)
-    if flt.providers:
-        where.append(f"provider IN ({','.join('?' * len(flt.providers))})")
-        params.extend(flt.providers)
-    if flt.status:
-        where.append("status = ?")
-        params.append(flt.status)
-    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at, id"
+    where, params = _where(_table("probes"), flt)
+    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes{where} ORDER BY started_at, id"
     yield from db.query(sql, params)
 
 

@@ -12,7 +12,7 @@ dashboard's reader does on every read.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,14 +38,15 @@ from store.windows import UPTIME_WINDOWS_S, reads_rollups, trend_buckets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TargetSummary:
-    """Everything the overview shows for one target over the window.
+class TargetSummary(WindowFigures):
+    """Everything the overview shows for one target over the window: the window's figures
+    (inherited from :class:`store.tally.WindowFigures`, whose docstring defines them) and who
+    the target is, its newest probe, trend, uptime and displayed state.
 
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
-    could give the figure. The window figures (``count`` … ``from_rollups``) are
-    :class:`store.tally.WindowFigures`, whose docstring defines them; ``ttft_series_ms`` is per
-    probe for raw windows and the mean per hour (per day beyond 2 days) for rollup windows;
-    ``trend`` is the same window in equal time buckets. ``uptime`` maps ``24h``/``7d``/``30d``
+    could give the figure. ``ttft_series_ms`` is per probe for raw windows and the mean per
+    hour (per day beyond 2 days) for rollup windows; ``trend`` is the same window in equal
+    time buckets. ``uptime`` maps ``24h``/``7d``/``30d``
     to :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
     The ``last_*`` and ``ratelimit_*`` fields are the newest probe's, whatever its age (the
     rate-limit headroom as that probe reported it; None without such a header).
@@ -71,25 +72,6 @@ class TargetSummary:
     """Interval after probing budgets (None: as configured); staleness is judged on it."""
     budget_note: str = ""
     """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
-    # The window's figures (store.tally.WindowFigures).
-    count: int = 0
-    errors: int = 0
-    error_rate: float | None = None
-    errors_by_kind: Mapping[str, int]
-    top_error_kind: str | None = None
-    ttft_p50_ms: float | None = None
-    ttft_p95_ms: float | None = None
-    ttft_p99_ms: float | None = None
-    total_p50_ms: float | None = None
-    total_p95_ms: float | None = None
-    total_p99_ms: float | None = None
-    decode_tps_p50: float | None = None
-    cost_per_request_usd: float | None = None
-    cache_hit_share: float | None = None
-    ttft_values_ms: tuple[float, ...] = ()
-    total_values_ms: tuple[float, ...] = ()
-    tps_values: tuple[float, ...] = ()
-    from_rollups: bool = False
     ttft_series_ms: tuple[float | None, ...] = ()
     trend: Trend | None = None
     # The newest probe.
@@ -104,7 +86,7 @@ class TargetSummary:
     ratelimit_reset_requests_s: float | None = None
     ratelimit_reset_tokens_s: float | None = None
     # Uptime.
-    uptime: Mapping[str, Uptime]
+    uptime: Mapping[str, Uptime] = field(default_factory=dict)
     window_uptime: Uptime | None = None
     computed_at: datetime | None = None
     # The displayed state.

@@ -55,5 +55,11 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "server_prefill_ms",
     "server_decode_ms",
     "server_total_ms",
+    "kind",
+    "workload",
+    "idle_s",
+    "cold",
+    "server_ttft_ms",
+    "server_predict_ms",
     "out_of_range_fields",
 )

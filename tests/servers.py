@@ -1,7 +1,7 @@
 """Real HTTP servers on 127.0.0.1 for tests: a scripted replay server and a thread runner.
 
 The replay server writes each scripted read separately at its scheduled time after the
-request arrived (the "recv t=…" lines of field-cases.md), over real TCP with HTTP/1.1 chunked
+request arrived (the reads of a field case, docs/field-cases.md), over real TCP with HTTP/1.1 chunked
 transfer, so probes see real transport reads, not a patched client.
 """
 

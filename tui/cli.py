@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cost",
-        help="what each [[features]] entry would cost and feel like per target, and "
-        "what monitoring costs",
+        help="what each [[features]] entry would cost and feel like per target, whether "
+        "each group's fallback takes the primary's load, and what monitoring costs",
     )
     _add_common(p)
     p.add_argument("--feature", help="only this feature (a [[features]] name)")
@@ -376,9 +376,11 @@ def parse_window_s(text: str) -> float:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    """``inferwatch cost``: feature projections, fallback capacity and the cost of monitoring,
+    table or JSON."""
     from store.costs import feature_projections, monitoring_report
     from store.db import SchemaNotReady, open_reader
+    from store.fallback import fallback_report
 
     if args.demo:
         from tui.demo import demo_config
@@ -412,18 +414,20 @@ def cmd_cost(args: argparse.Namespace) -> int:
         monitoring = (
             monitoring_report(db, window_s) if db is not None and args.feature is None else None
         )
+        fallbacks = fallback_report(db, config, window_s) if args.feature is None else []
     finally:
         if db is not None:
             db.close()
     if not names:
         _err("no [[features]] in the config: showing the cost of monitoring only")
     # Target names and models come from config and database: printable before printing.
-    projections, monitoring = printable_tree((projections, monitoring))
+    projections, monitoring, fallbacks = printable_tree((projections, monitoring, fallbacks))
     if args.json:
         doc = {
             "window_s": window_s,
             "projections": dataclasses.asdict(projections) if projections else None,
             "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+            "fallbacks": [dataclasses.asdict(f) for f in fallbacks],
         }
         print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
         return EXIT_OK
@@ -432,7 +436,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from tui.cost_panel import render_cost_panel
 
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-    console.print(render_cost_panel(projections, monitoring))
+    console.print(render_cost_panel(projections, monitoring, fallbacks))
     return EXIT_OK
 
 
@@ -471,6 +475,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
             print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+        for line in _explain_questions(config, t):
+            print(f"    {printable(line)}")
     if config.prober.daily_budget_usd is not None:
         print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
     for f in config.features:
@@ -484,6 +490,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for warning in config_warnings(config):
         print(f"  warning: {warning}")
     return EXIT_OK
+
+
+def _explain_questions(config: Config, target: ResolvedTarget) -> list[str]:
+    """What issue #13's checks will do for ``target`` (docs/questions.md), one line each."""
+    from probes.cache_check import cache_shape
+    from probes.official_status import resolve_source
+    from probes.questions import QuestionChecks
+
+    lines = []
+    for sched in QuestionChecks(config).schedules():
+        if sched.target != target.name:
+            continue
+        if sched.kind == "cache_check":
+            shape = cache_shape(target.config.provider)
+            how = f"{shape.mode}, prefix >= {shape.min_prefix_tokens} tokens" if shape else ""
+            what = (
+                f"prompt-caching check ({how})" if shape else "prompt-caching check: not supported"
+            )
+        elif sched.kind == "workload":
+            what = f"workload {sched.workload}"
+        else:
+            what = "cold-start probe"
+        lines.append(f"{what} every {sched.interval_s:g}s")
+    if target.config.scaledown_window_s is not None:
+        window = target.config.scaledown_window_s
+        lines.append(f"scales to zero after {window:g}s idle: probes after longer idle are cold")
+    source = resolve_source(
+        target.config.provider,
+        target.config.status_url,
+        target.config.status_component,
+        config.status,
+    )
+    if source is not None and config.status.enabled:
+        part = f" ({source.component})" if source.component else ""
+        lines.append(f"official status: {source.url}{part} every {config.status.interval_s:g}s")
+    return lines
 
 
 def _explain_prices(target: ResolvedTarget) -> str:

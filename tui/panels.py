@@ -1,8 +1,9 @@
 """What each panel says, as pure functions of store data and a width, returning Rich ``Text``.
 
-The widgets only decide *when* to redraw; these decide *what* (tui-style.md §4.17), so they
-can be tested with a plain ``rich.Console`` and never see a terminal. Every line fits the width
-it is given (cut, never wrapped), and every state is a word plus a symbol, never colour alone.
+The widgets only decide *when* to redraw; these decide *what* (docs/architecture.md, "The
+dashboard"), so they can be tested with a plain ``rich.Console`` and never see a terminal.
+Every line fits the width it is given (cut, never wrapped), and every state is a word plus a
+symbol, never colour alone.
 """
 
 from __future__ import annotations
