@@ -147,29 +147,26 @@ class Tally:
         self.total_n += len(total)
         self.tps_sum += sum(tps)
         self.tps_n += len(tps)
+        inputs = [(i, r[7]) for r in ok if (i := r[5]) is not None]
+        cached = [(i, c) for i, c in inputs if c is not None]
+        costs = [c for r in ok if (c := r[8]) is not None]
+        self.input_tokens += sum(i for i, _ in inputs)
+        self.cache_read_tokens += sum(c for _, c in cached)
+        self.cache_input_tokens += sum(i for i, _ in cached)
+        self.output_tokens += sum(o for r in ok if (o := r[6]) is not None)
+        self.cost_usd += sum(costs)
+        self.cost_n += len(costs)
         if self.samples is not None:
             self.samples.ttft_ms += ttft
             self.samples.total_ms += total
             self.samples.decode_tps += tps
-            self.samples.input_tokens += [v for r in ok if (v := r[5]) is not None]
-        else:
-            for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
-                for v in values:
-                    if v == v:  # NaN never has a bucket
-                        k = str(histogram.bucket_index(v))
-                        hist[k] = hist.get(k, 0) + 1
-        for r in ok:
-            inp = r[5]
-            if inp is not None:
-                self.input_tokens += inp
-                if r[7] is not None:
-                    self.cache_read_tokens += r[7]
-                    self.cache_input_tokens += inp
-            if r[6] is not None:
-                self.output_tokens += r[6]
-            if r[8] is not None:
-                self.cost_usd += r[8]
-                self.cost_n += 1
+            self.samples.input_tokens += [i for i, _ in inputs]
+            return
+        for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
+            for v in values:
+                if v == v:  # NaN never has a bucket
+                    k = str(histogram.bucket_index(v))
+                    hist[k] = hist.get(k, 0) + 1
 
     def add(self, other: Tally, sign: int = 1) -> None:
         """Add ``sign × other`` into this tally (``other`` is left as it is)."""

@@ -27,7 +27,7 @@ from store.reader import SnapshotReader
 from tests import dashboard_fixture
 from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp
-from tui.messages import CommandSent, SnapshotReady
+from tui.messages import CommandFailed, CommandSent, ReadFailed, SnapshotReady
 from tui.reader import DatabaseReader, ReadRequest, SendCommand
 from tui.screens import (
     CompareScreen,
@@ -605,3 +605,38 @@ def test_the_reader_coalesces_what_piles_up_during_a_read(db_path: Path) -> None
     sent = [m.what for m in posted if isinstance(m, CommandSent)]
     assert sent == ["pause chat-primary", "probe now all"]
     assert [type(m) for m in posted].count(SnapshotReady) == 2
+
+
+def test_the_reader_survives_a_database_it_cannot_open(tmp_path: Path) -> None:
+    """A command or a read against a missing or broken file is a message; the reader thread
+    keeps serving (it would otherwise die and the dashboard stop refreshing)."""
+    posted: list[object] = []
+    answered = threading.Event()
+
+    def post(message: object) -> None:
+        posted.append(message)
+        if isinstance(message, ReadFailed):
+            answered.set()
+
+    missing = DatabaseReader(tmp_path / "none.db", post, lambda: NOW)
+    missing.submit(SendCommand("pause", "a"))
+    missing.stop()
+    missing.run()
+    (failed,) = posted
+    assert isinstance(failed, CommandFailed)
+    assert failed.error == "waiting for the prober to create the database"
+
+    posted.clear()
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not an SQLite database, just text " * 100)
+    reader = DatabaseReader(broken, post, lambda: NOW)
+    thread = threading.Thread(target=reader.run)
+    thread.start()
+    try:
+        reader.submit(SendCommand("probe_now"))
+        reader.submit(ReadRequest(3600.0))
+        assert answered.wait(5)
+    finally:
+        reader.stop()
+        thread.join(5)
+    assert [type(m) for m in posted] == [CommandFailed, ReadFailed]

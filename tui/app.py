@@ -32,7 +32,7 @@ from rich.color import ColorParseError
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -113,21 +113,23 @@ class InferwatchApp(App[None]):
     ]
     """Keys available on every screen; screens repeat them in their footer order."""
 
-    window_s: reactive[float] = reactive(3600.0, init=False)
+    # ``var``: reactive without Textual's automatic repaint of the whole app; the watchers
+    # publish a view and each screen repaints only the panels whose content changed.
+    window_s: var[float] = var(3600.0, init=False)
     """The window of every figure, seconds (``w`` cycles :data:`WINDOWS_S`)."""
-    sort: reactive[str] = reactive("config", init=False)
+    sort: var[str] = var("config", init=False)
     """The overview's sort order (an id of ``tui.table.SORTS``)."""
-    filter_text: reactive[str] = reactive("", init=False)
+    filter_text: var[str] = var("", init=False)
     """The overview's filter ("" for none)."""
-    snap: reactive[Snapshot | None] = reactive(None, init=False, always_update=True)
+    snap: var[Snapshot | None] = var(None, init=False, always_update=True)
     """The newest snapshot, None before the first read."""
-    cost: reactive[CostReady | None] = reactive(None, init=False, always_update=True)
+    cost: var[CostReady | None] = var(None, init=False, always_update=True)
     """The newest cost reports (read only while the cost screen is open)."""
-    pending: reactive[tuple[tuple[int, str], ...]] = reactive((), init=False)
+    pending: var[tuple[tuple[int, str], ...]] = var((), init=False)
     """Commands sent and not yet taken by the prober: (id, human text)."""
-    done: reactive[tuple[tuple[float, str], ...]] = reactive((), init=False)
+    done: var[tuple[tuple[float, str], ...]] = var((), init=False)
     """Commands the prober took recently: (monotonic time, human text)."""
-    view: reactive[DashView | None] = reactive(None, init=False, always_update=True)
+    view: var[DashView | None] = var(None, init=False, always_update=True)
     """What the screens draw, published whenever any of the above changes."""
 
     def __init__(

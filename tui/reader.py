@@ -108,11 +108,11 @@ class DatabaseReader:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                if any(isinstance(r, _Stop) for r in batch):
-                    return
-                for r in batch:
+                for r in batch:  # a command sent just before quitting is still sent
                     if isinstance(r, SendCommand):
                         self._send(r)
+                if any(isinstance(r, _Stop) for r in batch):
+                    return
                 reads = [r for r in batch if isinstance(r, ReadRequest)]
                 if reads:
                     self._read(reads[-1])
@@ -123,13 +123,13 @@ class DatabaseReader:
         what = request.command.replace("_", " ") + (
             f" {request.target}" if request.target else " all"
         )
-        db = self.snapshots.connection()
-        if db is None:
-            self._post(CommandFailed(what, self.snapshots.waiting))
-            return
         try:
+            db = self.snapshots.connection()
+            if db is None:
+                self._post(CommandFailed(what, self.snapshots.waiting))
+                return
             command_id = control.send_command(db, request.command, request.target)
-        except Exception as exc:  # shown on screen; the dashboard keeps running
+        except Exception as exc:  # shown on screen; the reader (and the dashboard) keep running
             self._post(CommandFailed(what, str(exc)))
             return
         self._outstanding.add(command_id)

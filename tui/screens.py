@@ -18,7 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, ScrollableContainer, VerticalScroll
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
@@ -71,7 +71,7 @@ class DashScreen(Screen[None]):
     ]
     """At 120 columns and more, panels sit side by side."""
 
-    view: reactive[DashView | None] = reactive(None, init=False, always_update=True)
+    view: var[DashView | None] = var(None, init=False, always_update=True)
     """What to draw (bound to the app's ``view``)."""
 
     def watch_view(self, view: DashView | None) -> None:

@@ -23,7 +23,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -353,7 +353,7 @@ class TargetTable(ScrollView, can_focus=True):
             self.name = name
             """The target."""
 
-    cursor_key: reactive[str | None] = reactive(None, init=False)
+    cursor_key: var[str | None] = var(None, init=False)
     """The target under the cursor, or None when no target row is shown (the selection:
     validated to a shown target row; a change repaints, scrolls and posts
     :class:`Highlighted`, as Textual's ``ListView.index`` does)."""
