@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import difflib
+import fnmatch
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -114,6 +118,14 @@ class ProberConfig(_Strict):
     """Most all probes together may cost per day, USD (none: no limit). When the measured cost
     per probe at the current schedule would exceed it, every paid target's interval stretches
     by the same factor (free and unpriced targets keep theirs)."""
+    vantage: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")
+    """Where this prober probes from (``eu-office``, ``aws-us-east-1``): recorded on every probe
+    row and every metric, so Prometheus can tell "down from here" from "down everywhere".
+    Default: the host name."""
+
+    def vantage_name(self) -> str:
+        """The vantage: the configured one, else this machine's host name."""
+        return self.vantage or socket.gethostname() or "unknown"
 
 
 class HistoryConfig(_Strict):
@@ -132,6 +144,154 @@ class DashboardConfig(_Strict):
     """Time window of the dashboard's percentiles, error rate and cost (60 s to 366 days)."""
     refresh_s: float = Field(1.0, ge=1.0, le=60)
     """Seconds between dashboard refreshes (at most once a second)."""
+
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME = r"^[A-Za-z0-9._\-]+$"
+
+
+class MetricsConfig(_Strict):
+    """The ``[metrics]`` table: Prometheus ``/metrics`` (docs/prometheus-metrics.md)."""
+
+    listen: str | None = Field(None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):\d{1,5}$")
+    """``HOST:PORT`` to serve ``/metrics`` on (``127.0.0.1:9464``; ``:9464`` for every
+    interface); unset: no metrics server. ``inferwatch run --metrics`` overrides it."""
+
+
+class AlertsConfig(_Strict):
+    """The ``[alerts]`` table: when notifications are sent (docs/alerts.md)."""
+
+    send_resolved: bool = True
+    """Send a notice when an alert resolves (the target is up again, the monitor sees again)."""
+    reminder_interval_s: float = Field(0.0, ge=0, le=7 * 86400)
+    """Repeat a firing alert this often while it stays firing, seconds; 0 (default) never."""
+    degraded: bool = False
+    """Also alert (warning) when a target is degraded, not only when it is down."""
+    monitor_blind: bool = True
+    """Alert when the monitor itself loses its network (and again when it sees)."""
+    maintenance_notices: bool = True
+    """Send one notice when a maintenance window starts and one when it ends."""
+    retry_max_attempts: int = Field(8, ge=1, le=100)
+    """Delivery attempts per notification and channel before it is recorded as failed."""
+    retry_backoff_s: float = Field(5.0, gt=0, le=3600)
+    """Wait before the first retry, seconds; doubles after each failure (at most 15 min)."""
+    alertmanager_resend_s: float = Field(60.0, ge=1, le=3600)
+    """Firing alerts are re-posted to Alertmanager this often (it expects clients to re-send;
+    ``endsAt`` is 4 periods ahead so a stopped prober's alerts resolve on their own)."""
+
+    @field_validator("reminder_interval_s")
+    @classmethod
+    def _reminder_floor(cls, value: float) -> float:
+        if 0 < value < 60:
+            raise ValueError("reminder_interval_s must be 0 (off) or at least 60 seconds")
+        return value
+
+
+ChannelType = Literal["webhook", "slack", "alertmanager", "command", "bell"]
+
+
+class ChannelConfig(_Strict):
+    """One ``[[channels]]`` entry: where notifications go. Secrets never appear in the file:
+    a webhook URL that carries a token and an HMAC key are read from environment variables."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=_NAME)
+    """Unique name, used by ``[[routes]]`` and ``inferwatch notify --test NAME``."""
+    type: ChannelType
+    """``webhook`` (documented JSON body), ``slack`` (Slack-compatible incoming webhook),
+    ``alertmanager`` (its v2 API), ``command`` (runs a program) or ``bell`` (the dashboard's
+    terminal bell)."""
+    url: str | None = Field(None, pattern=r"^https?://")
+    """Receiver URL without secrets (an Alertmanager, a local webhook); shown as scheme and host."""
+    url_env: str | None = Field(None, pattern=_ENV_NAME)
+    """Environment variable holding the URL, for URLs that carry a token (Slack's always do)."""
+    hmac_key_env: str | None = Field(None, pattern=_ENV_NAME)
+    """webhook only: environment variable holding a key; the body is then signed with
+    HMAC-SHA256 in the ``X-Inferwatch-Signature-256`` header."""
+    command: tuple[str, ...] = ()
+    """command only: the program and its arguments (no shell); the event is in ``INFERWATCH_*``
+    environment variables."""
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    """Give up on one delivery attempt after this long (it is then retried)."""
+    send_resolved: bool | None = None
+    """Override ``[alerts] send_resolved`` for this channel."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ChannelConfig:
+        http = self.type in ("webhook", "slack", "alertmanager")
+        if http and (self.url is None) == (self.url_env is None):
+            raise ValueError(f"channel type {self.type!r} needs exactly one of url or url_env")
+        if self.type == "slack" and self.url is not None:
+            raise ValueError("a Slack webhook URL is a secret: put it in url_env, not url")
+        if not http and (self.url or self.url_env):
+            raise ValueError(f"channel type {self.type!r} takes no url")
+        if self.hmac_key_env and self.type != "webhook":
+            raise ValueError("hmac_key_env is used only by type 'webhook'")
+        if self.type == "command" and not self.command:
+            raise ValueError("channel type 'command' needs command = [\"program\", ...]")
+        if self.command and self.type != "command":
+            raise ValueError("command is used only by type 'command'")
+        return self
+
+
+AlertKindName = Literal["down", "degraded", "blind", "maintenance"]
+
+
+class RouteConfig(_Strict):
+    """One ``[[routes]]`` entry: which alerts go to which channels. An alert goes to every
+    channel of every route that matches it; without any route, every alert goes everywhere."""
+
+    targets: tuple[str, ...] = ()
+    """Target names or shell patterns (``chat-*``); with ``groups`` empty and this empty, the
+    route matches every alert (monitor blind and maintenance notices included)."""
+    groups: tuple[str, ...] = ()
+    """Group names or patterns: the group's one alert (and its members') match."""
+    channels: tuple[str, ...] = Field(min_length=1)
+    """Channel names to deliver to."""
+    events: tuple[AlertKindName, ...] = ()
+    """Only these alert kinds (``down``, ``degraded``, ``blind``, ``maintenance``); empty: all."""
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class MaintenanceConfig(_Strict):
+    """One ``[[maintenance]]`` window: the listed targets are recorded as in maintenance and no
+    alert about them fires. One-off (``start`` a date and time) or recurring (``start`` a time
+    of day, every day or on ``days``), in an IANA ``timezone`` (DST handled by zoneinfo)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=_NAME)
+    """Unique name, shown in notices and on the dashboard."""
+    targets: tuple[str, ...] = ()
+    """Target names or patterns; with ``groups`` also empty: every target."""
+    groups: tuple[str, ...] = ()
+    """Group names or patterns whose members are in maintenance."""
+    start: datetime | time
+    """One-off: a local date and time (``2026-04-01T02:00:00``, in ``timezone``). Recurring: a
+    local time of day (``02:00:00``); a time that a DST change skips starts at the same
+    elapsed moment after midnight's offset (02:30 on a spring-forward day is 03:30)."""
+    duration_s: float = Field(gt=0, le=7 * 86400)
+    """Length of the window in elapsed seconds."""
+    days: tuple[Weekday, ...] = ()
+    """Recurring windows only: the weekdays it starts on; empty: every day."""
+    timezone: str = "UTC"
+    """IANA time zone of ``start`` (``Europe/Berlin``, ``America/New_York``)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> MaintenanceConfig:
+        if isinstance(self.start, datetime) and self.days:
+            raise ValueError("days is for recurring windows; a one-off window has a date")
+        if isinstance(self.start, time) and not self.days and self.duration_s > 86400:
+            raise ValueError("a daily window lasts at most 86400 s")
+        return self
 
 
 _SETTING_NAMES = tuple(ProbeSettings.model_fields)
@@ -328,10 +488,15 @@ class Config(_Strict):
     prober: ProberConfig = ProberConfig()
     dashboard: DashboardConfig = DashboardConfig()
     history: HistoryConfig = HistoryConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     targets: tuple[TargetConfig, ...] = ()
     features: tuple[FeatureConfig, ...] = ()
     status: StatusConfig = StatusConfig()
     workloads: tuple[WorkloadConfig, ...] = ()
+    channels: tuple[ChannelConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    maintenance: tuple[MaintenanceConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -366,7 +531,30 @@ class Config(_Strict):
             if provider not in PROVIDERS:
                 hint = _did_you_mean(provider, PROVIDERS)
                 raise ValueError(f"[status.pages] names unknown provider {provider!r}{hint}")
+        channels: set[str] = set()
+        for channel in self.channels:
+            if channel.name in channels:
+                raise ValueError(f"duplicate channel name {channel.name!r}")
+            channels.add(channel.name)
+        for i, route in enumerate(self.routes):
+            for name in route.channels:
+                if name not in channels:
+                    hint = _did_you_mean(name, channels)
+                    raise ValueError(f"routes[{i}] names unknown channel {name!r}{hint}")
+        windows: set[str] = set()
+        for window in self.maintenance:
+            if window.name in windows:
+                raise ValueError(f"duplicate maintenance window name {window.name!r}")
+            windows.add(window.name)
         return self
+
+    def group_members(self) -> dict[str, list[str]]:
+        """Group name -> its enabled members' names, in config order (the first is the primary)."""
+        out: dict[str, list[str]] = {}
+        for t in self.targets:
+            if t.enabled and t.group:
+                out.setdefault(t.group, []).append(t.name)
+        return out
 
     def resolved(self) -> list[ResolvedTarget]:
         """Return every enabled target with its defaults applied and its provider looked up."""
@@ -597,13 +785,21 @@ def _allowed_keys(loc: tuple[str | int, ...]) -> Iterable[str]:
     return model.model_fields
 
 
+_ARRAYS = ("targets", "features", "workloads", "channels", "routes", "maintenance")
+_TABLES = ("defaults", "prober", "dashboard", "history", "status", "metrics", "alerts")
+
+
+def patterns_match(patterns: Iterable[str], name: str) -> bool:
+    """Whether ``name`` matches any of the shell patterns (``chat-*``) or equals one."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Best-effort line number (1-based) of the TOML key at ``loc``."""
     lines = text.splitlines()
     start, end = 0, len(lines)
-    tables = ("targets", "features", "defaults", "prober", "dashboard", "history", "status")
-    if loc and loc[0] in (*tables, "workloads"):
-        array = loc[0] in ("targets", "features", "workloads")
+    if loc and loc[0] in _TABLES + _ARRAYS:
+        array = loc[0] in _ARRAYS
         header = re.compile(rf"^\s*\[\[\s*{loc[0]}\s*\]\]" if array else rf"^\s*\[\s*{loc[0]}\s*\]")
         starts = [i for i, line in enumerate(lines) if header.match(line)]
         index = loc[1] if array and len(loc) > 1 and isinstance(loc[1], int) else 0

@@ -76,6 +76,7 @@ class ProbeRecord:
     cold: bool | None = None
     server_ttft_ms: float | None = None
     server_predict_ms: float | None = None
+    vantage: str | None = None
     out_of_range_fields: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +208,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "ms",
         "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
         "boot excluded)",
+    ),
+    "vantage": (
+        "",
+        "where the probe ran from: the prober's [prober] vantage, default its host name "
+        "(docs/fleet.md)",
     ),
     "out_of_range_fields": (
         "",

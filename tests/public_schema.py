@@ -61,5 +61,6 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "cold",
     "server_ttft_ms",
     "server_predict_ms",
+    "vantage",
     "out_of_range_fields",
 )

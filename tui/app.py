@@ -54,7 +54,7 @@ from tui.messages import (
     SnapshotReady,
 )
 from tui.panels import StatusContext
-from tui.reader import DatabaseReader, ReadRequest, SendCommand
+from tui.reader import DatabaseReader, ReadRequest, SendCommand, SnapshotSource
 from tui.screens import (
     CompareScreen,
     CostScreen,
@@ -101,6 +101,9 @@ class InferwatchApp(App[None]):
         export_dir: where ``e`` writes its CSV files (default: the working directory).
         config: the prober's config, for the cost screen's feature projections and prices
             (without it the cost screen shows the cost of monitoring only).
+        reader: where snapshots come from instead of the database (``inferwatch view
+            --prometheus``: :class:`tui.prometheus_source.PrometheusSource`); such a source
+            has no connection, so commands answer "view only".
     """
 
     CSS_PATH = "app.tcss"
@@ -142,6 +145,7 @@ class InferwatchApp(App[None]):
         clock: Clock = utc_now,
         export_dir: Path | None = None,
         config: Config | None = None,
+        reader: SnapshotSource | None = None,
     ) -> None:
         super().__init__()
         self.set_reactive(InferwatchApp.window_s, window_s)
@@ -150,10 +154,11 @@ class InferwatchApp(App[None]):
         self.source_label = printable(source_label)
         self.clock = clock
         self.export_dir = export_dir
-        self.reader = DatabaseReader(db_path, self.post_message, clock, config)
+        self.reader = DatabaseReader(db_path, self.post_message, clock, config, source=reader)
         # Shown once the app is up: a key over plain http, a sub-second remote interval.
         self._config_warnings = config_warnings(config) if config is not None else []
         """The one reader thread; every database access goes through it."""
+        self._bell_seen: int | None = None
         self._state_styles: dict[State, str] = {}
         self._styles_theme: str | None = None
         self._timer: Timer | None = None
@@ -280,8 +285,16 @@ class InferwatchApp(App[None]):
         self.done = tuple((t, w) for t, w in self.done if t >= cutoff) + tuple(
             (now, what) for what in taken.values()
         )
+        self._ring(snap)
         if snap.window_s == self.window_s:  # else: read before the window changed; one follows
             self.snap = snap
+
+    def _ring(self, snap: Snapshot) -> None:
+        """The terminal bell for each new ``bell`` channel notification (docs/alerts.md)."""
+        newest = snap.notifications.newest_bell_id if snap.notifications else 0
+        if self._bell_seen is not None and newest > self._bell_seen:
+            self.bell()
+        self._bell_seen = newest
 
     @on(ReadFailed)
     def _read_failed(self, message: ReadFailed) -> None:

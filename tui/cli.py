@@ -95,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
     p.add_argument("--demo-port", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve Prometheus /metrics there (default: [metrics] listen; off)",
+    )
+
+    p = sub.add_parser(
+        "view",
+        help="open the dashboard without probing: on the database, or on Prometheus "
+        "(every vantage it scrapes, side by side)",
+    )
+    _add_common(p)
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="read Prometheus at URL (http://127.0.0.1:9090) instead of a database",
+    )
+
+    p = sub.add_parser("notify", help="send a test notification to a [[channels]] entry")
+    _add_common(p)
+    p.add_argument("--test", metavar="CHANNEL", required=True, help="the channel's name")
 
     p = sub.add_parser("probe", help="probe every target once and print the results")
     _add_common(p)
@@ -217,13 +239,38 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return report(config, None if args.no_store else (args.db or default_db_path()))
 
 
-def cmd_run_headless(config: Config, db: Path, label: str, parent_pid: int | None = None) -> int:
+def cmd_run_headless(
+    config: Config,
+    db: Path,
+    label: str,
+    parent_pid: int | None = None,
+    metrics: str | None = None,
+) -> int:
     """Run the prober in this process until SIGINT/SIGTERM (or its parent exits)."""
+    from tui.metrics import parse_listen
     from tui.prober import run_prober
 
-    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_prober(config, db, config_label=label, parent_pid=parent_pid))
+    listen = metrics or config.metrics.listen
+    if listen:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_CONFIG
+    served = f"; /metrics on {listen}" if listen else ""
+    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops){served}")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                run_prober(
+                    config, db, config_label=label, parent_pid=parent_pid, metrics_listen=metrics
+                )
+            )
+    except OSError as exc:
+        if listen and exc.filename is None:
+            _err(f"cannot serve /metrics on {listen}: {exc.strerror or exc}")
+            return EXIT_CONFIG
+        raise
     return EXIT_OK
 
 
@@ -297,23 +344,115 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tui.demo import demo_config
 
     db = args.db or default_db_path()
+    metrics = getattr(args, "metrics", None)
     if args.demo_port is not None:
         config, label = demo_config(args.demo_port), "demo"
     elif args.demo:
         if args.headless:
             with _demo_servers(5.0) as config:
-                return cmd_run_headless(config, db, "demo")
+                return cmd_run_headless(config, db, "demo", metrics=metrics)
         args.db = db
         return cmd_demo(argparse.Namespace(db=db, headless=False, interval=5.0))
     else:
         path = args.config or default_config_path()
         config, label = _load(path), str(path)
     if args.headless:
-        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None))
+        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None), metrics)
     argv = ["run", "--headless", "--db", str(db)]
     if args.config:
         argv += ["--config", str(args.config)]
+    if metrics:
+        argv += ["--metrics", metrics]
     return _dashboard(db, config, label, argv)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """``inferwatch view``: the dashboard without a prober, on the database or on Prometheus."""
+    from tui.app import InferwatchApp
+
+    if args.prometheus:
+        from tui.prometheus_source import PrometheusSource
+
+        source = PrometheusSource(args.prometheus)
+        try:
+            source.check()
+        except ConnectionError as exc:
+            _err(str(exc))
+            return EXIT_CONFIG
+        app = InferwatchApp(
+            db_path=Path(os.devnull),
+            window_s=900.0,
+            refresh_s=5.0,
+            source_label=f"prometheus {source.label}",
+            reader=source,
+        )
+        app.run()
+        return EXIT_OK
+    db = args.db or default_db_path()
+    if not db.exists():
+        _err(f"no database at {db}")
+        return EXIT_CONFIG
+    path = args.config or default_config_path()
+    config = _load(path) if path.exists() else Config()
+    return _dashboard(db, config, f"{db} (view only)", None)
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """``inferwatch notify --test CHANNEL``: send one test notification, record it, exit 1 on
+    failure."""
+    from datetime import UTC, datetime
+
+    from store.alerting import trial_notice
+    from store.db import open_db
+    from store.notifications import queue_notice
+    from tui.notify import send_test, where
+
+    config = _load(args.config)
+    names = [c.name for c in config.channels]
+    conf = next((c for c in config.channels if c.name == args.test), None)
+    if conf is None:
+        close = difflib.get_close_matches(args.test, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        _err(f"no channel {args.test!r}{hint} (channels: {', '.join(names) or 'none configured'})")
+        return EXIT_CONFIG
+    now = datetime.now(UTC)
+    notice = trial_notice(conf.name, config.prober.vantage_name(), now)
+    payload = notice.payload()
+    db_path = args.db or default_db_path()
+    row_id = 0
+    if db_path.exists():
+        db = open_db(db_path)
+        try:
+            row_id = queue_notice(db, notice, {conf.name: conf.type}, now)[0]
+            db.execute("UPDATE notifications SET status = 'sending' WHERE id = ?", [row_id])
+            db.conn.commit()
+        finally:
+            db.close()
+    payload["id"] = row_id
+    result = send_test(conf, config.alerts, payload)
+    if row_id:
+        from probes.timestamps import iso
+
+        db = open_db(db_path)
+        try:
+            db.execute(
+                "UPDATE notifications SET status = ?, attempts = 1, last_attempt_at = ?, "
+                "result = ?, sent_at = ? WHERE id = ?",
+                [
+                    "sent" if result.ok else "failed",
+                    iso(datetime.now(UTC)),
+                    result.detail,
+                    iso(datetime.now(UTC)) if result.ok else None,
+                    row_id,
+                ],
+            )
+            db.conn.commit()
+        finally:
+            db.close()
+    verdict = "sent" if result.ok else "FAILED"
+    # result.detail may quote the receiver's reply: shown printable, like all outside text.
+    print(printable(f"{conf.name} ({conf.type}, {where(conf)}): {verdict}: {result.detail}"))
+    return EXIT_OK if result.ok else EXIT_PROBE_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -487,6 +626,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
             )
         )
+    from tui.oncall import explain
+
+    for line in explain(config):
+        print(printable(line))
     for warning in config_warnings(config):
         print(f"  warning: {warning}")
     return EXIT_OK
@@ -563,6 +706,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check_config(args)
         if args.command == "cost":
             return cmd_cost(args)
+        if args.command == "view":
+            return cmd_view(args)
+        if args.command == "notify":
+            return cmd_notify(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
     except ConfigError as exc:

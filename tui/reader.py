@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
+import sqlite_utils
 from textual.message import Message
 
 from probes.config import Config
@@ -64,6 +66,28 @@ class _Stop:
 Request = ReadRequest | SendCommand | _Stop
 
 
+class SnapshotSource(Protocol):
+    """Where snapshots come from: :class:`store.reader.SnapshotReader` on the database, or
+    :class:`tui.prometheus_source.PrometheusSource` (no connection: commands and the cost
+    screen's measurements are then unavailable, and :attr:`waiting` says why)."""
+
+    waiting: str
+
+    def read(
+        self, window_s: float, now: datetime | None = None, detail: str | None = None
+    ) -> Snapshot:
+        """Everything the dashboard shows now."""
+        ...
+
+    def connection(self) -> sqlite_utils.Database | None:
+        """The database connection for commands and cost reports, None without one."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 class DatabaseReader:
     """Serves the dashboard's requests on one thread with one connection.
 
@@ -73,6 +97,7 @@ class DatabaseReader:
         clock: the current UTC time (tests inject a fixed one).
         config: the prober's config, for the cost screen's feature projections (None: the
             cost screen shows the cost of monitoring only).
+        source: where snapshots come from (default: a ``SnapshotReader`` on ``db_path``).
     """
 
     def __init__(
@@ -81,8 +106,10 @@ class DatabaseReader:
         post: Callable[[Message], object],
         clock: Callable[[], datetime],
         config: Config | None = None,
+        *,
+        source: SnapshotSource | None = None,
     ) -> None:
-        self.snapshots = SnapshotReader(db_path)
+        self.snapshots: SnapshotSource = source or SnapshotReader(db_path)
         self._post = post
         self._clock = clock
         self._config = config
