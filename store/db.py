@@ -64,6 +64,7 @@ TEXT_FIELDS = {
     "kind",
     "workload",
     "vantage",
+    "out_of_range_fields",
 }
 
 
@@ -319,6 +320,14 @@ def m010_questions(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
         "ON cache_checks (target, started_at)"
     )
+
+
+@migrations()
+def m007h_hostile(db: sqlite_utils.Database) -> None:
+    """Issue #10: ``out_of_range_fields`` on probes (provider numbers nulled as out of range)."""
+    # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
+    if "out_of_range_fields" not in db["probes"].columns_dict:
+        db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True, slots=True)

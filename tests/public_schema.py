@@ -62,4 +62,5 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "server_ttft_ms",
     "server_predict_ms",
     "vantage",
+    "out_of_range_fields",
 )

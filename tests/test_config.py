@@ -79,7 +79,7 @@ def test_compatible_provider_needs_base_url() -> None:
 def test_duplicate_names_and_bad_values_rejected() -> None:
     with pytest.raises(ConfigError, match="duplicate target name 'a'"):
         parse_config(GOOD.replace('name = "b"', 'name = "a"'))
-    with pytest.raises(ConfigError, match="greater than 0"):
+    with pytest.raises(ConfigError, match=r"greater than or equal to 0\.01"):
         parse_config(GOOD.replace("interval_s = 20", "interval_s = 0"))
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
@@ -36,6 +37,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from probes.text import printable
 from probes.timestamps import file_stamp, utc_now
 from store.health import State
 from tui import format as fmt
@@ -167,13 +169,14 @@ class InferwatchApp(App[None]):
         self.set_reactive(InferwatchApp.window_s, window_s)
         self.db_path = db_path
         self.refresh_s = max(1.0, refresh_s)
-        self.source_label = source_label
+        self.source_label = printable(source_label)
         self.clock = clock
         self.export_dir = export_dir
         self.reader = DatabaseReader(
             db_path, self.post_message, clock, config, source=reader, prepare=prepare
         )
         """The one reader thread; every database access goes through it."""
+        self._config = config
         self.prepare_error: Exception | None = None
         """What the ``prepare`` hook raised (the app then exited), None otherwise."""
         self._bell_seen: int | None = None
@@ -193,6 +196,7 @@ class InferwatchApp(App[None]):
         self._check_size(self.size.width, self.size.height)
         self._run_reader()
         self.reader.submit(PreviewRequest())
+        self._warn(self._config)
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
             # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
@@ -308,6 +312,7 @@ class InferwatchApp(App[None]):
         config = message.config
         if config is None:
             return
+        self._warn(config)
         self.refresh_s = max(1.0, config.dashboard.refresh_s)
         if config.dashboard.window_s != self.window_s:
             self.set_reactive(InferwatchApp.window_s, config.dashboard.window_s)
@@ -344,7 +349,7 @@ class InferwatchApp(App[None]):
 
     @on(ReadFailed)
     def _read_failed(self, message: ReadFailed) -> None:
-        self.notify(f"cannot read {self.db_path}: {message.error}", severity="error")
+        self.say(f"cannot read {self.db_path}: {message.error}", severity="error")
         self._answered()
 
     @on(CostReady)
@@ -356,7 +361,7 @@ class InferwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group in ("export", "reader") and event.state == WorkerState.ERROR:
-            self.notify(f"{worker.group} failed: {worker.error}", severity="error")
+            self.say(f"{worker.group} failed: {worker.error}", severity="error")
 
     # ---- what the screens tell the app -----------------------------------------------------
 
@@ -487,17 +492,17 @@ class InferwatchApp(App[None]):
 
     @on(CommandFailed)
     def _command_failed(self, message: CommandFailed) -> None:
-        self.notify(f"command failed: {message.what}: {message.error}", severity="error")
+        self.say(f"command failed: {message.what}: {message.error}", severity="error")
 
     def action_export(self) -> None:
         """Export the window's probes (the detail's target, or the filtered targets)."""
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
         stamp = file_stamp(self.clock())
-        label = name or "all"
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", name or "all")  # a name may hold "/"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"
-        self.notify(f"exporting to {path}…", timeout=2)
+        self.say(f"exporting to {path}…", timeout=2)
         self.export(path, self.window_s, targets)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -515,6 +520,20 @@ class InferwatchApp(App[None]):
     @on(ExportFinished)
     def _export_finished(self, message: ExportFinished) -> None:
         if message.error:
-            self.notify(f"export failed: {message.error}", severity="error", timeout=8)
+            self.say(f"export failed: {message.error}", severity="error", timeout=8)
         else:
-            self.notify(f"exported {message.rows} probes to {message.path}", timeout=8)
+            self.say(f"exported {message.rows} probes to {message.path}", timeout=8)
+
+    def _warn(self, config: Config | None) -> None:
+        """Show the config's warnings (a key over plain http, a sub-second remote interval)."""
+        if config is None:
+            return
+        from probes.config import config_warnings  # loaded with the config, not before
+
+        for warning in config_warnings(config):
+            self.say(f"config: {warning}", severity="warning", timeout=20)
+
+    def say(self, text: str, **kwargs: Any) -> None:
+        """A notification whose text may come from outside (a path, an exception, config):
+        made printable and shown without markup, so ``[`` or ESC in it are just text."""
+        self.notify(printable(text), markup=False, **kwargs)

@@ -29,6 +29,7 @@ import platformdirs
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from probes.text import printable, printable_tree
 from store.paths import default_db_path
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ def default_config_path() -> Path:
 
 
 def _err(message: str) -> None:
-    print(f"inferwatch: {message}", file=sys.stderr)
+    """One line on stderr; provider, config and exception text in it is made printable."""
+    print(f"inferwatch: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -205,18 +207,18 @@ def _demo_servers(interval_s: float) -> Iterator[Config]:
 
 def _print_record(record: ProbeRecord, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(record.to_dict(), ensure_ascii=False), flush=True)
+        # Records are sanitised (probes.sanitize): finite numbers, escaped control characters.
+        print(json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False), flush=True)
         return
+    name = printable(record.target)
     if record.status == "ok":
         tps = f"{record.decode_tps:.0f} tok/s" if record.decode_tps is not None else "tps n/a"
         cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "price unknown"
         ttft = f"{record.ttft_ms:.0f} ms" if record.ttft_ms is not None else "n/a"
-        print(f"{record.target:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
+        print(f"{name:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
     else:
-        print(
-            f"{record.target:<20} {record.error_kind:<16} {record.error_message or ''}",
-            flush=True,
-        )
+        kind, message = printable(record.error_kind or ""), printable(record.error_message or "")
+        print(f"{name:<20} {kind:<16} {message}", flush=True)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -478,7 +480,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
         finally:
             db.close()
     verdict = "sent" if result.ok else "FAILED"
-    print(f"{conf.name} ({conf.type}, {where(conf)}): {verdict}: {result.detail}")
+    # result.detail may quote the receiver's reply: shown printable, like all outside text.
+    print(printable(f"{conf.name} ({conf.type}, {where(conf)}): {verdict}: {result.detail}"))
     return EXIT_OK if result.ok else EXIT_PROBE_FAILED
 
 
@@ -586,6 +589,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
             db.close()
     if not names:
         _err("no [[features]] in the config: showing the cost of monitoring only")
+    # Target names and models come from config and database: printable before printing.
+    projections, monitoring, fallbacks = printable_tree((projections, monitoring, fallbacks))
     if args.json:
         doc = {
             "window_s": window_s,
@@ -606,6 +611,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """``inferwatch check-config``: validate and explain, exit 2 when invalid."""
+    from probes.config import config_warnings, display_url, key_problem
+
     if args.providers:
         for p in PROVIDERS.values():
             base = p.base_url or "(base_url required)"
@@ -618,38 +625,45 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.path or args.config or default_config_path()
     config = _load(path)
     targets = config.resolved()
-    print(f"{path}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
+    print(f"{printable(str(path))}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
     for t in targets:
         key = t.config.api_key_env
+        value = t.api_key()
         if key is None:
             key_state = "no key needed"
-        elif t.is_configured():
-            key_state = f"key from ${key} (set)"
-        else:
+        elif not t.is_configured():
             key_state = f"NOT CONFIGURED: ${key} is unset"
+        elif value is not None and key_problem(value):
+            key_state = f"UNUSABLE KEY: ${key} {key_problem(value)} (value not shown)"
+        else:
+            key_state = f"key from ${key} (set)"
         s = t.settings
         print(
-            f"  {t.name}: {t.config.provider} {t.config.model} at {t.base_url} "
-            f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
-            f"{key_state}"
+            f"  {printable(t.name)}: {t.config.provider} {printable(t.config.model)} at "
+            f"{display_url(t.base_url)} every {s.interval_s:g}s, timeout {s.timeout_s:g}s, "
+            f"max_tokens {s.max_tokens}; {key_state}"
         )
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
             print(f"    probing budget: ${s.daily_budget_usd:g}/day")
         for line in _explain_questions(config, t):
-            print(f"    {line}")
+            print(f"    {printable(line)}")
     if config.prober.daily_budget_usd is not None:
         print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
     for f in config.features:
         scope = ", ".join(f.targets) if f.targets else "all targets"
         print(
-            f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
-            f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            printable(
+                f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
+                f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            )
         )
     from tui.oncall import explain
 
     for line in explain(config):
-        print(line)
+        print(printable(line))
+    for warning in config_warnings(config):
+        print(f"  warning: {warning}")
     return EXIT_OK
 
 
@@ -732,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     except _config_error() as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK

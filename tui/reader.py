@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from textual.message import Message
 
+from probes.text import printable_tree
 from tui.messages import (
     CommandFailed,
     CommandSent,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from probes.config import Config
     from store.reader import Snapshot
+    from store.summary import TargetSummary
 
 #: The cost reports are re-read at most this often while the cost screen is open, seconds.
 COST_EVERY_S = 10.0
@@ -153,7 +155,7 @@ class DatabaseReader:
             self._snapshots = SnapshotReader(self.db_path)
         return self._snapshots
 
-    def submit(self, request: ReadRequest | SendCommand) -> None:
+    def submit(self, request: PreviewRequest | ReadRequest | SendCommand) -> None:
         """Hand the reader a request (any thread; never blocks)."""
         self._queue.put(request)
 
@@ -190,11 +192,11 @@ class DatabaseReader:
                 self._snapshots.close()
 
     def _preview(self) -> None:
-        targets = ()
+        targets: tuple[TargetSummary, ...] = ()
         if self._source is None:
             from store.preview import published_summaries
 
-            targets = published_summaries(self.db_path)
+            targets = printable_tree(published_summaries(self.db_path))
         self._post(PreviewReady(targets))
 
     def _run_prepare(self) -> bool:
@@ -234,7 +236,9 @@ class DatabaseReader:
     def _read(self, request: ReadRequest) -> None:
         try:
             now = self._clock()
-            snap = self.snapshots.read(request.window_s, now, request.detail)
+            # Every string a provider or a config put in the database is made printable
+            # here, once, so no panel can pass an escape sequence to the terminal.
+            snap = printable_tree(self.snapshots.read(request.window_s, now, request.detail))
             if request.cost:
                 self._read_cost(snap, now)
             done = frozenset(self._taken())
@@ -275,4 +279,5 @@ class DatabaseReader:
             else None
         )
         monitoring = monitoring_report(db, snap.window_s, now) if db is not None else None
+        projections, monitoring = printable_tree((projections, monitoring))
         self._post(CostReady(snap.window_s, projections, monitoring))

@@ -177,6 +177,7 @@ class OverviewScreen(DashScreen):
         table = self.query_one(TargetTable)
         columns = visible_columns(table.size.width or self.size.width)
         snap = view.snap
+        lines: list[tuple[str, bool, Text]]
         if snap is None and view.preview:
             # The first paint: who the targets are; their figures follow with the snapshot.
             lines = [
@@ -204,7 +205,7 @@ class OverviewScreen(DashScreen):
         else:
             rows = build_rows(snap.targets, view.sort, view.filter_text)
             now_s = snap.taken_at.timestamp()
-            lines: list[tuple[str, bool, Text]] = []
+            lines = []
             for row in rows:
                 if row.summary is None:
                     lines.append((row.key, False, group_text(row)))
