@@ -20,6 +20,7 @@ appeared.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ from store.history import HistoryWriter, MonitoredTarget
 TICKS = os.sysconf("SC_CLK_TCK")
 WIDTH, HEIGHT = 120, 40
 ROOT = str(Path(__file__).resolve().parents[1])
+_SESSIONS = itertools.count()
 
 
 def build_db(path: Path, targets: int, minutes: int = 60, step_s: float = 30.0) -> None:
@@ -106,8 +108,15 @@ class Start:
 
 def launch(command: str, waits: dict[str, re.Pattern[str]], timeout_s: float = 20.0) -> Start:
     """Exec ``command`` in a fresh pane; seconds until each pattern matches the screen."""
-    session = f"iw-start-{os.getpid()}"
-    tmux("new", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT), "-c", ROOT, "sh")
+    session = f"iw-start-{os.getpid()}-{next(_SESSIONS)}"
+    for attempt in range(5):  # a tmux server that is just exiting refuses the first one
+        try:
+            tmux("new", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT), "-c", ROOT, "sh")
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
     try:
         pid = int(tmux("display", "-p", "-t", session, "#{pane_pid}"))
         time.sleep(0.3)  # the shell is ready

@@ -544,7 +544,22 @@ _CHUNK_ROWS = 4000
 # printf() takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG before SQLite 3.48), so a line
 # with more is built from several printf() calls.
 _PRINTF_MAX_ARGS = 120
-_SQL_FORMULA_CODES = ", ".join(str(ord(ch)) for ch in _FORMULA_START)
+
+
+#: Text columns that inferwatch fills itself from fixed vocabularies (timestamps, states, error
+#: kinds, usage and price sources, probe kinds, field names): never a quote, line break,
+#: control character or formula start, so their CSV cell is the value in quotes, unchecked.
+OWN_TEXT = frozenset(
+    {"started_at", "status", "error_kind", "usage_source", "cost_source", "kind"}
+    | {"out_of_range_fields"}
+)
+#: Text columns from config values that are validated printable when the config loads
+#: (target names and models: ``probes.config.check_label``; vantages: a name pattern;
+#: provider names: the registry's): a formula start is all their CSV cell may need changed.
+CONFIG_TEXT = frozenset({"target", "provider", "model", "vantage"})
+#: A GLOB class of the characters that make text a formula, for a cell's first character
+#: (``-`` first: a literal in a class).
+_FORMULA_GLOB = "[-" + "".join(ch for ch in _FORMULA_START if ch != "-") + "]*"
 
 
 def _csv_line_sql(columns: Sequence[Column]) -> str:
@@ -553,19 +568,28 @@ def _csv_line_sql(columns: Sequence[Column]) -> str:
     an empty text ("") stays apart from NULL (empty cell).
 
     One ``printf()`` formats the whole line in C. (The ``a || ',' || b ...`` chain with
-    ``replace()`` and ``coalesce()`` per cell that this replaced ran at ~60k rows/s.) A text
-    cell is ``%.*s%w%.*s``: the quotes are printed with precision ``T IS NOT NULL``, and
-    ``%w`` doubles the ``"`` inside. Numbers are SQLite's text for the stored value (a REAL
-    keeps 15 significant digits, as a spreadsheet does).
+    ``replace()`` and ``coalesce()`` per cell that this replaced ran at ~60k rows/s.) Numbers
+    are SQLite's text for the stored value (a REAL keeps 15 significant digits, as a
+    spreadsheet does). Each text column is checked as much as what can be in it needs
+    (every check is a function call per cell, and they were most of the export's time):
+
+    * :data:`OWN_TEXT` (written by inferwatch from fixed vocabularies): ``'"' || T || '"'``,
+      NULL when T is NULL (an empty cell);
+    * :data:`CONFIG_TEXT` (validated printable when the config loads): a formula start gets
+      a ``'`` (:func:`_formula_sql`), then ``%.*s%w%.*s``: the quotes are printed with
+      precision ``T IS NOT NULL``, and ``%w`` doubles the ``"`` inside;
+    * any other text (:data:`PROVIDER_TEXT` and whatever is not known to be clean):
+      :func:`_csv_text_sql`'s checks, then quoted as above.
     """
     cells: list[tuple[str, list[str]]] = []
     for c in columns:
         n = c.name
-        if c.kind == "text":
+        if c.kind == "text" and n in OWN_TEXT:
+            cells.append(("%s", [f"'\"' || {n} || '\"'"]))
+        elif c.kind == "text":
+            text = _formula_sql(n) if n in CONFIG_TEXT else _csv_text_sql(n)
             has = f"({n} IS NOT NULL)"
-            cells.append(
-                ("%.*s%w%.*s", [has, "'\"'", f"coalesce({_csv_text_sql(n)}, '')", has, "'\"'"])
-            )
+            cells.append(("%.*s%w%.*s", [has, "'\"'", f"coalesce({text}, '')", has, "'\"'"]))
         elif c.kind == "bool":
             cells.append(("%s", [f"CASE WHEN {n} THEN 'true' WHEN NOT {n} THEN 'false' END"]))
         else:
@@ -583,24 +607,28 @@ def _csv_line_sql(columns: Sequence[Column]) -> str:
     return " || ".join(calls)
 
 
-def _csv_text_sql(n: str) -> str:
-    """SQL giving the cell text of text column ``n`` before quoting, as :func:`csv_text`.
+def _formula_sql(n: str) -> str:
+    """SQL of text column ``n`` with a ``'`` before a formula start (one anchored GLOB)."""
+    return f"CASE WHEN {n} GLOB '{_FORMULA_GLOB}' THEN '''' || {n} ELSE {n} END"
 
-    The usual path is two ``instr()`` and one ``unicode()`` in C (for provider text also a
-    ``GLOB`` for anything but printable ASCII and a ``length()``). Texts with CR, NUL, (in
-    provider text) any other character than printable ASCII or over the length cap go to
+
+def _csv_text_sql(n: str) -> str:
+    """SQL giving the cell text of text column ``n`` (provider text, or text not known to be
+    clean) before quoting, as :func:`csv_text`.
+
+    The usual path is a ``GLOB`` for anything but printable ASCII (CR and tab included; it
+    sees the text up to a NUL), the length in characters against the length in bytes (they
+    differ once a NUL or a multi-byte character is in: ``length()`` stops at a NUL; cheaper
+    than an ``instr()`` for it), the length in bytes against the cap (only ASCII gets this
+    far, so bytes are characters) and :func:`_formula_sql`. Anything else goes to
     :func:`csv_text` itself (``iw_csv_text``, see :func:`_register`): SQLite's ``replace()``
     cannot match NUL, and ``printf()`` would end the cell at it.
     """
-    check = (
-        f" OR {n} GLOB '*[^ -~]*' OR length({n}) > {CSV_CELL_MAX_CHARS}"
-        if n in PROVIDER_TEXT
-        else ""
-    )
+    size = f"length(CAST({n} AS BLOB))"
     return (
-        f"CASE WHEN instr({n}, char(13)) OR instr({n}, char(0)){check} "
-        f"THEN iw_csv_text({n}) "
-        f"WHEN unicode({n}) IN ({_SQL_FORMULA_CODES}) THEN '''' || {n} ELSE {n} END"
+        f"CASE WHEN {n} GLOB '*[^ -~]*' OR length({n}) != {size} "
+        f"OR {size} > {CSV_CELL_MAX_CHARS} THEN iw_csv_text({n}) "
+        f"ELSE {_formula_sql(n)} END"
     )
 
 

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from store.db import open_db
 from store.export import (
+    CSV_CELL_MAX_CHARS,
     Column,
     ExportFilter,
     Progress,
@@ -213,6 +214,38 @@ def test_sql_csv_line_past_printf_argument_limit() -> None:
     want = list(csv.reader(io.StringIO(slow.getvalue(), newline="")))[1:]
     assert got == want
     assert got[1][0] == "'=a\nb" and got[0][1] == 'v1 "q", =x' and got[0][-2:] == ["1.5", "true"]
+
+
+def test_sql_csv_checks_each_text_column_as_its_content_needs() -> None:
+    """Own vocabularies pass unchecked, config names get the formula guard, any other text
+    the full one: every path gives the Python writer's cells (an ASCII text over the cap, a
+    NUL after plain text, a tab or a multi-byte character, a formula start, a quote)."""
+    columns = [
+        Column("status", "text"),
+        Column("error_kind", "text"),
+        Column("model", "text"),
+        Column("target", "text"),
+        Column("request_id", "text"),
+        Column("finish_reason", "text"),
+        Column("cause_message", "text"),
+    ]
+    db = sqlite_utils.Database(memory=True)
+    db.execute(f"CREATE TABLE w ({', '.join(c.name for c in columns)})")
+    rows = [
+        ["ok", None, "-m", '=t"1', "r" * (CSV_CELL_MAX_CHARS + 5), "stop", "plain"],
+        ["error", "server_error", "m", "t2", "x\x00y", "\tstop", "été =x"],
+        ["ok", None, "@m", "t3", "+1", None, "-2\r\n3"],
+    ]
+    db.conn.executemany(f"INSERT INTO w VALUES ({', '.join('?' * len(columns))})", rows)
+    _register(db.conn)
+    sql = _csv_line_sql(columns)
+    fast = "".join(line for (line,) in db.conn.execute(f"SELECT {sql} FROM w ORDER BY rowid"))
+    slow = io.StringIO(newline="")
+    write_table_csv(rows, columns, slow)
+    got = list(csv.reader(io.StringIO(fast, newline="")))
+    assert got == list(csv.reader(io.StringIO(slow.getvalue(), newline="")))[1:]
+    assert got[0][2:4] == ["'-m", "'=t\"1"] and got[1][4:6] == ["x\ufffdy", "'\tstop"]
+    assert len(got[0][4]) == CSV_CELL_MAX_CHARS and got[2][4:] == ["'+1", "", "'-2\n3"]
 
 
 def test_jsonl_keeps_text_as_is(history: Path) -> None:
