@@ -18,8 +18,11 @@ import dataclasses
 import datetime
 import enum
 import functools
+import operator
 import re
+import sys
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -94,20 +97,45 @@ def cap(text: str, max_chars: int) -> str:
     return text[: max(max_chars - 1, 0)] + "…"
 
 
-def printable_tree(value: T, *, newlines: bool = True) -> T:
+class CleanMemo:
+    """What :func:`printable_tree` found clean in its previous call, skipped in the next.
+
+    A dashboard snapshot carries most of its strings, trends and verdicts over from the one
+    a second earlier (unchanged summaries are copies that share them): looking at them again
+    was most of the dashboard's idle work at 200 targets. Only objects taken as immutable
+    are remembered (strings, tuples, frozen dataclasses and dicts: a snapshot's are never
+    changed once built), and each is held while remembered, so its id cannot be reused by
+    another object; one memo per caller and ``newlines`` setting.
+    """
+
+    __slots__ = ("_before", "_now")
+
+    def __init__(self) -> None:
+        self._before: dict[int, object] = {}
+        self._now: dict[int, object] = {}
+
+    def _rotate(self) -> None:
+        self._before, self._now = self._now, {}
+
+
+def printable_tree(value: T, *, newlines: bool = True, memo: CleanMemo | None = None) -> T:
     """Apply :func:`printable` to every string in ``value``: dataclass fields (frozen or not),
     lists, tuples and dict keys and values, recursively.
 
     Args:
         value: e.g. the dashboard's ``Snapshot``.
         newlines: passed to :func:`printable`.
+        memo: what the previous call with it found clean (not looked at again), updated.
 
     Returns:
         ``value`` itself when nothing needed escaping (the usual case, no copy); otherwise a
         copy in which only the containers on the way to a changed string are new. Dataclass
         fields typed as numbers, flags, times or enums are never looked at.
     """
-    return _clean(value, newlines)  # type: ignore[no-any-return]
+    out = _clean(value, newlines, memo)
+    if memo is not None:
+        memo._rotate()
+    return out  # type: ignore[no-any-return]
 
 
 _SAFE_TYPES = (int, float, bool, type(None), datetime.datetime, datetime.date, enum.Enum)
@@ -120,9 +148,33 @@ def _text_fields(cls: type) -> tuple[str, ...]:
     names = tuple(f.name for f in dataclasses.fields(cls))
     try:
         hints = typing.get_type_hints(cls)
-    except Exception:  # unresolvable annotations: look at every field
-        return names
+    except Exception:  # some annotation does not resolve: resolve them one by one
+        hints = _field_hints(cls)
     return tuple(n for n in names if _may_hold_text(hints.get(n, Any)))
+
+
+@functools.cache
+def _text_values(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving the values of :func:`_text_fields` of a ``cls`` object, in one call."""
+    names = _text_fields(cls)
+    if len(names) == 1:
+        return lambda obj: (getattr(obj, names[0]),)
+    return operator.attrgetter(*names) if names else lambda obj: ()
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The field types of ``cls`` that resolve on their own, in their class's module (a
+    module may import some types for type checkers only, to load them later); the others
+    are left out, so their fields are looked at."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        scope = vars(sys.modules[klass.__module__]) if klass.__module__ in sys.modules else {}
+        for name, hint in vars(klass).get("__annotations__", {}).items():
+            try:
+                hints[name] = eval(hint, dict(scope)) if isinstance(hint, str) else hint
+            except Exception:
+                hints.pop(name, None)
+    return hints
 
 
 def _may_hold_text(hint: Any) -> bool:
@@ -134,7 +186,35 @@ def _may_hold_text(hint: Any) -> bool:
     return True
 
 
-def _clean(value: Any, newlines: bool) -> Any:
+def _clean(value: Any, newlines: bool, memo: CleanMemo | None) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if memo is None:
+        return _walk(value, newlines, None)
+    remember = _REMEMBERED.get(kind)
+    if remember is None:
+        params = getattr(kind, "__dataclass_params__", None)
+        remember = _REMEMBERED[kind] = kind in (str, tuple, dict) or bool(
+            params is not None and params.frozen
+        )
+    if not remember:
+        return _walk(value, newlines, memo)
+    key = id(value)
+    if memo._before.get(key) is value or memo._now.get(key) is value:
+        memo._now[key] = value
+        return value
+    out = _walk(value, newlines, memo)
+    if out is value:
+        memo._now[key] = value
+    return out
+
+
+#: Whether a :class:`CleanMemo` remembers objects of a type (immutable ones), by type.
+_REMEMBERED: dict[type, bool] = {}
+
+
+def _walk(value: Any, newlines: bool, memo: CleanMemo | None) -> Any:
     kind = type(value)
     if kind is str:
         pattern = _PATTERNS[newlines, False]
@@ -143,12 +223,12 @@ def _clean(value: Any, newlines: bool) -> Any:
         return value
     if kind is list or kind is tuple:
         # Series of figures are never reached: _text_fields skips fields typed as numbers.
-        items = [_clean(v, newlines) for v in value]
+        items = [_clean(v, newlines, memo) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
         return items if kind is list else tuple(items)
     if kind is dict:
-        pairs = [(_clean(k, newlines), _clean(v, newlines)) for k, v in value.items()]
+        pairs = [(_clean(k, newlines, memo), _clean(v, newlines, memo)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
@@ -156,9 +236,16 @@ def _clean(value: Any, newlines: bool) -> Any:
         return printable(value, newlines=newlines)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {}
-        for name in _text_fields(typing.cast(type, kind)):
-            old = getattr(value, name)
-            new = _clean(old, newlines)
+        names = _text_fields(typing.cast(type, kind))
+        before, now = (memo._before, memo._now) if memo is not None else ({}, {})
+        for name, old in zip(names, _text_values(typing.cast(type, kind))(value), strict=True):
+            if type(old) in _PLAIN:
+                continue
+            key = id(old)
+            if before.get(key) is old or now.get(key) is old:  # found clean before (inlined)
+                now[key] = old
+                continue
+            new = _clean(old, newlines, memo)
             if new is not old:
                 changes[name] = new
         if not changes:

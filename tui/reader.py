@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from textual.message import Message
 
-from probes.text import printable_tree
+from probes.text import CleanMemo, printable_tree
 from tui.messages import (
     CommandFailed,
     CommandSent,
@@ -144,6 +144,7 @@ class DatabaseReader:
         self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._outstanding: set[int] = set()  # commands sent, not yet taken (this thread only)
         self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
+        self._clean = CleanMemo()  # most of a snapshot was made printable a second ago
 
     @property
     def snapshots(self) -> SnapshotSource:
@@ -238,7 +239,8 @@ class DatabaseReader:
             now = self._clock()
             # Every string a provider or a config put in the database is made printable
             # here, once, so no panel can pass an escape sequence to the terminal.
-            snap = printable_tree(self.snapshots.read(request.window_s, now, request.detail))
+            snap = self.snapshots.read(request.window_s, now, request.detail)
+            snap = printable_tree(snap, memo=self._clean)
             if request.cost:
                 self._read_cost(snap, now)
             done = frozenset(self._taken())
