@@ -7,7 +7,7 @@ dashboard can show that they took effect.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -115,8 +115,14 @@ def publish_schedule(
         db.execute("UPDATE prober SET daily_budget_usd = ?", [daily_budget_usd])
 
 
-def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
-    """The targets the prober published, in config order."""
+def published_targets(
+    db: sqlite_utils.Database, names: Collection[str] | None = None
+) -> list[PublishedTarget]:
+    """The targets the prober published, in config order (only ``names``, when given: the
+    dashboard re-summarises a few targets a second)."""
+    where, params = "", []
+    if names is not None:
+        where, params = f" WHERE name IN ({','.join('?' * len(names))})", list(names)
     return [
         PublishedTarget(
             name=r["name"],
@@ -132,7 +138,7 @@ def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
             cost_per_probe_usd=r.get("cost_per_probe_usd"),
             budget_note=r.get("budget_note") or "",
         )
-        for r in db.query("SELECT * FROM targets ORDER BY rowid")
+        for r in db.query(f"SELECT * FROM targets{where} ORDER BY rowid", params)
     ]
 
 

@@ -500,22 +500,89 @@ def uptime(
         Target name -> :class:`Uptime`; targets without any known time get ``pct`` None.
     """
     start = now - timedelta(seconds=window_s)
-    s, n = start.timestamp(), now.timestamp()
     gaps = monitor_gaps(db, start, now) if gaps is None else gaps
-    totals: dict[str, dict[State, float]] = {}
-    for r in db.query(
+    rows = _incident_spans(db, start, now, None)
+    return _uptime_of(rows, window_s, now, targets, gaps)
+
+
+def uptimes(
+    db: sqlite_utils.Database,
+    windows_s: Sequence[float],
+    now: datetime,
+    targets: Collection[str] | None = None,
+) -> list[dict[str, Uptime]]:
+    """:func:`uptime` over several windows ending ``now``, from one read of the incidents and
+    of the monitor's gaps (the dashboard shows its window and 24 h, 7 d and 30 d for each
+    target it summarises, and re-summarises a few targets every second).
+
+    Args:
+        db: an open database.
+        windows_s: the windows, seconds.
+        now: the current UTC time.
+        targets: names to report, and to read incidents of (default: every target with
+            incidents in the window, as :func:`uptime`).
+
+    Returns:
+        One mapping per window, in order, as :func:`uptime` gives it.
+    """
+    longest = now - timedelta(seconds=max(windows_s))
+    rows = _incident_spans(db, longest, now, targets)
+    all_gaps = monitor_gaps(db, longest, now)
+    out = []
+    for window_s in windows_s:
+        start = now - timedelta(seconds=window_s)
+        s = start.timestamp()
+        # The longest window's gaps clipped to this one: what monitor_gaps(start) gives.
+        gaps = [(max(a, s), b) for a, b in all_gaps if b > s and b > max(a, s)]
+        out.append(_uptime_of(rows, window_s, now, targets, gaps))
+    return out
+
+
+#: An incident as uptime reads it: target, state, started_at, ended_at (stored format; None
+#: while open) and the two as epoch seconds.
+_Span = tuple[str, State, str, str | None, float, float | None]
+
+
+def _incident_spans(
+    db: sqlite_utils.Database, start: datetime, now: datetime, targets: Collection[str] | None
+) -> list[_Span]:
+    """Incidents in a known state that overlap ``[start, now]``, in the order the started_at
+    index gives them (uptimes add their seconds in that order), timestamps parsed once."""
+    sql = (
         "SELECT target, to_state, started_at, ended_at FROM incidents WHERE started_at < ? "
-        "AND (ended_at IS NULL OR ended_at > ?)",
-        [iso(now), iso(start)],
-    ):
-        state = State(r["to_state"])
-        if state not in KNOWN_STATES:
+        "AND (ended_at IS NULL OR ended_at > ?)"
+    )
+    params: list[Any] = [iso(now), iso(start)]
+    if targets is not None:
+        sql += f" AND target IN ({','.join('?' * len(targets))})"
+        params += list(targets)
+    spans = []
+    for target, to_state, started_at, ended_at in db.conn.execute(sql, params):
+        state = State(to_state)
+        if state in KNOWN_STATES:
+            end_s = _ts(ended_at) if ended_at else None
+            spans.append((target, state, started_at, ended_at, _ts(started_at), end_s))
+    return spans
+
+
+def _uptime_of(
+    spans: list[_Span],
+    window_s: float,
+    now: datetime,
+    targets: Iterable[str] | None,
+    gaps: list[tuple[float, float]],
+) -> dict[str, Uptime]:
+    start = now - timedelta(seconds=window_s)
+    s, n, lo = start.timestamp(), now.timestamp(), iso(start)
+    totals: dict[str, dict[State, float]] = {}
+    for target, state, _, ended_at, start_s, end_s in spans:
+        if ended_at is not None and ended_at <= lo:
             continue
-        a = max(_ts(r["started_at"]), s)
-        b = min(_ts(r["ended_at"]) if r["ended_at"] else n, n)
+        a = max(start_s, s)
+        b = min(end_s if end_s is not None else n, n)
         if b <= a:
             continue
-        per = totals.setdefault(r["target"], {})
+        per = totals.setdefault(target, {})
         per[state] = per.get(state, 0.0) + _minus(a, b, gaps)
     names = list(targets) if targets is not None else list(totals)
     out = {}

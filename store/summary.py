@@ -11,6 +11,7 @@ dashboard's reader does on every read.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -103,8 +104,10 @@ class TargetSummary(WindowFigures):
         target per second.
         """
         copy = object.__new__(TargetSummary)
-        for name in _SLOTS:
-            object.__setattr__(copy, name, getattr(self, name))
+        # Every slot in one C call, set through the slot descriptors (what a frozen
+        # dataclass's __init__ does too): a quarter of the time of a loop of getattr().
+        for set_slot, value in zip(_SET_SLOTS, _GET_SLOTS(self), strict=True):
+            set_slot(copy, value)
         if self.last_age_s is not None:
             object.__setattr__(copy, "last_age_s", self.last_age_s + elapsed_s)
         object.__setattr__(copy, "verdict", shown.verdict)
@@ -113,6 +116,8 @@ class TargetSummary(WindowFigures):
 
 
 _SLOTS = tuple(f.name for f in fields(TargetSummary))
+_GET_SLOTS = operator.attrgetter(*_SLOTS)
+_SET_SLOTS = tuple(getattr(TargetSummary, name).__set__ for name in _SLOTS)
 _FIGURES = tuple(f.name for f in fields(WindowFigures))
 _LAST = {
     "last_status": "status",
@@ -253,14 +258,14 @@ def summarize(
         One summary per target, in config order.
     """
     from store.control import published_targets
-    from store.history import monitor_gaps, uptime
+    from store.history import uptimes
     from store.raw_window import last_probe, raw_window
     from store.rollup_window import rollup_window
     from store.trends import TrendSpec, empty_trend, trends
 
     now = now or utc_now()
     start = now - timedelta(seconds=window_s)
-    targets = [t for t in published_targets(db) if names is None or t.name in names]
+    targets = published_targets(db, None if names is None else list(names))
     if not targets:
         return []
     wanted = [t.name for t in targets]
@@ -281,13 +286,13 @@ def summarize(
     for name in wanted:
         part = parts.get(name)
         lasts[name] = part.last if part is not None and part.last else last_probe(db, name, now)
-    uptimes: dict[str, dict[str, Uptime]] = {name: {} for name in wanted}
-    for label, w in UPTIME_WINDOWS_S.items():
-        gaps = monitor_gaps(db, now - timedelta(seconds=w), now)
-        for name, up in uptime(db, w, now, wanted, gaps).items():
-            uptimes[name][label] = up
-    gaps = monitor_gaps(db, start, now)
-    window_uptimes = uptime(db, window_s, now, wanted, gaps)
+    # One read of the incidents for every uptime window (of the wanted targets only: a
+    # refresh re-summarises the few that received probes).
+    *by_label, window_uptimes = uptimes(db, [*UPTIME_WINDOWS_S.values(), window_s], now, wanted)
+    uptime_by: dict[str, dict[str, Uptime]] = {
+        name: {label: ups[name] for label, ups in zip(UPTIME_WINDOWS_S, by_label, strict=True)}
+        for name in wanted
+    }
     if with_verdicts and states is None:
         states = States.read(db, now)
     out = []
@@ -312,7 +317,7 @@ def summarize(
                 parts.get(t.name),
                 last,
                 trend_by.get(t.name),
-                uptimes[t.name],
+                uptime_by[t.name],
                 window_uptimes.get(t.name),
                 now,
                 shown,
@@ -338,5 +343,9 @@ def with_verdicts(
             last_age_s=age_s,
             states=states,
         )
+        if shown.verdict == s.verdict:
+            # The same words as a second ago: the same object, which the dashboard then
+            # knows it has already drawn and made printable.
+            shown = Shown(s.verdict, shown.fail_streak)
         out.append(s.restated(elapsed_s=elapsed_s, shown=shown))
     return out

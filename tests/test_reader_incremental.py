@@ -6,8 +6,16 @@ from pathlib import Path
 
 import sqlite_utils
 
+from probes.timestamps import iso
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget, StateRows, persisted_states
+from store.history import (
+    HistoryWriter,
+    MonitoredTarget,
+    StateRows,
+    persisted_states,
+    uptime,
+    uptimes,
+)
 from store.notifications import NotificationsWatch, notifications_summary
 from tests.history_helpers import T0, minutes, record
 
@@ -112,3 +120,34 @@ def test_persisted_states_reuses_only_unchanged_rows(tmp_path: Path) -> None:
     assert second["a"].fail_streak == 1 and first["a"].fail_streak == 0
     assert second["b"] is first["b"], "an unchanged row is not parsed again"
     assert set(seen) == {"a", "b"}
+
+
+def test_uptimes_read_once_equal_uptime_per_window(tmp_path: Path) -> None:
+    """Several windows from one read give exactly what one read per window gives (outages,
+    a target with none, monitor gaps across and inside the windows)."""
+    db = open_db(tmp_path / "u.db")
+    names = ["a", "b", "c"]
+    w = HistoryWriter(db, [MonitoredTarget(n, f"h{n}") for n in names], T0)
+    for i in range(240):  # 4 h, a probe a minute; a and b fail for a while
+        when = T0 + minutes(i)
+        for name in ("a", "b"):
+            fails = (name == "a" and 30 <= i < 75) or (name == "b" and i % 50 < 7)
+            w.store_probe(
+                record(name, when, "error", "server_error") if fails else record(name, when)
+            )
+    db.execute(
+        "INSERT INTO monitor_gaps (started_at, ended_at, cause, message, probes) VALUES "
+        "(?, ?, 'prober_not_running', 'x', 0), (?, ?, 'network', 'y', 0)",
+        [
+            iso(T0 + minutes(50)),
+            iso(T0 + minutes(52)),
+            iso(T0 + minutes(200)),
+            iso(T0 + minutes(230)),
+        ],
+    )
+    now = T0 + minutes(240.5)
+    windows = [3600.0, 2 * 3600.0, 86400.0, 30 * 86400.0]
+    got = uptimes(db, windows, now, names)
+    assert got == [uptime(db, w_s, now, names) for w_s in windows]
+    assert got[0]["a"].down_s == 0 and got[-1]["a"].down_s > 0 and got[-1]["b"].down_s > 0
+    assert got[-1]["c"].pct is None
