@@ -48,12 +48,26 @@ def _parse_reset_s(value: str, now: datetime) -> float | None:
     if seconds is not None:
         return seconds
     try:  # Anthropic: RFC 3339 timestamp
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
+
+
+def response_date(headers: Mapping[str, str]) -> datetime | None:
+    """The response's ``Date`` header (RFC 9110 §6.6.1) as a UTC datetime; None when absent or
+    unparseable. Absolute times the provider sends (reset timestamps, a ``Retry-After`` date)
+    are counted from it, on the provider's clock, not from ours."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
@@ -113,7 +127,13 @@ def _int(value: str | None) -> int | None:
 
 
 def parse_ratelimit(headers: Mapping[str, str], now: datetime) -> RateLimit:
-    """Read rate-limit headroom from whichever header family the provider sends."""
+    """Read rate-limit headroom from whichever header family the provider sends.
+
+    Args:
+        headers: the response headers.
+        now: the time absolute resets are counted from: the response's ``Date`` header
+            (:func:`response_date`) when it has one, else the probe's start.
+    """
     req = (
         "x-ratelimit-remaining-requests",
         "anthropic-ratelimit-requests-remaining",

@@ -1,9 +1,9 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(../shared/reference/metrics.md §1–§4) are implemented once. It never reads a clock itself:
-the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
-injected times (FC-10).
+(docs/metrics.md) are implemented once. It never reads a clock itself: the runner passes the
+``perf_counter`` reading taken when each event's bytes were read (before any parsing), which
+keeps it pure and testable with injected times.
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import statistics
 from dataclasses import dataclass, field
 
 from probes.dialects.base import ParsedEvent, Usage
+from probes.errors import ErrorKind
 
 #: Below this first→last token window a decode rate is noise (metrics.md §3).
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9
+#: A provider-reported model load time (Ollama ``load_duration``) at least this long means the
+#: model was loaded cold inside this request's TTFT (a warm load reports a few ms).
+COLD_LOAD_MIN_MS = 100.0
 
 
 @dataclass(slots=True)
@@ -34,6 +38,7 @@ class DerivedMetrics:
     reasoning_hidden: bool = False
     no_visible_output: bool = False
     usage_inconsistent: bool = False
+    cold_load: bool = False
     usage: Usage = field(default_factory=Usage)
     usage_source: str = "none"
 
@@ -64,13 +69,15 @@ class StreamMeasurement:
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
     server_timings_ms: dict[str, float] = field(default_factory=dict)
+    response_model: str | None = None
+    stop_kind: ErrorKind | None = None
 
     def on_headers(self, now: float) -> None:
         """Stamp the arrival of the response headers."""
         self.t_headers = now
 
     def on_event(self, now: float, read_index: int, event: ParsedEvent) -> None:
-        """Record one parsed event completed at monotonic time ``now`` by read ``read_index``."""
+        """Record one parsed event whose bytes were read at ``now`` by read ``read_index``."""
         if event.has_token:
             if self.t_first_token is None:
                 self.t_first_token = now
@@ -80,7 +87,7 @@ class StreamMeasurement:
         if event.answer and self.t_first_answer is None:
             self.t_first_answer = now
         self.answer_chars += len(event.answer)
-        if event.reasoning:
+        if event.reasoning or event.opaque_reasoning:
             self.saw_reasoning_text = True
         if event.usage is not None:
             self.usage = event.usage  # cumulative usage is replaced, never summed (FC-04)
@@ -93,6 +100,10 @@ class StreamMeasurement:
         if event.provider_cost_usd is not None:
             self.provider_cost_usd = event.provider_cost_usd
         self.server_timings_ms.update(event.server_timings_ms)
+        if event.response_model:
+            self.response_model = event.response_model
+        if event.stop_kind is not None:
+            self.stop_kind = event.stop_kind
 
     @property
     def has_token(self) -> bool:
@@ -100,7 +111,7 @@ class StreamMeasurement:
         return self.t_first_token is not None
 
     def derive(self, t_end: float) -> DerivedMetrics:
-        """Compute the metrics of metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        """Compute the metrics of docs/metrics.md for a stream that ended at ``t_end``."""
         m = DerivedMetrics()
         ms = 1000.0
         if self.t_first_token is not None:
@@ -145,4 +156,6 @@ class StreamMeasurement:
                 m.decode_tps = (delivered - 1) / window
                 m.itl_ms = ms / m.decode_tps
         m.no_visible_output = self.has_token and self.t_first_answer is None
+        load_ms = self.server_timings_ms.get("load")
+        m.cold_load = load_ms is not None and load_ms >= COLD_LOAD_MIN_MS
         return m

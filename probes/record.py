@@ -1,6 +1,6 @@
 """The probe record: one row per probe, the public schema of the database, CSV and ``--json``.
 
-Names, units and null rules follow ../shared/reference/metrics.md. The field order here is the
+Names, units and null rules follow docs/metrics.md. The field order here is the
 column order of the CSV export; :data:`FIELD_DOCS` documents every field and
 ``docs/fields.md`` is generated from it (a test keeps them in step).
 """
@@ -26,6 +26,7 @@ class ProbeRecord:
     provider: str
     model: str
     status: Status
+    response_model: str | None = None
     error_kind: str | None = None
     http_status: int | None = None
     error_message: str | None = None
@@ -48,15 +49,20 @@ class ProbeRecord:
     finish_reason: str | None = None
     cost_usd: float | None = None
     cost_source: str | None = None
+    cost_estimate_usd: float | None = None
     provider_cost_usd: float | None = None
     cost_mismatch: bool | None = None
     request_id: str | None = None
     upstream_provider: str | None = None
     conn_reused: bool | None = None
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
     buffered: bool = False
     reasoning_hidden: bool = False
     no_visible_output: bool = False
     usage_inconsistent: bool = False
+    cold_load: bool = False
     retry_after_s: float | None = None
     ratelimit_remaining_requests: int | None = None
     ratelimit_remaining_tokens: int | None = None
@@ -82,6 +88,12 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "provider": ("", "provider name from the config (e.g. openai, groq, openai-compatible)"),
     "model": ("", "model id sent in the request"),
     "status": ("", "ok, or error (then error_kind says why)"),
+    "response_model": (
+        "",
+        "model that actually answered, as the stream names it (OpenAI model, Anthropic "
+        "message.model, Gemini modelVersion, Ollama model; OTel gen_ai.response.model); "
+        "routers and aliases differ from the requested model",
+    ),
     "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
     "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
     "error_message": ("", "short provider or network message, secrets redacted, <= 300 chars"),
@@ -110,30 +122,66 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "(not reported; input buckets may still be reported)",
     ),
     "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
-    "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
+    "cost_usd": (
+        "USD",
+        "cost of this request: the provider's reported charge when it sends one "
+        "(OpenRouter usage.cost), else the price-table estimate; null when unpriced",
+    ),
     "cost_source": (
         "",
         "where the prices came from: genai-prices <version> (bundled snapshot), config, "
-        "config+genai-prices <version> (partial override), provider, or unpriced",
+        "config+genai-prices <version> (partial override), provider (the provider's "
+        "reported charge), or unpriced",
+    ),
+    "cost_estimate_usd": (
+        "USD",
+        "price-table estimate from usage (config and/or genai-prices), kept beside a "
+        "provider-reported charge; equals cost_usd when the provider reports none",
     ),
     "provider_cost_usd": ("USD", "the provider's own reported charge (OpenRouter usage.cost)"),
     "cost_mismatch": (
         "",
-        "cost_usd (from prices) and provider_cost_usd disagree: |difference| > 5% of "
-        "provider_cost_usd and > $0.000001; null unless both exist and cost_usd was computed",
+        "cost_estimate_usd (from prices) and provider_cost_usd disagree: |difference| > 5% "
+        "of provider_cost_usd and > $0.000001; null unless both exist",
     ),
     "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
     "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
+    "dns_ms": (
+        "ms",
+        "name resolution of a new connection, under its own deadline (~0 for an IP "
+        "address); null when a pooled connection was reused or none was opened",
+    ),
+    "connect_ms": (
+        "ms",
+        "TCP connect of a new connection to the resolved address; null when reused",
+    ),
+    "tls_ms": (
+        "ms",
+        "TLS handshake of a new connection; null when reused or plain HTTP. ttfb_ms and "
+        "ttft_ms include dns_ms + connect_ms + tls_ms",
+    ),
     "buffered": ("", "the stream arrived at once; decode_tps is then null"),
     "reasoning_hidden": ("", "usage reports reasoning tokens but no reasoning text streamed"),
     "no_visible_output": ("", "tokens were generated but no answer text arrived"),
     "usage_inconsistent": ("", "usage contradicted the stream (e.g. 0 tokens with content)"),
+    "cold_load": (
+        "",
+        "the provider reported loading the model inside this request (server_load_ms >= "
+        "100 ms): ttft_ms includes a cold model load",
+    ),
     "retry_after_s": ("s", "server's Retry-After on 429/503/529, capped at 3600"),
     "ratelimit_remaining_requests": ("requests", "remaining requests in the provider's window"),
     "ratelimit_remaining_tokens": ("tokens", "remaining tokens in the provider's window"),
-    "ratelimit_reset_requests_s": ("s", "seconds until the request window resets"),
-    "ratelimit_reset_tokens_s": ("s", "seconds until the token window resets"),
+    "ratelimit_reset_requests_s": (
+        "s",
+        "seconds until the request window resets; an absolute reset time counts from the "
+        "response's Date header; null when unparseable",
+    ),
+    "ratelimit_reset_tokens_s": (
+        "s",
+        "seconds until the token window resets (absolute times from the Date header)",
+    ),
     "server_queue_ms": ("ms", "provider-reported queue time (Groq x_groq.usage.queue_time)"),
     "server_load_ms": (
         "ms",

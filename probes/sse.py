@@ -24,6 +24,7 @@ AWS event-stream frames (Bedrock ConverseStream) are decoded with botocore's
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,85 +72,180 @@ class WireEvent:
     read_index: int
 
 
-async def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
-    """Decode SSE from text chunks (one per transport read) into :class:`WireEvent` items.
+class SSEFramer:
+    """Incremental SSE decoder: bytes (or text) of one transport read in, finished items out.
 
-    Args:
-        chunks: decoded text as it arrives, e.g. ``response.aiter_text()``.
-
-    Yields:
-        Events in order; comments as ``kind="comment"``; a trailing event without its blank
-        line at EOF is still dispatched. Lines that are not SSE fields (no ``data``, ``event``,
-        ``id`` or ``retry`` name) are ignored as the SSE spec says, except a run of such lines
-        starting with ``{`` or ``[``: it is yielded as one ``kind="raw"`` item when a blank
-        line or EOF ends it.
+    Lines and events are httpx-sse's decoders (``SSELineDecoder``, ``SSEDecoder``). Items come
+    out in order: events, comments as ``kind="comment"``, and lines that are not SSE fields
+    (no ``data``, ``event``, ``id`` or ``retry`` name) ignored as the SSE spec says, except a
+    run of such lines starting with ``{`` or ``[``: one ``kind="raw"`` item when a blank line or
+    the end of the body ends it. :meth:`close` dispatches a trailing event that had no blank
+    line.
     """
-    lines = SSELineDecoder()
-    decoder = SSEDecoder()
-    read_index = 0
-    pending = False  # a field line was seen since the last dispatch
-    raw: list[str] = []  # non-SSE lines of a raw JSON body
 
-    def flush_raw() -> WireEvent | None:
-        text = "\n".join(raw).strip()
-        raw.clear()
-        if text.startswith(("{", "[")):
-            return WireEvent("raw", "", text, read_index)
-        return None
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines = SSELineDecoder()
+        self._decoder = SSEDecoder()
+        self._pending = False  # a field line was seen since the last dispatch
+        self._raw: list[str] = []  # non-SSE lines of a raw JSON body
 
-    def feed(line: str) -> list[WireEvent]:
-        nonlocal pending
-        if line.startswith(":"):
-            return [WireEvent("comment", "", line[1:].strip(), read_index)]
-        if line.startswith("error:"):
-            # Non-standard llama.cpp field: keep it as an error event rather than lose it.
-            return [WireEvent("event", "error", line[6:].strip(), read_index)]
-        if (
-            line
-            and line.partition(":")[0] not in _SSE_FIELDS
-            and (raw or line.lstrip().startswith(("{", "[")))
-        ):
-            raw.append(line)
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the items it completed."""
+        text = chunk if isinstance(chunk, str) else self._text.decode(chunk)
+        if not text:
             return []
         out: list[WireEvent] = []
-        if raw:
-            item = flush_raw()
-            if item is not None:
-                out.append(item)
-        sse = decoder.decode(line)
-        if sse is None:
-            pending = pending or bool(line)
-            return out
-        pending = False
-        out.append(WireEvent("event", sse.event, sse.data, read_index))
+        for line in self._lines.decode(text):
+            self._line(line, read_index, out)
         return out
 
-    async for text in chunks:
-        read_index += 1
-        for line in lines.decode(text):
-            for item in feed(line):
-                yield item
-    for line in lines.flush():
-        for item in feed(line):
-            yield item
-    if pending or raw:
-        for item in feed(""):
-            yield item
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body: flush a partial line and dispatch a trailing event or raw body."""
+        out: list[WireEvent] = []
+        tail = self._text.decode(b"", final=True)
+        lines = self._lines.decode(tail) if tail else []
+        for line in [*lines, *self._lines.flush()]:
+            self._line(line, read_index, out)
+        if self._pending or self._raw:
+            self._line("", read_index, out)
+        return out
+
+    def _line(self, line: str, read_index: int, out: list[WireEvent]) -> None:
+        if line.startswith(":"):
+            out.append(WireEvent("comment", "", line[1:].strip(), read_index))
+            return
+        if line.startswith("error:"):
+            # Non-standard llama.cpp field: keep it as an error event rather than lose it.
+            out.append(WireEvent("event", "error", line[6:].strip(), read_index))
+            return
+        if line and not line.startswith("data:"):
+            name = line.partition(":")[0]
+            if name not in _SSE_FIELDS and (self._raw or line.lstrip().startswith(("{", "["))):
+                self._raw.append(line)
+                return
+        if self._raw:
+            text = "\n".join(self._raw).strip()
+            self._raw.clear()
+            if text.startswith(("{", "[")):
+                out.append(WireEvent("raw", "", text, read_index))
+        sse = self._decoder.decode(line)
+        if sse is None:
+            self._pending = self._pending or bool(line)
+            return
+        self._pending = False
+        out.append(WireEvent("event", sse.event, sse.data, read_index))
 
 
-async def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
-    """Split newline-delimited JSON text chunks into one :class:`WireEvent` per non-empty line."""
-    buffer = ""
+class NDJSONFramer:
+    """Incremental newline-delimited JSON: one ``kind="event"`` item per non-empty line."""
+
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the lines it completed."""
+        text = chunk if isinstance(chunk, str) else self._text.decode(chunk)
+        if "\n" not in text:
+            self._buffer += text
+            return []
+        *complete, self._buffer = (self._buffer + text).split("\n")
+        return [
+            WireEvent("event", "", line.strip(), read_index) for line in complete if line.strip()
+        ]
+
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body: a last line without its newline is still an item."""
+        rest = (self._buffer + self._text.decode(b"", final=True)).strip()
+        self._buffer = ""
+        return [WireEvent("event", "", rest, read_index)] if rest else []
+
+
+class EventStreamFramer:
+    """Incremental AWS event-stream decoder (``application/vnd.amazon.eventstream``).
+
+    Source: AWS "Event stream encoding" (``[total_len][headers_len][prelude CRC][headers]
+    [payload][message CRC]``), as used by Bedrock ConverseStream; decoding and CRC checks are
+    botocore's ``EventStreamBuffer``. A frame is complete when ``total_len`` bytes have arrived.
+    Each frame is one ``kind="event"`` item: ``event`` is the ``:event-type`` header
+    (``exception:<:exception-type>`` for exception frames, ``error:<:error-code>`` for error
+    frames, whose data is ``:error-message``), ``data`` the UTF-8 payload.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = EventStreamBuffer()
+        self._leftover = 0
+
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the frames it completed.
+
+        Raises:
+            FramingError: on a frame with a bad CRC or length.
+        """
+        data = chunk.encode() if isinstance(chunk, str) else chunk
+        self._buffer.add_data(data)
+        self._leftover += len(data)
+        out: list[WireEvent] = []
+        try:
+            for message in self._buffer:
+                self._leftover -= message.prelude.total_length
+                out.append(_frame_to_wire(message.headers, message.payload, read_index))
+        except ParserError as exc:
+            raise FramingError(f"bad event-stream frame: {exc}") from None
+        return out
+
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body.
+
+        Raises:
+            FramingError: when bytes of an unfinished frame are left over.
+        """
+        if self._leftover > 0:
+            raise FramingError(
+                f"event stream ended inside a frame ({self._leftover} bytes left over)"
+            )
+        return []
+
+
+Framer = SSEFramer | NDJSONFramer | EventStreamFramer
+
+
+def new_framer(framing: str) -> Framer:
+    """A fresh incremental decoder for ``framing`` (``sse``, ``ndjson``, ``eventstream``).
+
+    Raises:
+        ValueError: for an unknown framing name.
+    """
+    if framing == "sse":
+        return SSEFramer()
+    if framing == "ndjson":
+        return NDJSONFramer()
+    if framing == "eventstream":
+        return EventStreamFramer()
+    raise ValueError(f"unknown framing {framing!r}")
+
+
+async def _aiter_framer(
+    framer: Framer, chunks: AsyncIterator[bytes] | AsyncIterator[str]
+) -> AsyncIterator[WireEvent]:
     read_index = 0
-    async for text in chunks:
+    async for chunk in chunks:
         read_index += 1
-        buffer += text
-        *complete, buffer = buffer.split("\n")
-        for line in complete:
-            if line.strip():
-                yield WireEvent("event", "", line.strip(), read_index)
-    if buffer.strip():
-        yield WireEvent("event", "", buffer.strip(), read_index)
+        for item in framer.feed(chunk, read_index):
+            yield item
+    for item in framer.close(read_index):
+        yield item
+
+
+def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
+    """Decode SSE from text chunks (one per transport read); see :class:`SSEFramer`."""
+    return _aiter_framer(SSEFramer(), chunks)
+
+
+def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
+    """Split newline-delimited JSON text chunks; see :class:`NDJSONFramer`."""
+    return _aiter_framer(NDJSONFramer(), chunks)
 
 
 def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) -> WireEvent:
@@ -165,54 +261,19 @@ def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) 
     return WireEvent("event", name, data, read_index)
 
 
-async def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
-    """Decode AWS event-stream frames (``application/vnd.amazon.eventstream``).
-
-    Source: AWS "Event stream encoding" (``[total_len][headers_len][prelude CRC][headers]
-    [payload][message CRC]``), as used by Bedrock ConverseStream; decoding and CRC checks are
-    botocore's ``EventStreamBuffer``. A frame is complete when ``total_len`` bytes have arrived.
-
-    Args:
-        chunks: raw bytes as they arrive, e.g. ``response.aiter_bytes()``.
-
-    Yields:
-        One ``kind="event"`` item per frame: ``event`` is the ``:event-type`` header
-        (``exception:<:exception-type>`` for exception frames, ``error:<:error-code>`` for
-        error frames, whose data is ``:error-message``), ``data`` the UTF-8 payload.
+def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
+    """Decode AWS event-stream frames from raw byte chunks; see :class:`EventStreamFramer`.
 
     Raises:
         FramingError: on a frame with a bad CRC or length, or bytes left over at EOF.
     """
-    buffer = EventStreamBuffer()
-    read_index = 0
-    leftover = 0
-    async for data in chunks:
-        read_index += 1
-        buffer.add_data(data)
-        leftover += len(data)
-        try:
-            for message in buffer:
-                leftover -= message.prelude.total_length
-                yield _frame_to_wire(message.headers, message.payload, read_index)
-        except ParserError as exc:
-            raise FramingError(f"bad event-stream frame: {exc}") from None
-    if leftover > 0:
-        raise FramingError(f"event stream ended inside a frame ({leftover} bytes left over)")
+    return _aiter_framer(EventStreamFramer(), chunks)
 
 
 def aiter_framed(framing: str, response: httpx.Response) -> AsyncIterator[WireEvent]:
     """Decode ``response``'s body with the decoder for ``framing`` (see ``Framing``).
 
-    SSE and NDJSON read ``response.aiter_text()`` (UTF-8 split across reads is handled by
-    httpx's incremental decoder); event streams read ``response.aiter_bytes()``.
-
     Raises:
         ValueError: for an unknown framing name.
     """
-    if framing == "sse":
-        return aiter_sse(response.aiter_text())
-    if framing == "ndjson":
-        return aiter_ndjson(response.aiter_text())
-    if framing == "eventstream":
-        return aiter_eventstream(response.aiter_bytes())
-    raise ValueError(f"unknown framing {framing!r}")
+    return _aiter_framer(new_framer(framing), response.aiter_bytes())

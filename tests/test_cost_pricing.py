@@ -294,7 +294,7 @@ def test_record_field_documented() -> None:
     assert "cost_mismatch" in FIELD_NAMES and "5%" in FIELD_DOCS["cost_mismatch"][1]
 
 
-async def test_provider_cost_stored_beside_computed_and_flagged(replay: ReplayServer) -> None:
+async def test_provider_charge_is_the_cost_estimate_beside_it(replay: ReplayServer) -> None:
     def script(cost: float) -> Script:
         return Script(
             reads=[
@@ -329,10 +329,15 @@ async def test_provider_cost_stored_beside_computed_and_flagged(replay: ReplaySe
             make_target(replay.add("or_differ", script(0.0012)), **prices), client
         )
     assert agree.status == "ok", agree.error_message
-    assert close(agree.cost_usd, 0.000837) and agree.provider_cost_usd == 0.000837
-    assert agree.cost_mismatch is False and agree.cost_source == "config"
-    assert close(differ.cost_usd, 0.000837) and differ.provider_cost_usd == 0.0012
-    assert differ.cost_mismatch is True
+    # What the provider charged is the cost; the price table's estimate is kept beside it.
+    assert agree.cost_usd == pytest.approx(0.000837, abs=1e-10)
+    assert agree.provider_cost_usd == 0.000837 and agree.cost_source == "provider"
+    assert agree.cost_estimate_usd == pytest.approx(0.000837, abs=1e-10)
+    assert agree.cost_mismatch is False
+    # A disagreement: cost_usd is the charge (naive: the estimate 0.000837), flagged.
+    assert differ.cost_usd == pytest.approx(0.0012, abs=1e-10)
+    assert differ.cost_estimate_usd == pytest.approx(0.000837, abs=1e-10)
+    assert differ.cost_source == "provider" and differ.cost_mismatch is True
 
 
 def test_migration_adds_the_mismatch_column_to_an_old_database(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from probes.config import ResolvedTarget
+from probes.errors import ErrorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,15 @@ class ProviderError:
     code: str | int | None = None
     retry_after_s: float | None = None
 
+    def label(self) -> str:
+        """``type=… code=…`` (what the provider said it was), or "" when it sent neither."""
+        parts = []
+        if self.type:
+            parts.append(f"type={self.type}")
+        if self.code is not None and str(self.code) != self.type:
+            parts.append(f"code={self.code}")
+        return " ".join(parts)
+
 
 @dataclass(slots=True)
 class ParsedEvent:
@@ -75,6 +85,15 @@ class ParsedEvent:
         provider_cost_usd: the provider's own charge for the request.
         server_timings_ms: provider-reported timings in ms, keys ``queue``, ``load``,
             ``prefill``, ``decode``, ``total``.
+        response_model: the model that actually answered, as the stream names it (OpenAI
+            ``model``, Responses ``response.model``, Anthropic ``message.model``, Gemini
+            ``modelVersion``, Ollama ``model``); routers and aliases differ from the request.
+        stop_kind: an outcome the provider's documented stop reason decides, reported once the
+            stream completes (usage after it is still read): ``content_filter`` (a policy
+            filter stopped the answer), ``safety_block`` (the prompt was blocked),
+            ``model_loading`` (the server answered that it is loading the model).
+        opaque_reasoning: the event carries reasoning the provider does not show (an Anthropic
+            ``redacted_thinking`` block): a token event without text.
     """
 
     answer: str = ""
@@ -89,11 +108,14 @@ class ParsedEvent:
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
     server_timings_ms: dict[str, float] = field(default_factory=dict)
+    response_model: str | None = None
+    stop_kind: ErrorKind | None = None
+    opaque_reasoning: bool = False
 
     @property
     def has_token(self) -> bool:
-        """True when the event carries a generated token of any channel (metrics.md §2)."""
-        return bool(self.answer or self.reasoning or self.tool_call)
+        """True when the event carries a generated token of any channel (docs/metrics.md)."""
+        return bool(self.answer or self.reasoning or self.tool_call or self.opaque_reasoning)
 
 
 @dataclass(frozen=True, slots=True)

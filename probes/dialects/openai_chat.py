@@ -27,6 +27,11 @@ from probes.dialects.base import (
     json_or_none,
     load_json_object,
 )
+from probes.errors import ErrorKind
+
+#: ``finish_reason`` values a policy filter sends when it stopped the answer (OpenAI and
+#: Azure ``content_filter``); the probe's outcome is ``content_filter``, not a plain ok.
+FILTER_FINISH_REASONS = frozenset({"content_filter"})
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -126,6 +131,9 @@ class OpenAIChatParser:
             out.request_id = chunk["id"]
         if isinstance(chunk.get("provider"), str):
             out.upstream_provider = chunk["provider"]
+        model = chunk.get("model")
+        if isinstance(model, str) and model:  # Azure annotation chunks carry model ""
+            out.response_model = model
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -135,6 +143,8 @@ class OpenAIChatParser:
                     out.finish_reason = str(choice["finish_reason"])
                     if out.finish_reason == "error" and out.error is None:
                         out.error = ProviderError("finish_reason 'error'", type="error")
+                    elif out.finish_reason in FILTER_FINISH_REASONS:
+                        out.stop_kind = ErrorKind.CONTENT_FILTER
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     self._read_delta(delta, out)
