@@ -64,12 +64,26 @@ ERROR_KIND_DOCS: dict[ErrorKind, str] = {
     ErrorKind.DEADLINE: "the whole probe exceeded timeout_s",
     ErrorKind.AUTH: "HTTP 401/403: missing, wrong or unauthorised API key",
     ErrorKind.MODEL_NOT_FOUND: "HTTP 404: unknown model, deployment or path",
-    ErrorKind.PROBE_CONFIG: "HTTP 400/422 caused by the probe's own request, not downtime",
-    ErrorKind.RATE_LIMITED: "HTTP 429; retry_after_s keeps the server's Retry-After",
-    ErrorKind.OVERLOADED: "HTTP 529 or 503, or an overloaded_error: transient capacity shortage",
-    ErrorKind.SERVER_ERROR: "HTTP 5xx other than 503/529",
+    ErrorKind.PROBE_CONFIG: (
+        "HTTP 400/413/422, or an in-stream error naming our request (invalid_request_error, "
+        "validationException, exceed_context_size_error): the probe's own fault, not downtime"
+    ),
+    ErrorKind.RATE_LIMITED: (
+        "HTTP 429, or rate limiting in the stream (rate_limit_error, throttlingException, "
+        "RESOURCE_EXHAUSTED); retry_after_s keeps the server's Retry-After"
+    ),
+    ErrorKind.OVERLOADED: (
+        "HTTP 529 or 503, or an overload in the stream (overloaded_error, "
+        "serviceUnavailableException, UNAVAILABLE): transient capacity shortage"
+    ),
+    ErrorKind.SERVER_ERROR: (
+        "HTTP 5xx other than 503/529, or a server error in the stream (api_error, "
+        "server_error, internalServerException, an OpenRouter error.code 5xx)"
+    ),
     ErrorKind.HTTP_ERROR: "another non-2xx HTTP status",
-    ErrorKind.STREAM_ERROR: "an error object arrived inside a 200 stream",
+    ErrorKind.STREAM_ERROR: (
+        "an error object inside a 200 stream whose documented type or code names no other kind"
+    ),
     ErrorKind.TRUNCATED: "the stream ended without the API's terminal marker",
     ErrorKind.EMPTY_RESPONSE: "the stream completed but carried no generated token",
     ErrorKind.BAD_FORMAT: "the body was not the expected format (HTML, JSON, NDJSON, bad JSON)",
@@ -104,6 +118,20 @@ class Side(StrEnum):
     """The provider answered as designed but the probe is no latency sample (a policy block, a
     model still loading): neither success nor failure, never downtime."""
 
+
+#: One line per side, for docs and ``inferwatch check-config --error-kinds``.
+SIDE_DOCS: dict[Side, str] = {
+    Side.PROVIDER: (
+        "the provider's failure: counts toward down (connect-level kinds only once another "
+        "host answers; dropped while the monitor is blind)"
+    ),
+    Side.OURS: "our configuration or our bug: never downtime",
+    Side.MONITOR: "the monitor's own side (its resolver): never provider downtime",
+    Side.NEUTRAL: (
+        "the provider answered as designed (a policy block, a model loading): neither success "
+        "nor failure, never downtime"
+    ),
+}
 
 SIDES: dict[ErrorKind, Side] = {
     ErrorKind.DNS: Side.OURS,

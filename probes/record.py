@@ -207,7 +207,7 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
 
 def fields_markdown() -> str:
     """The CSV/JSON field reference as Markdown (``docs/fields.md`` is this text; a test checks)."""
-    from probes.errors import ERROR_KIND_DOCS
+    from probes.errors import ERROR_KIND_DOCS, SIDE_DOCS, SIDES
 
     lines = [
         "# Probe record fields",
@@ -224,9 +224,17 @@ def fields_markdown() -> str:
     for name in FIELD_NAMES:
         unit, doc = FIELD_DOCS[name]
         lines.append(f"| `{name}` | {unit} | {doc} |")
-    lines += ["", "## Error kinds", "", "| error_kind | meaning |", "| --- | --- |"]
+    lines += [
+        "",
+        "## Error kinds",
+        "",
+        "Each kind is on one side, which decides what it means for uptime (docs/uptime.md):",
+        "",
+    ]
+    lines += [f"* **{side.value}**: {doc}" for side, doc in SIDE_DOCS.items()]
+    lines += ["", "| error_kind | side | meaning |", "| --- | --- | --- |"]
     for kind, doc in ERROR_KIND_DOCS.items():
-        lines.append(f"| `{kind.value}` | {doc} |")
+        lines.append(f"| `{kind.value}` | {SIDES[kind].value} | {doc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -271,5 +271,3 @@ def test_timeout_table(
         phase, has_token=has_token, terminal_seen=terminal, total_deadline_reached=total
     )
     assert result == kind
-
-
