@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from probes.config import parse_config  # noqa: E402
-from probes.simulator import SimProfile, SimulatorProcess  # noqa: E402
+from probes.config import parse_config
+from probes.simulator import SimProfile, SimulatorProcess
 
 try:  # the client factory moved to probes.transport (issue 9); older trees have it in runner
-    from probes.transport import make_client  # noqa: E402
+    from probes.transport import make_client
 except ImportError:  # pragma: no cover - for before/after comparisons only
-    from probes.runner import make_client  # type: ignore[attr-defined,no-redef]  # noqa: E402
-from probes.runner import run_probe  # noqa: E402
+    from probes.runner import make_client  # type: ignore[attr-defined,no-redef]
+from probes.runner import run_probe
 
 
 async def measure(probes: int, tokens: int, profile: bool) -> None:

@@ -26,7 +26,6 @@ class ProbeRecord:
     provider: str
     model: str
     status: Status
-    response_model: str | None = None
     error_kind: str | None = None
     http_status: int | None = None
     error_message: str | None = None
@@ -49,20 +48,15 @@ class ProbeRecord:
     finish_reason: str | None = None
     cost_usd: float | None = None
     cost_source: str | None = None
-    cost_estimate_usd: float | None = None
     provider_cost_usd: float | None = None
     cost_mismatch: bool | None = None
     request_id: str | None = None
     upstream_provider: str | None = None
     conn_reused: bool | None = None
-    dns_ms: float | None = None
-    connect_ms: float | None = None
-    tls_ms: float | None = None
     buffered: bool = False
     reasoning_hidden: bool = False
     no_visible_output: bool = False
     usage_inconsistent: bool = False
-    cold_load: bool = False
     retry_after_s: float | None = None
     ratelimit_remaining_requests: int | None = None
     ratelimit_remaining_tokens: int | None = None
@@ -73,6 +67,13 @@ class ProbeRecord:
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
+    # Issue 9 (appended: the column order is public, docs/fields.md).
+    response_model: str | None = None
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    cost_estimate_usd: float | None = None
+    cold_load: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -37,9 +37,10 @@ from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
 from probes.sse import FramingError, WireEvent, accepts_content_type, new_framer
+from probes.timestamps import iso, utc_now
 from probes.transport import ConnectionPhases, make_client, tracking, warm_up
 
-__all__ = ["iso_utc", "make_client", "record_to_json", "run_probe", "utc_now"]
+__all__ = ["make_client", "record_to_json", "run_probe"]
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_GRACE_S = 1.0
@@ -49,16 +50,6 @@ DNS_BUDGET_SHARE = 0.25
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, UTC; read once per probe as its time of record."""
-    return datetime.now(UTC)
-
-
-def iso_utc(when: datetime) -> str:
-    """Format a UTC datetime as ISO 8601 with milliseconds and ``Z`` (sortable as text)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 class _ProbeFailed(Exception):
@@ -140,7 +131,7 @@ async def run_probe(
     api_key = target.api_key()
     secrets = (api_key,) if api_key else ()
     record = ProbeRecord(
-        started_at=iso_utc(started),
+        started_at=iso(started),
         target=target.name,
         provider=target.config.provider,
         model=target.config.model,

@@ -10,6 +10,7 @@ loss can drop the last commits).
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlite_utils import Migrations
 
 from probes.record import FIELD_NAMES, ProbeRecord
 from store import histogram
+from store.tally import UNKNOWN_KIND
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -234,6 +236,25 @@ def m006_numbers(db: sqlite_utils.Database) -> None:
             db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
     if "cold_load" not in columns:
         db["probes"].add_column("cold_load", int)  # type: ignore[union-attr]
+
+
+@migrations()
+def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
+    """A failure without an error kind is counted as ``unknown`` (``store.tally.UNKNOWN_KIND``)
+    by every summary; rollup rows written before counted it as ``error``: rename that key."""
+    for table in ROLLUP_TABLES:
+        rows = db.conn.execute(
+            f"SELECT bucket, target, errors FROM {table} WHERE errors LIKE '%\"error\":%'"
+        ).fetchall()
+        for bucket, target, errors in rows:
+            counts: dict[str, int] = json.loads(errors)
+            if "error" not in counts:
+                continue
+            counts[UNKNOWN_KIND] = counts.get(UNKNOWN_KIND, 0) + counts.pop("error")
+            db.execute(
+                f"UPDATE {table} SET errors = ? WHERE bucket = ? AND target = ?",
+                [json.dumps(counts, separators=(",", ":"), sort_keys=True), bucket, target],
+            )
 
 
 def default_db_path() -> Path:

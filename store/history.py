@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from probes.record import ProbeRecord
+from probes.timestamps import iso, parse_iso
 from store.db import record_row, write_transaction
 from store.health import State
 from store.outage import (
@@ -46,16 +47,6 @@ PROBER_GAP_AFTER_S = 10.0
 KNOWN_STATES = frozenset({State.UP, State.DEGRADED, State.DOWN})
 #: States that count as available.
 AVAILABLE_STATES = frozenset({State.UP, State.DEGRADED})
-
-
-def iso(when: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``: the stored timestamp format."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-def parse_iso(text: str) -> datetime:
-    """Parse a stored UTC timestamp."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def host_of(base_url: str) -> str:

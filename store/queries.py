@@ -22,7 +22,6 @@ changed since its previous read (see its docstring): that is most of the dashboa
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
@@ -32,7 +31,7 @@ from typing import Any
 
 import sqlite_utils
 
-from store import histogram
+from probes.timestamps import iso, parse_iso
 from store.control import ProberStatus, prober_status, published_targets
 from store.db import open_db
 from store.health import State, Verdict, verdict
@@ -41,14 +40,12 @@ from store.history import (
     PersistedState,
     Uptime,
     blind_status,
-    iso,
     monitor_gaps,
-    parse_iso,
     persisted_states,
     uptime,
 )
-from store.rollups import get_bookmark
-from store.stats import median, percentile
+from store.rollups import BUCKET_S, get_bookmark
+from store.tally import TALLY_COLUMNS, Tally, WindowFigures, tally_rows
 
 __all__ = [
     "Incident",
@@ -59,8 +56,6 @@ __all__ = [
     "TargetDetail",
     "TargetSummary",
     "Trend",
-    "iso",
-    "parse_iso",
     "recent_incidents",
     "snapshot",
     "summarize",
@@ -77,8 +72,6 @@ UPTIME_WINDOWS_S: dict[str, float] = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 
 SERIES_POINTS = 120
 #: Time buckets of the per-target trend in the overview (the detail screen asks for more).
 TREND_BUCKETS = 48
-#: Values kept to draw a distribution from rollups (spread over the merged histogram).
-SAMPLE_POINTS = 100
 #: States that make an incident worth listing in the incidents panel.
 PROBLEM_STATES: tuple[State, ...] = (State.DEGRADED, State.DOWN)
 
@@ -126,8 +119,8 @@ class TargetSummary:
     ``ttft_series_ms`` is per probe for raw windows and the mean per hour (per day beyond
     2 days) for rollup windows; ``trend`` is the same window in equal time buckets
     (:func:`trend_buckets`). ``ttft_values_ms`` / ``total_values_ms`` are the raw values, or
-    for rollup windows up to :data:`SAMPLE_POINTS` values spread over the merged histogram's
-    quantiles (the same shape); ``tps_values`` only for raw windows. ``uptime`` maps
+    for rollup windows up to :data:`store.tally.SAMPLE_POINTS` values spread over the merged
+    histogram's quantiles (the same shape); ``tps_values`` only for raw windows. ``uptime`` maps
     ``24h``/``7d``/``30d`` to :class:`store.history.Uptime`; ``window_uptime`` is the uptime
     over the window itself.
     ``computed_at`` is when the window figures were computed: copies that only move ages
@@ -206,12 +199,9 @@ _LAST_COLUMNS = (
     "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
 
-_RAW_SQL = (
-    "SELECT target, started_at, status, error_kind, error_message, ttft_ms, total_ms, "
-    "decode_tps, cost_usd, input_tokens, cache_read_tokens, ratelimit_remaining_requests, "
-    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s "
-    "FROM probes WHERE started_at >= ?"
-)
+#: A window's raw rows: the tally's columns, then the target and the newest probe's fields.
+_RAW_SQL = f"SELECT {TALLY_COLUMNS}, target, {_LAST_COLUMNS} FROM probes WHERE started_at >= ?"
+_RAW_TARGET = 9
 
 
 def _in(column: str, names: Collection[str] | None) -> tuple[str, list[Any]]:
@@ -341,38 +331,31 @@ def _from_raw(
     rows_by: dict[str, list[tuple[Any, ...]]] = {}
     where, params = _in("target", names)
     for row in db.conn.execute(_RAW_SQL + where + " ORDER BY started_at", [since, *params]):
-        rows_by.setdefault(row[0], []).append(row)
+        rows_by.setdefault(row[_RAW_TARGET], []).append(row)
     for name, rows in rows_by.items():
         s = out.get(name)
         if s is None:
             continue
-        s.count = len(rows)
-        failed = Counter(str(r[3]) for r in rows if r[2] != "ok")
-        s.errors = sum(failed.values())
-        s.errors_by_kind = dict(failed)
-        s.error_rate = s.errors / s.count
-        if failed:
-            s.top_error_kind = failed.most_common(1)[0][0]
-        ok = [r for r in rows if r[2] == "ok"]
-        ttft = sorted(float(r[5]) for r in ok if r[5] is not None)
-        total = sorted(float(r[6]) for r in ok if r[6] is not None)
-        tps = sorted(float(r[7]) for r in ok if r[7] is not None)
-        s.ttft_values_ms, s.total_values_ms, s.tps_values = ttft, total, tps
-        s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = (percentile(ttft, q) for q in (50, 95, 99))
-        s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = (
-            percentile(total, q) for q in (50, 95, 99)
-        )
-        s.decode_tps_p50 = median(tps)
-        costs = [float(r[8]) for r in ok if r[8] is not None]
-        s.cost_per_request_usd = sum(costs) / len(costs) if costs else None
-        cached = [r for r in ok if r[9] and r[10] is not None]
-        if cached:
-            s.cache_hit_share = sum(int(r[10]) for r in cached) / sum(int(r[9]) for r in cached)
-        _set_last(s, rows[-1][1:6] + rows[-1][11:15], now)
+        _set_figures(s, tally_rows(rows, exact=True).figures())
+        _set_last(s, rows[-1][_RAW_TARGET + 1 :], now)
         s.ttft_series_ms = [
-            float(r[5]) if r[2] == "ok" and r[5] is not None else None
+            float(r[2]) if r[0] == "ok" and r[2] is not None else None
             for r in rows[-SERIES_POINTS:]
         ]
+
+
+def _set_figures(s: TargetSummary, f: WindowFigures) -> None:
+    """Copy a window's figures into the summary."""
+    s.count, s.errors, s.error_rate = f.count, f.errors, f.error_rate
+    s.errors_by_kind, s.top_error_kind = dict(f.errors_by_kind), f.top_error_kind
+    s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = f.ttft_p50_ms, f.ttft_p95_ms, f.ttft_p99_ms
+    s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = f.total_p50_ms, f.total_p95_ms, f.total_p99_ms
+    s.decode_tps_p50 = f.decode_tps_p50
+    s.cost_per_request_usd, s.cache_hit_share = f.cost_per_request_usd, f.cache_hit_share
+    s.ttft_values_ms = list(f.ttft_values_ms)
+    s.total_values_ms = list(f.total_values_ms)
+    s.tps_values = list(f.tps_values)
+    s.from_rollups = f.from_rollups
 
 
 def _set_last(s: TargetSummary, row: Sequence[Any], now: datetime) -> None:
@@ -470,41 +453,6 @@ SETTLE_S = 600.0
 
 
 @dataclass(slots=True)
-class _Sums:
-    """Counts, sums and histograms of one target over some rollup rows and raw probes."""
-
-    probes: int = 0
-    ok: int = 0
-    cost: float = 0.0
-    cost_n: int = 0
-    cache: int = 0
-    cache_in: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    ttft: dict[str, int] = field(default_factory=dict)
-    total: dict[str, int] = field(default_factory=dict)
-    tps: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: _Sums) -> None:
-        """Add ``other`` into this one (``other`` is left as it is). Histogram keys are
-        bucket indices as text (as in the stored JSON)."""
-        self.probes += other.probes
-        self.ok += other.ok
-        self.cost += other.cost
-        self.cost_n += other.cost_n
-        self.cache += other.cache
-        self.cache_in += other.cache_in
-        for mine, theirs in (
-            (self.errors, other.errors),
-            (self.ttft, other.ttft),
-            (self.total, other.total),
-            (self.tps, other.tps),
-        ):
-            get = mine.get
-            for k, n in theirs.items():
-                mine[k] = get(k, 0) + n
-
-
-@dataclass(slots=True)
 class RollupCache:
     """The sums of the settled rollup terms of the last long-window summary, for reuse.
 
@@ -519,7 +467,7 @@ class RollupCache:
     key: tuple[Term, ...] = ()
     bookmark: int = -1
     edge: str = ""
-    sums: dict[str, _Sums] = field(default_factory=dict)
+    sums: dict[str, Tally] = field(default_factory=dict)
 
 
 def _split(terms: list[Term], cut: datetime) -> tuple[list[Term], list[Term]]:
@@ -527,7 +475,7 @@ def _split(terms: list[Term], cut: datetime) -> tuple[list[Term], list[Term]]:
     settled: list[Term] = []
     live: list[Term] = []
     for table, lo, hi, sign in terms:
-        edge = iso(_floor(cut, _BUCKET_S[table]))
+        edge = iso(_floor(cut, BUCKET_S[table]))
         if lo < edge:
             settled.append((table, lo, hi if hi is not None and hi <= edge else edge, sign))
         if hi is None or hi > edge:
@@ -535,19 +483,15 @@ def _split(terms: list[Term], cut: datetime) -> tuple[list[Term], list[Term]]:
     return settled, live
 
 
-_BUCKET_S = {"rollup_minute": 60, "rollup_hour": 3600, "rollup_day": 86400}
-
-
-def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums]:
-    """Per-target sums of the rollup rows of ``terms`` (signed; keys of the histograms and
-    error counts stay JSON text keys).
+def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, Tally]:
+    """Per-target tallies of the rollup rows of ``terms`` (signed).
 
     SQLite sums the counters and concatenates each target's JSON histograms into one array,
     so Python parses one text per target and column and adds the objects up. That is ~2.5x
     faster here than ``json_each`` with ``GROUP BY target, key`` in SQLite, whose sort of
     every histogram key (~500 ns each) was most of a long window's cost.
     """
-    acc: dict[str, _Sums] = {}
+    acc: dict[str, Tally] = {}
     if not terms:
         return acc
     union, params = _union(
@@ -566,25 +510,19 @@ def _read_terms(db: sqlite_utils.Database, terms: list[Term]) -> dict[str, _Sums
         params,
     ):
         name, sign, probes, ok, cost, cost_n, cache, cache_in, errors, ttft, total, tps = row
-        a = acc.get(name)
-        if a is None:
-            a = acc[name] = _Sums()
-        a.probes += sign * probes
-        a.ok += sign * ok
-        a.cost += sign * (cost or 0.0)
-        a.cost_n += sign * (cost_n or 0)
-        a.cache += sign * (cache or 0)
-        a.cache_in += sign * (cache_in or 0)
-        for text, into in ((errors, a.errors), (ttft, a.ttft), (total, a.total), (tps, a.tps)):
-            if not text:  # every row NULL: group_concat gives NULL
-                continue
-            for counts in json.loads(text):
-                if not into and sign > 0:
-                    into.update(counts)  # the first object: a copy, no per-key adds
-                    continue
-                get = into.get
-                for k, n in counts.items():
-                    into[k] = get(k, 0) + sign * n
+        t = acc.get(name)
+        if t is None:
+            t = acc[name] = Tally()
+        t.probes += sign * probes
+        t.ok += sign * ok
+        t.cost_usd += sign * (cost or 0.0)
+        t.cost_n += sign * (cost_n or 0)
+        t.cache_read_tokens += sign * (cache or 0)
+        t.cache_input_tokens += sign * (cache_in or 0)
+        t.add_json(t.errors, errors, sign)
+        t.add_json(t.ttft, ttft, sign)
+        t.add_json(t.total, total, sign)
+        t.add_json(t.tps, tps, sign)
     return acc
 
 
@@ -601,7 +539,7 @@ def _from_rollups(
         return
     first = iso(_ceil(start, 60))
     bookmark = get_bookmark(db)
-    oldest = {t: db.conn.execute(f"SELECT min(bucket) FROM {t}").fetchone()[0] for t in _BUCKET_S}
+    oldest = {t: db.conn.execute(f"SELECT min(bucket) FROM {t}").fetchone()[0] for t in BUCKET_S}
     terms = rollup_segments(start, oldest)
     settled, live = _split(terms, now - timedelta(seconds=SETTLE_S))
     edge = iso(now - timedelta(seconds=SETTLE_S))
@@ -622,62 +560,28 @@ def _from_rollups(
             cache.sums = settled_sums
     acc = _read_terms(db, live)  # fresh: added into; the settled sums may be cached
     for name, sums in settled_sums.items():
-        a = acc.get(name)
-        if a is None:
-            a = acc[name] = _Sums()
-        a.add(sums)
+        t = acc.get(name)
+        if t is None:
+            t = acc[name] = Tally()
+        t.add(sums)
     # Probes not rolled up yet (normally the last few seconds): a rowid range, not the
     # started_at index (the unary + keeps the planner off it).
-    tail = db.conn.execute(
-        "SELECT target, status, error_kind, ttft_ms, total_ms, decode_tps, cost_usd, "
-        "input_tokens, cache_read_tokens FROM probes NOT INDEXED "
-        "WHERE id > ? AND +started_at >= ?",
+    tail: dict[str, list[tuple[Any, ...]]] = {}
+    for row in db.conn.execute(
+        f"SELECT {TALLY_COLUMNS}, target FROM probes NOT INDEXED WHERE id > ? AND +started_at >= ?",
         [bookmark, first],
-    ).fetchall()
-    for name, status, kind, ttft, total, tps, cost, inp, cache_read in tail:
-        a = acc.get(name)
-        if a is None:
-            a = acc[name] = _Sums()
-        a.probes += 1
-        if status != "ok":
-            key = kind or "error"
-            a.errors[key] = a.errors.get(key, 0) + 1
-            continue
-        a.ok += 1
-        for into, value in ((a.ttft, ttft), (a.total, total), (a.tps, tps)):
-            if value is not None and value == value:
-                k = str(histogram.bucket_index(value))
-                into[k] = into.get(k, 0) + 1
-        if cost is not None:
-            a.cost += cost
-            a.cost_n += 1
-        if inp and cache_read is not None:
-            a.cache += cache_read
-            a.cache_in += inp
-    for name, a in acc.items():
+    ):
+        tail.setdefault(row[-1], []).append(row)
+    for name, rows in tail.items():
+        t = acc.get(name)
+        if t is None:
+            t = acc[name] = Tally()
+        t.add_rows(rows)
+    for name, t in acc.items():
         s = out.get(name)
-        if s is None or a.probes <= 0:
+        if s is None or t.probes <= 0:
             continue
-        s.from_rollups = True
-        s.count = a.probes
-        s.errors = s.count - a.ok
-        s.errors_by_kind = {k: n for k, n in a.errors.items() if n > 0}
-        s.error_rate = s.errors / s.count
-        if s.errors_by_kind:
-            s.top_error_kind = Counter(s.errors_by_kind).most_common(1)[0][0]
-        # Bucket keys back to integers; a subtracted edge may have emptied some buckets.
-        ttft = {int(k): n for k, n in a.ttft.items() if n > 0}
-        total = {int(k): n for k, n in a.total.items() if n > 0}
-        tps = {int(k): n for k, n in a.tps.items() if n > 0}
-        s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms = histogram.quantiles(ttft, (50, 95, 99))
-        s.total_p50_ms, s.total_p95_ms, s.total_p99_ms = histogram.quantiles(total, (50, 95, 99))
-        s.decode_tps_p50 = histogram.quantile(tps, 50)
-        s.cost_per_request_usd = a.cost / a.cost_n if a.cost_n else None
-        s.cache_hit_share = a.cache / a.cache_in if a.cache_in else None
-        s.ttft_values_ms = histogram.sample(ttft, SAMPLE_POINTS)
-        # Sampling costs ~70 µs per histogram and target; TPS samples are only drawn for
-        # raw windows (nothing draws a TPS distribution from rollups).
-        s.total_values_ms = histogram.sample(total, SAMPLE_POINTS)
+        _set_figures(s, t.figures())
     _series_from_rollups(db, out, start, window_s)
 
 

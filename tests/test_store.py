@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 
 from probes.record import FIELD_NAMES, ProbeRecord
+from probes.timestamps import iso
 from store import control
 from store.db import insert_probe, open_db
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import iso, snapshot, summarize
+from store.queries import snapshot, summarize
 from store.stats import percentile
+from tests.public_schema import PUBLIC_COLUMNS
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -147,7 +149,7 @@ def test_csv_export_round_trips_and_neutralises_formulas(tmp_path: Path) -> None
     out = io.StringIO(newline="")
     assert write_csv(iter_rows(db, ExportFilter()), out) == 3
     rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
-    assert list(rows[0]) == list(FIELD_NAMES)
+    assert tuple(rows[0]) == PUBLIC_COLUMNS
     assert rows[1]["error_message"] == NASTY  # commas, quotes, newline kept
     assert rows[2]["error_message"].startswith("'=")  # formula neutralised
     assert rows[0]["conn_reused"] == "true" and rows[0]["error_kind"] == ""

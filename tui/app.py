@@ -30,6 +30,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from probes.config import Config
+from probes.timestamps import file_stamp
 from store import control
 from store.db import open_db
 from store.health import State
@@ -455,7 +456,7 @@ class InferwatchApp(App[None]):
         """Export the window's probes (the detail's target, or the filtered targets)."""
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
-        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        stamp = file_stamp(self.clock())
         label = name or "all"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"
