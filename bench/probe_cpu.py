@@ -32,6 +32,22 @@ except ImportError:  # pragma: no cover - for before/after comparisons only
 from probes.runner import run_probe
 
 
+#: Path fragment -> layer name, for the profile's breakdown.
+LAYERS = {
+    "/probes/": "inferwatch (probes/)",
+    "/httpx_sse/": "httpx-sse",
+    "/httpx/": "httpx",
+    "/httpcore/": "httpcore",
+    "/h11/": "h11",
+    "/anyio/": "anyio",
+    "/sniffio/": "sniffio",
+    "/genai_prices/": "genai-prices",
+    "asyncio": "asyncio (event loop)",
+    "json": "json",
+    "importlib": "importlib (imports)",
+}
+
+
 async def measure(probes: int, tokens: int, profile: bool) -> None:
     sim_profile = SimProfile(
         "cpu", ttft_ms=5, tps=500, ttft_sigma=0, tps_sigma=0, output_tokens=tokens
@@ -64,7 +80,26 @@ async def measure(probes: int, tokens: int, profile: bool) -> None:
         f"({cpu / probes / tokens * 1e6:.0f} us per token), wall {wall:.1f} s"
     )
     if profiler:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(25)
+        # Own time by package: which layer a probe's CPU goes to (profiler overhead included).
+        by_layer: dict[str, list[float]] = {}
+        total_calls = 0
+        for (path, _, func), (_, ncalls, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+            total_calls += ncalls
+            if func == "<method 'poll' of 'select.epoll' objects>":
+                continue  # waiting, not working
+            layer = next((k for k in LAYERS if k in path), "other")
+            by_layer.setdefault(layer, [0.0, 0])
+            by_layer[layer][0] += tottime
+            by_layer[layer][1] += ncalls
+        work = sum(v[0] for v in by_layer.values())
+        print(f"function calls per probe: {total_calls / (probes + 5):.0f}")
+        for layer, (seconds, calls) in sorted(by_layer.items(), key=lambda kv: -kv[1][0]):
+            print(
+                f"  {LAYERS.get(layer, layer):<28} {seconds / work:6.1%} of the work, "
+                f"{calls / (probes + 5):7.0f} calls per probe"
+            )
 
 
 if __name__ == "__main__":

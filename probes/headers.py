@@ -7,6 +7,7 @@ RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,9 +34,11 @@ def parse_duration_s(value: str) -> float | None:
     """Parse a Go-style duration (``1s``, ``6m0s``, ``12ms``, ``1h2m``) or plain seconds."""
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     parts = _DURATION_PART.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return None

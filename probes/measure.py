@@ -99,7 +99,8 @@ class StreamMeasurement:
         self.upstream_provider = event.upstream_provider or self.upstream_provider
         if event.provider_cost_usd is not None:
             self.provider_cost_usd = event.provider_cost_usd
-        self.server_timings_ms.update(event.server_timings_ms)
+        if event.server_timings_ms:
+            self.server_timings_ms.update(event.server_timings_ms)
         if event.response_model:
             self.response_model = event.response_model
         if event.stop_kind is not None:

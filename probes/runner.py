@@ -44,6 +44,10 @@ __all__ = ["make_client", "record_to_json", "run_probe"]
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_GRACE_S = 1.0
+#: Precision of the stall deadline (see ``_read_response``): at most this, ...
+_STALL_SLACK_S = 0.5
+#: ... or this share of stall_timeout_s when that is shorter.
+_STALL_SLACK_SHARE = 0.05
 #: Share of the probe's first-token budget that name resolution may use: a slow resolver
 #: then ends as ``dns_timeout`` (the monitor's side), not as a connect timeout.
 DNS_BUDGET_SHARE = 0.25
@@ -305,14 +309,23 @@ async def _read_response(
         )
 
     framer = new_framer(framing)
+    # Moving the deadline is a timer-heap operation; doing it for every token was a visible
+    # share of a probe's CPU. The stall deadline is pushed out only when a token arrives after
+    # the scheduled one minus this slack, and then to ``last token + stall + slack``: a stall is
+    # detected between stall_timeout_s and stall_timeout_s + slack after the last token.
+    slack = min(_STALL_SLACK_S, _STALL_SLACK_SHARE * stall_timeout)
 
     def rearm(now: float) -> None:
         last = meas.t_last_token
         if last is None:
-            progress_deadline = loop.time() + first_token_timeout - (now - meas.t0)
-        else:
-            progress_deadline = loop.time() + stall_timeout - (now - last)
-        deadline_cm.reschedule(min(total_deadline, progress_deadline))
+            deadline_cm.reschedule(
+                min(total_deadline, loop.time() + first_token_timeout - (now - meas.t0))
+            )
+            return
+        progress_deadline = loop.time() + stall_timeout - (now - last)
+        scheduled = deadline_cm.when()
+        if scheduled is None or progress_deadline > scheduled or len(meas.token_times) == 1:
+            deadline_cm.reschedule(min(total_deadline, progress_deadline + slack))
 
     def handle(item: WireEvent, now: float) -> None:
         if item.kind == "comment":

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 from botocore.eventstream import EventStreamBuffer, ParserError
@@ -53,8 +52,7 @@ def accepts_content_type(framing: str, content_type: str) -> bool:
     return any(ct in lowered for ct in FRAMING_CONTENT_TYPES.get(framing, ()))
 
 
-@dataclass(frozen=True, slots=True)
-class WireEvent:
+class WireEvent(NamedTuple):
     """One item of a stream, as the parser hands it over.
 
     Attributes:
@@ -112,16 +110,17 @@ class SSEFramer:
         return out
 
     def _line(self, line: str, read_index: int, out: list[WireEvent]) -> None:
-        if line.startswith(":"):
-            out.append(WireEvent("comment", "", line[1:].strip(), read_index))
-            return
-        if line.startswith("error:"):
-            # Non-standard llama.cpp field: keep it as an error event rather than lose it.
-            out.append(WireEvent("event", "error", line[6:].strip(), read_index))
-            return
-        if line and not line.startswith("data:"):
-            name = line.partition(":")[0]
-            if name not in _SSE_FIELDS and (self._raw or line.lstrip().startswith(("{", "["))):
+        if line and not line.startswith("data:"):  # data lines and blank lines go straight on
+            if line[0] == ":":
+                out.append(WireEvent("comment", "", line[1:].strip(), read_index))
+                return
+            if line.startswith("error:"):
+                # Non-standard llama.cpp field: keep it as an error event rather than lose it.
+                out.append(WireEvent("event", "error", line[6:].strip(), read_index))
+                return
+            if (self._raw or line.lstrip().startswith(("{", "["))) and line.partition(":")[
+                0
+            ] not in _SSE_FIELDS:
                 self._raw.append(line)
                 return
         if self._raw:

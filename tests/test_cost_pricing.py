@@ -357,3 +357,25 @@ def test_migration_adds_the_mismatch_column_to_an_old_database(
     assert "cost_mismatch" in db["probes"].columns_dict
     assert "effective_interval_s" in db["targets"].columns_dict
     db.close()
+
+
+def test_provider_charge_is_the_cost_even_without_usage() -> None:
+    # An OpenRouter chunk can carry usage.cost while the token counts are missing: the charge
+    # is still what the request cost; there is nothing to estimate or compare.
+    target = parse_config(
+        '[[targets]]\nname = "o"\nprovider = "openrouter"\nmodel = "x/y"\n'
+        "input_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0\n"
+    ).resolved()[0]
+    when = datetime(2026, 10, 21, tzinfo=UTC)
+    cost = compute_cost(Usage(), target.config, None, when, provider_cost_usd=0.00042)
+    assert (cost.cost_usd, cost.cost_source, cost.estimate_usd, cost.mismatch) == (
+        0.00042,
+        "provider",
+        None,
+        None,
+    )
+    # Without a provider charge the estimate is the cost (12 x 3e-6 + 5 x 1.5e-5 = 0.000111).
+    cost = compute_cost(Usage(12, None, None, 5), target.config, None, when)
+    assert cost.cost_source == "config" and cost.provider_cost_usd is None
+    assert cost.cost_usd == pytest.approx(0.000111, abs=1e-10)
+    assert cost.estimate_usd == cost.cost_usd

@@ -8,6 +8,8 @@ sent each read, to within a few milliseconds (tests/probing.py).
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -602,3 +604,29 @@ async def test_connection_is_reused_after_a_complete_stream(replay: ReplayServer
         first = await run_probe(target, client)
         second = await run_probe(target, client)
     assert first.conn_reused is False and second.conn_reused is True
+
+
+async def test_inline_think_is_reasoning_until_the_tag_closes(replay: ReplayServer) -> None:
+    # Together DeepSeek-R1 / Groq raw: reasoning inside <think>…</think> in content; the first
+    # answer token is the first non-whitespace content after </think> (docs/metrics.md).
+    def content(text: str) -> bytes:
+        return (
+            b'data: {"choices":[{"index":0,"delta":{"content":'
+            + json.dumps(text).encode()
+            + b"}}]}\n\n"
+        )
+
+    reads = [
+        (0.10, content("<think>")),
+        (0.30, content("Let me think")),
+        (0.50, content("</think>")),
+        (0.60, content("\n\n")),
+        (0.80, content("Paris")),
+        (0.81, b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'),
+        (0.82, b"data: [DONE]\n\n"),
+    ]
+    r = await probe(replay, "inline-think", Script(reads=reads))
+    assert r.status == "ok", r.error_message
+    assert near(r.ttft_ms, 100)  # the <think> tag: reasoning has begun
+    assert near(r.ttfat_ms, 800)  # naive: 100 (the tag) or 600 (whitespace after it)
+    assert r.token_events == 5 and not r.no_visible_output

@@ -8,7 +8,7 @@ else; timing, token accounting, classification and the record are shared (``prob
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from probes.config import ResolvedTarget
@@ -84,7 +84,8 @@ class ParsedEvent:
         upstream_provider: upstream that served a routed request.
         provider_cost_usd: the provider's own charge for the request.
         server_timings_ms: provider-reported timings in ms, keys ``queue``, ``load``,
-            ``prefill``, ``decode``, ``total``.
+            ``prefill``, ``decode``, ``total`` (None when the event has none: most events; see
+            :meth:`timing`).
         response_model: the model that actually answered, as the stream names it (OpenAI
             ``model``, Responses ``response.model``, Anthropic ``message.model``, Gemini
             ``modelVersion``, Ollama ``model``); routers and aliases differ from the request.
@@ -107,10 +108,16 @@ class ParsedEvent:
     request_id: str | None = None
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
-    server_timings_ms: dict[str, float] = field(default_factory=dict)
+    server_timings_ms: dict[str, float] | None = None
     response_model: str | None = None
     stop_kind: ErrorKind | None = None
     opaque_reasoning: bool = False
+
+    def timing(self, key: str, ms: float) -> None:
+        """Record a provider-reported timing (creates the dict only for events that have one)."""
+        if self.server_timings_ms is None:
+            self.server_timings_ms = {}
+        self.server_timings_ms[key] = ms
 
     @property
     def has_token(self) -> bool:

@@ -97,7 +97,7 @@ class OllamaParser:
             for ours, theirs in _DURATIONS:
                 value = obj.get(theirs)
                 if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                    out.server_timings_ms[ours] = float(value) / _NS_PER_MS
+                    out.timing(ours, float(value) / _NS_PER_MS)
         return out
 
 

@@ -92,6 +92,8 @@ class OpenAIChatParser:
         including ``</think>``; whitespace right after it is still reasoning, so the first
         answer token is the first non-whitespace content after the tag (metrics.md §2).
         """
+        if self._seen_content and not (self._in_think or self._after_think):
+            return text, ""  # past any <think> block: plain answer (the common case)
         answer, reasoning = "", ""
         while text:
             if self._in_think:
@@ -117,7 +119,7 @@ class OpenAIChatParser:
 
     def parse(self, event: str, data: str) -> ParsedEvent | None:
         """Parse one ``data:`` payload. See :class:`probes.dialects.base.StreamParser`."""
-        if data.strip() == "[DONE]":
+        if data[:1] != "{" and data.strip() == "[DONE]":
             return ParsedEvent(terminal=True)
         chunk = load_json_object(data)
         if chunk is None:
@@ -170,13 +172,13 @@ class OpenAIChatParser:
                 ):
                     value = groq_usage.get(theirs)
                     if isinstance(value, int | float):
-                        out.server_timings_ms[ours] = float(value) * 1000.0
+                        out.timing(ours, float(value) * 1000.0)
         timings = chunk.get("timings")
         if isinstance(timings, dict):  # llama.cpp, already in ms
             for ours, theirs in (("prefill", "prompt_ms"), ("decode", "predicted_ms")):
                 value = timings.get(theirs)
                 if isinstance(value, int | float):
-                    out.server_timings_ms[ours] = float(value)
+                    out.timing(ours, float(value))
             if out.usage is not None and out.usage.cache_read_tokens is None:
                 cache_n = _int(timings.get("cache_n"))
                 if cache_n is not None:
