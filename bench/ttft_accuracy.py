@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import httpx  # noqa: E402
 
 from probes.config import ResolvedTarget, parse_config  # noqa: E402
 from probes.runner import run_probe  # noqa: E402
@@ -215,18 +216,28 @@ async def measure(probes: int, delays: list[int]) -> None:
                     else None
                 )
 
-                async def floor_probe() -> float:
+                async def floor_probe(floor: RawSocketFloor = floor) -> float:
                     return floor.probe()
 
-                async def iw_probe() -> float:
+                async def iw_probe(
+                    target: ResolvedTarget = target, iw_client: httpx.AsyncClient = iw_client
+                ) -> float:
                     r = await run_probe(target, iw_client)
                     assert r.status == "ok", r.error_message
                     return float(r.ttft_ms or 0.0)
 
+                async def aio_probe(
+                    session: aiohttp.ClientSession = session, url: str = f"{base}/chat/completions"
+                ) -> float:
+                    return await aiohttp_probe(session, url)
+
+                async def sdk_probe(oai: object = oai) -> float:
+                    return await openai_probe(oai, "m")
+
                 warm["floor"] = floor_probe
-                warm["aiohttp"] = lambda: aiohttp_probe(session, f"{base}/chat/completions")
+                warm["aiohttp"] = aio_probe
                 if oai is not None:
-                    warm["openai"] = lambda: openai_probe(oai, "m")
+                    warm["openai"] = sdk_probe
                 warm["inferwatch warm"] = iw_probe
                 names = list(warm)
                 for _ in range(3):  # every client's warm-up: imports, connection, caches

@@ -352,8 +352,12 @@ async def _read_response(
     now = clock()
     rearm(now)
     read_index = 0
+    # Undecoded bodies (we ask for identity) skip httpx's decoder layer; a server that
+    # compresses anyway still gets decoded, chunk by chunk as it arrives.
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    reads = response.aiter_bytes() if encoded else response.aiter_raw()
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in reads:
             # The time these bytes were read, before any decoding or parsing: every event
             # they complete carries it (docs/metrics.md "Clocks").
             now = clock()
