@@ -19,7 +19,8 @@ the error is ``measured − D`` (ms):
   first chunk with ``delta.content``.
 * ``inferwatch warm``: ``run_probe`` on one client, after the same warm-up as the others.
 * ``inferwatch cold``: ``run_probe`` as the first probe of a fresh interpreter (one process per
-  sample), like ``inferwatch probe --once``; the figure is that probe's ``ttft_ms``.
+  sample), like ``inferwatch probe --once``; the figure is that probe's ``ttft_ms``, which
+  includes opening a new TCP connection (real network cost, reported as ``connect_ms``).
 
 Warm clients take turns probe by probe (rotating who goes first), so they share the machine's
 conditions; cold samples run after them for each delay. Each client gets ``--probes`` samples
@@ -74,7 +75,7 @@ COLD = textwrap.dedent(
         target = parse_config(sys.argv[1]).resolved()[0]
         async with make_client() as client:
             r = await run_probe(target, client)
-        print(json.dumps([r.status, r.ttft_ms]))
+        print(json.dumps([r.status, r.ttft_ms, (r.dns_ms or 0) + (r.connect_ms or 0)]))
 
     asyncio.run(main())
     """
@@ -169,7 +170,7 @@ async def openai_probe(client: object, model: str) -> float:
     return ttft
 
 
-def cold_probe(toml: str) -> float:
+def cold_probe(toml: str) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, "-c", COLD, toml],
         capture_output=True,
@@ -178,9 +179,9 @@ def cold_probe(toml: str) -> float:
         check=True,
         cwd=ROOT,
     )
-    status, ttft = json.loads(out.stdout.strip().splitlines()[-1])
+    status, ttft, setup = json.loads(out.stdout.strip().splitlines()[-1])
     assert status == "ok" and ttft is not None, out.stdout
-    return float(ttft)
+    return float(ttft), float(setup)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -199,6 +200,7 @@ async def measure(probes: int, delays: list[int]) -> None:
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     errors: dict[tuple[int, str], list[float]] = {}
+    setups: list[float] = []  # dns_ms + connect_ms of the cold probes' new connections
     with SimulatorProcess(profiles) as sim:
         for d in delays:
             base = sim.base_url(f"d{d}")
@@ -252,8 +254,15 @@ async def measure(probes: int, delays: list[int]) -> None:
                     await oai.close()
             floor.close()
             for _ in range(probes):
-                errors.setdefault((d, "inferwatch cold"), []).append(cold_probe(toml) - d)
+                ttft, setup = cold_probe(toml)
+                errors.setdefault((d, "inferwatch cold"), []).append(ttft - d)
+                setups.append(setup)
     print(f"load average at end {os.getloadavg()[0]:.2f}; {probes} probes per client and delay")
+    if setups:
+        print(
+            f"inferwatch cold opens a new connection per sample (the warm clients reuse one): "
+            f"dns_ms + connect_ms p50 {statistics.median(setups):.2f} ms, inside its error"
+        )
     print()
     print("| delay | client | p50 | p99 | max | p50 over floor | p99 over floor |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")

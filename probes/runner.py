@@ -153,22 +153,33 @@ async def run_probe(
     first_token_timeout = settings.first_token_timeout_s or settings.timeout_s
     budget_s = min(settings.timeout_s, first_token_timeout)
     phases = ConnectionPhases(dns_timeout_s=DNS_BUDGET_SHARE * budget_s)
-    t0 = clock()
-    meas = StreamMeasurement(t0=t0)
-    total_deadline = loop.time() + settings.timeout_s
 
     async def trace(name: str, info: dict[str, Any]) -> None:
         if name == "http11.send_request_headers.started":
             phases.phase = "request"  # a pooled connection goes straight from pool to request
 
-    async def exchange(deadline_cm: asyncio.Timeout) -> None:
-        async with client.stream(
+    # Building the HTTP request (URL, headers, JSON body) is our work, not the provider's: it
+    # happens before the clock starts, as the client's start-up does.
+    try:
+        http_request = client.build_request(
             request.method,
             request.url,
             headers=request.headers,
             json=request.json,
             extensions={"trace": trace},
-        ) as response:
+        )
+    except Exception as exc:  # a URL or header from the config httpx cannot send
+        record.status = "error"
+        record.error_kind = ErrorKind.PROBE_CONFIG
+        record.error_message = redact(f"the request could not be built: {exc}", secrets)
+        return record
+    meas = StreamMeasurement(t0=clock())
+    total_deadline = loop.time() + settings.timeout_s
+
+    async def exchange(deadline_cm: asyncio.Timeout) -> None:
+        meas.t0 = clock()  # t0: immediately before the request is handed to httpx
+        response = await client.send(http_request, stream=True)
+        try:
             meas.on_headers(clock())
             phases.phase = "response"
             outcome.http_status = response.status_code
@@ -189,6 +200,8 @@ async def run_probe(
                 started,
                 outcome,
             )
+        finally:
+            await response.aclose()
 
     try:
         # Until the first token, first_token_timeout_s counts from the request (headers
@@ -203,9 +216,8 @@ async def run_probe(
                     # A pooled keep-alive connection the server had already closed (llama-server
                     # does this after streamed responses without "Connection: close"): the
                     # request never reached the server, so this is not a provider failure.
-                    # Send it once more on a new connection and restart the clock.
+                    # Send it once more on a new connection (exchange restarts the clock).
                     phases.restart()
-                    meas.t0 = clock()
                     await exchange(deadline_cm)
     except _ProbeFailed as failure:
         outcome.kind, outcome.message = failure.kind, failure.message
