@@ -63,11 +63,6 @@ def near(value: float | None, scheduled_ms: float, tol: float = LATE_MS) -> bool
     if value is None:
         return False
     expected = observed_ms(scheduled_ms)
-    import os
-
-    if os.environ.get("IW_NEAR_LOG"):
-        with open(os.environ["IW_NEAR_LOG"], "a") as f:
-            f.write(f"{value - expected:.3f}\n")
     return expected - EARLY_MS <= value <= expected + tol
 
 
