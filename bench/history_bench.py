@@ -30,7 +30,7 @@ from probes.timestamps import iso, parse_iso
 from store.control import PublishedTarget, publish_targets
 from store.db import open_db
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import SnapshotReader, snapshot
+from store.reader import SnapshotReader, snapshot
 from store.rollups import (
     ROLLUP_BATCH,
     VACUUM_PAGES,

@@ -19,9 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from probes.providers import PROVIDERS
+from probes.question_config import CacheCheckConfig, StatusConfig, WorkloadConfig
 
 DEFAULT_PROMPT = "Reply with one short sentence about the sea."
-_MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # above 0.001 USD per token is a unit error (FC-11)
+_MAX_PLAUSIBLE_USD_PER_MTOK = 1000.0  # 0.001 USD a token: a unit error (docs/field-cases.md FC-11)
 
 
 class _Strict(BaseModel):
@@ -156,6 +157,20 @@ class TargetConfig(_Strict):
     error_rate_window_probes: int | None = Field(None, ge=2, le=1000)
     rate_limited_state: Literal["degraded", "down"] | None = None
     daily_budget_usd: float | None = Field(None, gt=0)
+    # Issue #13 (docs/questions.md): official status, cold starts, prompt-caching check.
+    status_url: str | None = Field(None, pattern=r"^(https?://.+|off)$")
+    """The official status page's machine-readable URL for this target (default: its
+    provider's, when known); "off" to poll none."""
+    status_component: str | None = Field(None, min_length=1)
+    """The status page component (or Google Cloud product) that stands for this target."""
+    scaledown_window_s: float | None = Field(None, gt=0, le=86400)
+    """The target scales to zero after this many idle seconds (Modal's scaledown_window, a
+    serverless idle timeout): a probe after a longer idle is marked cold."""
+    cold_interval_s: float | None = Field(None, gt=0, le=7 * 86400)
+    """An extra schedule that probes the target this often as kind cold_start; it must exceed
+    scaledown_window_s, and finds the target cold only if nothing else used it in between."""
+    cache_check: CacheCheckConfig | None = None
+    """The opt-in prompt-caching check ([targets.cache_check])."""
 
     @field_validator("provider")
     @classmethod
@@ -189,6 +204,13 @@ class TargetConfig(_Strict):
                     f"{key} = {value} is above {_MAX_PLAUSIBLE_USD_PER_MTOK:g} USD per million "
                     "tokens; prices are USD per MILLION tokens (per 1K? multiply by 1000)"
                 )
+        if self.cold_interval_s is not None and (
+            self.scaledown_window_s is None or self.cold_interval_s <= self.scaledown_window_s
+        ):
+            raise ValueError(
+                "cold_interval_s must be longer than scaledown_window_s (set both): a cold "
+                "schedule only finds the target cold after the scale-down window has passed"
+            )
         priced = [k for k in _PRICE_KEYS if getattr(self, k) is not None]
         if PROVIDERS[self.provider].prices_id is None and priced:
             missing = [
@@ -220,7 +242,7 @@ class FeatureConfig(_Strict):
     name: str = Field(min_length=1, max_length=64)
     """Unique name, shown in projections and chosen with ``inferwatch cost --feature``."""
     input_tokens: int = Field(ge=1, le=10_000_000)
-    """Prompt tokens per request, cached ones included (the inclusive total of metrics.md §4)."""
+    """Prompt tokens per request, cached ones included (inclusive, as docs/metrics.md §4)."""
     output_tokens: int = Field(ge=1, le=1_000_000)
     """Generated tokens per request, reasoning included."""
     cached_input_tokens: int = Field(0, ge=0, le=10_000_000)
@@ -249,6 +271,8 @@ class Config(_Strict):
     history: HistoryConfig = HistoryConfig()
     targets: tuple[TargetConfig, ...] = ()
     features: tuple[FeatureConfig, ...] = ()
+    status: StatusConfig = StatusConfig()
+    workloads: tuple[WorkloadConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -268,6 +292,21 @@ class Config(_Strict):
                     raise ValueError(
                         f"feature {feature.name!r} names unknown target {name!r}{hint}"
                     )
+        workloads: set[str] = set()
+        for workload in self.workloads:
+            if workload.name in workloads:
+                raise ValueError(f"duplicate workload name {workload.name!r}")
+            workloads.add(workload.name)
+            for name in workload.targets:
+                if name not in seen:
+                    hint = _did_you_mean(name, seen)
+                    raise ValueError(
+                        f"workload {workload.name!r} names unknown target {name!r}{hint}"
+                    )
+        for provider in self.status.pages:
+            if provider not in PROVIDERS:
+                hint = _did_you_mean(provider, PROVIDERS)
+                raise ValueError(f"[status.pages] names unknown provider {provider!r}{hint}")
         return self
 
     def resolved(self) -> list[ResolvedTarget]:
@@ -362,8 +401,9 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Best-effort line number (1-based) of the TOML key at ``loc``."""
     lines = text.splitlines()
     start, end = 0, len(lines)
-    if loc and loc[0] in ("targets", "features", "defaults", "prober", "dashboard", "history"):
-        array = loc[0] in ("targets", "features")
+    tables = ("targets", "features", "defaults", "prober", "dashboard", "history", "status")
+    if loc and loc[0] in (*tables, "workloads"):
+        array = loc[0] in ("targets", "features", "workloads")
         header = re.compile(rf"^\s*\[\[\s*{loc[0]}\s*\]\]" if array else rf"^\s*\[\s*{loc[0]}\s*\]")
         starts = [i for i, line in enumerate(lines) if header.match(line)]
         index = loc[1] if array and len(loc) > 1 and isinstance(loc[1], int) else 0

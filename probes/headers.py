@@ -1,8 +1,8 @@
 """Response headers a monitor reads: request ids, Retry-After and rate-limit headroom.
 
-Sources: wire-formats.md §1.5 (OpenAI/Groq ``x-ratelimit-*`` with Go-style durations,
-Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed names) and
-RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
+Sources: each provider's rate-limit documentation (OpenAI/Groq ``x-ratelimit-*`` with Go-style
+durations, Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed
+names) and RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+
+from probes.timestamps import parse_http_date, parse_iso_utc
 
 #: Retry-After values above this are treated as this (a bad header must not park a target).
 RETRY_AFTER_CAP_S = 3600.0
@@ -51,11 +52,9 @@ def _parse_reset_s(value: str, now: datetime) -> float | None:
     if seconds is not None:
         return seconds
     try:  # Anthropic: RFC 3339 timestamp
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = parse_iso_utc(value)
     except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -67,17 +66,16 @@ def response_date(headers: Mapping[str, str]) -> datetime | None:
     if not value:
         return None
     try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
+        return parse_http_date(value.strip())
+    except (ValueError, IndexError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     """Return the server's requested wait in seconds, capped at :data:`RETRY_AFTER_CAP_S`.
 
     Reads ``retry-after-ms`` (OpenAI), then ``retry-after`` as delay-seconds or an HTTP-date
-    (FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
+    (docs/field-cases.md FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
     """
     ms = headers.get("retry-after-ms")
     if ms:
@@ -94,11 +92,9 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parse_http_date(value)
+    except ValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return min(max((when - now).total_seconds(), 0.0), RETRY_AFTER_CAP_S)
 
 

@@ -1,7 +1,7 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(docs/metrics.md) are implemented once. It never reads a clock itself: the runner passes the
+(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself: the runner passes the
 ``perf_counter`` reading taken when each event's bytes were read (before any parsing), which
 keeps it pure and testable with injected times.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from probes.dialects.base import ParsedEvent, Usage
 from probes.errors import ErrorKind
 
-#: Below this first→last token window a decode rate is noise (metrics.md §3).
+#: Below this first→last token window a decode rate is noise (docs/metrics.md §3).
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9

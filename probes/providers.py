@@ -102,6 +102,16 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "GEMINI_API_KEY",
         ),
         ProviderInfo("ollama-native", "ollama-native", "http://127.0.0.1:11434", None),
+        # Three requests per probe (create, stream, result); model = "owner/name",
+        # "owner/name:version" or "deployments/owner/name". Priced per token only with
+        # configured rates (genai-prices has no Replicate prices).
+        ProviderInfo(
+            "replicate",
+            "replicate",
+            "https://api.replicate.com/v1",
+            None,
+            "REPLICATE_API_TOKEN",
+        ),
         # Region in the host; set base_url for another region. Key: a Bedrock API key.
         ProviderInfo(
             "bedrock",

@@ -67,6 +67,13 @@ class ProbeRecord:
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
+    # Issue #13 (docs/questions.md): probe kinds, cold starts, Replicate's own figures.
+    kind: str = "canary"
+    workload: str | None = None
+    idle_s: float | None = None
+    cold: bool | None = None
+    server_ttft_ms: float | None = None
+    server_predict_ms: float | None = None
     # Issue 9 (appended: the column order is public, docs/fields.md).
     response_model: str | None = None
     dns_ms: float | None = None
@@ -183,7 +190,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "s",
         "seconds until the token window resets (absolute times from the Date header)",
     ),
-    "server_queue_ms": ("ms", "provider-reported queue time (Groq x_groq.usage.queue_time)"),
+    "server_queue_ms": (
+        "ms",
+        "provider-reported queue time (Groq x_groq.usage.queue_time; Replicate started_at - "
+        "created_at: queue and model boot)",
+    ),
     "server_load_ms": (
         "ms",
         "provider-reported model load time before the request ran (Ollama load_duration, "
@@ -201,7 +212,34 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "server_total_ms": (
         "ms",
         "provider-reported total time (Groq total_time, Ollama total_duration, Bedrock "
-        "metadata.metrics.latencyMs)",
+        "metadata.metrics.latencyMs, Replicate metrics.total_time)",
+    ),
+    "kind": (
+        "",
+        "which schedule sent the probe: canary (the short default), cache_check (the prompt-"
+        "caching check's two requests), workload (a long-prompt workload), cold_start (the "
+        "deliberately cold schedule); see docs/questions.md",
+    ),
+    "workload": ("", "the [[workloads]] entry a workload probe belongs to; null otherwise"),
+    "idle_s": (
+        "s",
+        "time since the previous probe of the same endpoint ended (any kind; monotonic "
+        "clock); null for the first probe after the prober started",
+    ),
+    "cold": (
+        "",
+        "idle_s exceeded the target's scaledown_window_s (the endpoint had scaled to zero); "
+        "null when the target sets no window or idle_s is unknown",
+    ),
+    "server_ttft_ms": (
+        "ms",
+        "provider-reported time to first token (Replicate metrics.time_to_first_token; its "
+        "start point is the provider's, not ours)",
+    ),
+    "server_predict_ms": (
+        "ms",
+        "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
+        "boot excluded)",
     ),
 }
 

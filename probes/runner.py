@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ import httpx
 
 from probes.config import ResolvedTarget
 from probes.dialects import DIALECTS
-from probes.dialects.base import ProviderError, StreamParser
+from probes.dialects.base import Dialect, MultiRequestDialect, ProviderError, StreamParser
 from probes.errors import (
     ErrorKind,
     classify_http_status,
@@ -115,6 +116,7 @@ async def run_probe(
     *,
     clock: Clock = time.perf_counter,
     wall_clock: WallClock = utc_now,
+    dialect: Dialect | None = None,
 ) -> ProbeRecord:
     """Probe ``target`` once and return its record. Never raises for provider or network faults.
 
@@ -124,11 +126,13 @@ async def run_probe(
             connections are reused.
         clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
+        dialect: the wire dialect (default: the target's); a wrapper may reshape the request
+            (the prompt-caching check adds ``cache_control``, ``prompt_cache_key``, ...).
 
     Returns:
         The probe's record, cost included when usage and a price are known.
     """
-    dialect = DIALECTS[target.dialect]
+    dialect = dialect or DIALECTS[target.dialect]
     settings = target.settings
     await warm_up()  # once per event loop, before any clock: no start-up cost in a timing
     started = wall_clock()
@@ -176,32 +180,51 @@ async def run_probe(
     meas = StreamMeasurement(t0=clock())
     total_deadline = loop.time() + settings.timeout_s
 
-    async def exchange(deadline_cm: asyncio.Timeout) -> None:
+    async def send() -> httpx.Response:
         meas.t0 = clock()  # t0: immediately before the request is handed to httpx
-        response = await client.send(http_request, stream=True)
-        try:
-            meas.on_headers(clock())
-            phases.phase = "response"
-            outcome.http_status = response.status_code
-            outcome.headers = response.headers
-            outcome.header_request_id = request_id(response.headers)
-            await _read_response(
-                response,
-                dialect.framing,
-                dialect.new_parser(),
-                dialect.parse_error_body,
-                meas,
-                clock,
-                deadline_cm,
-                loop,
-                total_deadline,
-                first_token_timeout,
-                settings.stall_timeout_s,
-                started,
-                outcome,
+        return await client.send(http_request, stream=True)
+
+    async def exchange(deadline_cm: asyncio.Timeout) -> None:
+        if isinstance(dialect, MultiRequestDialect):
+            # The dialect sends its own requests around the stream (Replicate: create, stream,
+            # read the result); facts it learns outside the stream arrive through `report`.
+            opened: AbstractAsyncContextManager[httpx.Response] = dialect.open_stream(
+                client,
+                request,
+                extensions={"trace": trace},
+                report=lambda event: meas.on_event(clock(), 0, event),
             )
+            meas.t0 = clock()
+            async with opened as response:
+                await read(response, deadline_cm)
+            return
+        response = await send()
+        try:
+            await read(response, deadline_cm)
         finally:
             await response.aclose()
+
+    async def read(response: httpx.Response, deadline_cm: asyncio.Timeout) -> None:
+        meas.on_headers(clock())
+        phases.phase = "response"
+        outcome.http_status = response.status_code
+        outcome.headers = response.headers
+        outcome.header_request_id = request_id(response.headers)
+        await _read_response(
+            response,
+            dialect.framing,
+            dialect.new_parser(),
+            dialect.parse_error_body,
+            meas,
+            clock,
+            deadline_cm,
+            loop,
+            total_deadline,
+            first_token_timeout,
+            settings.stall_timeout_s,
+            started,
+            outcome,
+        )
 
     try:
         # Until the first token, first_token_timeout_s counts from the request (headers
@@ -241,7 +264,7 @@ async def run_probe(
     t_end = clock()
 
     if outcome.kind is None and meas.saw_terminal:
-        # The answer is complete: judge what it was (docs/metrics.md "Outcomes").
+        # The answer is complete: judge what it was (docs/metrics.md §7).
         if meas.stop_kind is not None:
             outcome.kind = meas.stop_kind
             outcome.message = (
@@ -252,7 +275,7 @@ async def run_probe(
             outcome.kind = ErrorKind.EMPTY_RESPONSE
             outcome.message = "stream completed without any generated token"
     if meas.t_terminal is not None:
-        t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md)
+        t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
     return _finish(record, target, meas, phases, outcome, t_end, started, secrets)
 
 
@@ -371,7 +394,7 @@ async def _read_response(
     try:
         async for chunk in reads:
             # The time these bytes were read, before any decoding or parsing: every event
-            # they complete carries it (docs/metrics.md "Clocks").
+            # they complete carries it (docs/metrics.md §1).
             now = clock()
             if meas.t_terminal is not None:
                 # Past the terminal marker: read the rest of the body (normally just the
@@ -445,6 +468,8 @@ def _finish(
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")
     record.server_total_ms = timings.get("total")
+    record.server_ttft_ms = timings.get("ttft")
+    record.server_predict_ms = timings.get("predict")
     # Absolute reset times count from the provider's clock (its Date header), not ours.
     limits = parse_ratelimit(outcome.headers, response_date(outcome.headers) or started)
     record.ratelimit_remaining_requests = limits.remaining_requests
@@ -453,7 +478,7 @@ def _finish(
     record.ratelimit_reset_tokens_s = limits.reset_tokens_s
     record.retry_after_s = outcome.retry_after_s
 
-    # A billed failure that still reported usage is priced (docs/metrics.md "Cost"); a charge
+    # A billed failure that still reported usage is priced (docs/metrics.md §5); a charge
     # the provider reports is the cost, the price table's estimate kept beside it.
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source

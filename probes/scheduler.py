@@ -2,7 +2,8 @@
 
 Each target runs in its own task, so two probes of the same target never overlap; a semaphore
 caps probes in flight across targets; each interval gets a random jitter so targets drift
-apart; a ``Retry-After`` from a 429/503/529 pushes that target's next probe back (FC-08).
+apart; a ``Retry-After`` from a 429/503/529 pushes that target's next probe back
+(docs/field-cases.md FC-08).
 Daily probing budgets stretch intervals from the measured cost per probe (``probes.budget``);
 the current plan is in :attr:`Scheduler.plan` for the prober to publish.
 Results go to a ``sink`` callback, which must not block the loop (the prober hands rows to

@@ -14,7 +14,7 @@ module of the pinned 0.4.x series, guarded by tests/test_sse.py) instead of
 
 Older llama.cpp builds send a non-standard ``error: {...}`` field, which spec-compliant decoders
 ignore; we surface it as an event named ``error``. Likewise Gemini can append a raw, multi-line
-JSON error body after its SSE events (wire-formats.md §6.3, vercel/ai#5217), which a
+JSON error body after its SSE events (docs/field-cases.md T28, vercel/ai#5217), which a
 spec-compliant decoder drops as unknown fields; lines that are not SSE fields and look like
 JSON are handed over as one ``raw`` item.
 

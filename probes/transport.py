@@ -1,7 +1,7 @@
 """The probing HTTP client: connection phases timed per probe, start-up cost paid before any clock.
 
-Two things a plain ``httpx.AsyncClient`` gets wrong for a monitor (docs/metrics.md, "Clocks"
-and "Connection phases"):
+Two things a plain ``httpx.AsyncClient`` gets wrong for a monitor (docs/metrics.md §1.1 and
+§1.2):
 
 * **Start-up cost inside the first timing.** httpx, httpcore and anyio load their async
   backend, spawn the resolver's thread and run their first-use paths on the first request of a

@@ -117,8 +117,6 @@ def publish_schedule(
 
 def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
     """The targets the prober published, in config order."""
-    if "targets" not in db.table_names():
-        return []
     return [
         PublishedTarget(
             name=r["name"],
@@ -169,8 +167,6 @@ class ProberStatus:
 
 def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
     """The prober's last heartbeat, or None when no prober ever ran on this database."""
-    if "prober" not in db.table_names():
-        return None
     rows = list(db.query("SELECT * FROM prober WHERE id = ?", [PROBER_ID]))
     if not rows:
         return None

@@ -211,7 +211,7 @@ def monitoring_report(
         )
         known = [float(r["cost_usd"]) for r in rows if r["cost_usd"] is not None]
         out.append(monitoring_cost(t, known, len(rows) - len(known)))
-    status = prober_status(db) if "prober" in db.table_names() else None
+    status = prober_status(db)
     return summarise_monitoring(
         out,
         window_s=window_s,
@@ -543,8 +543,6 @@ _MEASURE_COLUMNS = (
 
 def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
     """Measure one target from its probes with ``since <= started_at <= until``."""
-    if "probes" not in db.table_names():
-        return Measured()
     rows = list(
         db.query(
             f"SELECT {_MEASURE_COLUMNS} FROM probes WHERE target = ? AND started_at >= ? "

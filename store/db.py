@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -45,6 +47,7 @@ BOOL_FIELDS = {
     "no_visible_output",
     "usage_inconsistent",
     "cost_mismatch",
+    "cold",
     "cold_load",
 }
 TEXT_FIELDS = {
@@ -60,6 +63,8 @@ TEXT_FIELDS = {
     "cost_source",
     "request_id",
     "upstream_provider",
+    "kind",
+    "workload",
     "response_model",
 }
 
@@ -257,9 +262,134 @@ def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
             )
 
 
+#: Record fields added by issue #13 (m010_questions) and their column types.
+_QUESTIONS_COLUMNS = ("kind", "workload", "idle_s", "cold", "server_ttft_ms", "server_predict_ms")
+
+
+@migrations()
+def m010_questions(db: sqlite_utils.Database) -> None:
+    """Issue #13: probe kinds, cold starts, Replicate's own timings; official status and
+    prompt-caching check results.
+
+    * ``probes``: ``kind`` (existing rows are canaries), ``workload``, ``idle_s``, ``cold``,
+      ``server_ttft_ms``, ``server_predict_ms`` (only the columns that are missing: a fresh
+      database has them from m001).
+    * ``official_status``: the latest state of each polled official status page (one row per
+      page and component), written by the status poller off the probing path.
+    * ``cache_checks``: one row per prompt-caching check (docs/questions.md).
+    """
+    columns = db["probes"].columns_dict
+    for name in _QUESTIONS_COLUMNS:
+        if name in columns:
+            continue
+        if name == "kind":
+            db["probes"].add_column("kind", str, not_null_default="canary")  # type: ignore[union-attr]
+        else:
+            db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS official_status (key TEXT PRIMARY KEY, url TEXT NOT NULL, "
+        "format TEXT NOT NULL, component TEXT, targets TEXT, state TEXT NOT NULL, "
+        "description TEXT, indicator TEXT, component_status TEXT, incidents TEXT, "
+        "page_url TEXT, checked_at TEXT NOT NULL, changed_at TEXT, fetch_ms REAL)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS cache_checks (id INTEGER PRIMARY KEY, target TEXT NOT NULL, "
+        "started_at TEXT NOT NULL, verdict TEXT NOT NULL, mode TEXT, prefix_tokens INTEGER, "
+        "input_tokens INTEGER, cached_tokens INTEGER, cached_share REAL, first_ttft_ms REAL, "
+        "second_ttft_ms REAL, ttft_saved REAL, cost_usd REAL, uncached_cost_usd REAL, "
+        "cost_saved REAL, message TEXT)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
+        "ON cache_checks (target, started_at)"
+    )
+
+
 def default_db_path() -> Path:
-    """``inferwatch.db`` under the user's data directory (platformdirs)."""
+    """``$INFERWATCH_DB`` when set, else ``inferwatch.db`` under the user's data directory
+    (platformdirs). Every command and the prober use this one default."""
+    env = os.environ.get("INFERWATCH_DB")
+    if env:
+        return Path(env)
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A database's schema as a reader found it: which of this inferwatch's migrations are in.
+
+    Attributes:
+        exists: False when there is no database file yet.
+        version: how many of this inferwatch's migrations the database has (its ``vN``).
+        latest: how many this inferwatch has.
+    """
+
+    exists: bool
+    version: int
+    latest: int
+
+    @property
+    def ready(self) -> bool:
+        """True when every table and column this inferwatch reads is there."""
+        return self.exists and self.version >= self.latest
+
+    @property
+    def waiting(self) -> str:
+        """Why a reader cannot read the database yet, "" when it can: the one place that says
+        so (the dashboard, ``export`` and ``cost`` show it)."""
+        if not self.exists or self.version == 0:
+            return "waiting for the prober to create the database"
+        if not self.ready:
+            return (
+                f"database schema v{self.version}, this inferwatch reads v{self.latest}: "
+                "waiting for the prober to migrate it"
+            )
+        return ""
+
+
+class SchemaNotReady(Exception):
+    """The database does not exist yet or has not been migrated to this inferwatch's schema."""
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__(schema.waiting)
+        self.schema = schema
+
+
+def _latest() -> int:
+    """How many migrations this inferwatch has (all of them are pending on an empty database)."""
+    return len(migrations.pending(sqlite_utils.Database(memory=True)))
+
+
+def read_schema(db: sqlite_utils.Database) -> Schema:
+    """The schema of an open database (read only: sqlite-utils' record of applied migrations)."""
+    latest = _latest()
+    return Schema(exists=True, version=latest - len(migrations.pending(db)), latest=latest)
+
+
+def open_reader(path: Path | str, *, any_thread: bool = False) -> sqlite_utils.Database:
+    """Open an existing database for reading, checking its schema once.
+
+    Readers never migrate (that takes the write lock the prober needs); a database the
+    prober has migrated has every table and column they read, so they need no further checks.
+
+    Args:
+        path: database file.
+        any_thread: as for :func:`open_db`.
+
+    Raises:
+        SchemaNotReady: when the file does not exist or lacks some of this inferwatch's
+            migrations (its ``schema.waiting`` says so in words).
+        sqlite3.DatabaseError: when the file is not an SQLite database.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SchemaNotReady(Schema(exists=False, version=0, latest=_latest()))
+    db = open_db(path, migrate=False, any_thread=any_thread)
+    schema = read_schema(db)
+    if not schema.ready:
+        db.close()
+        raise SchemaNotReady(schema)
+    return db
 
 
 def open_db(

@@ -29,9 +29,9 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from probes.record import FIELD_NAMES
-from probes.timestamps import iso, parse_user_time
+from probes.timestamps import iso, parse_iso_utc
 from store import histogram
-from store.db import BOOL_FIELDS, TEXT_FIELDS, open_db
+from store.db import BOOL_FIELDS, TEXT_FIELDS, open_reader
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -49,7 +49,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     if match:
         return iso(now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)]))
     try:
-        when = parse_user_time(text)
+        when = parse_iso_utc(text)
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: use a duration like 30m, 24h, 7d or an ISO date "
@@ -71,27 +71,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if flt.since:
-        where.append("started_at >= ?")
-        params.append(flt.since)
-    if flt.until:
-        where.append("started_at < ?")
-        params.append(flt.until)
-    if flt.targets:
-        where.append(f"target IN ({','.join('?' * len(flt.targets))})")
-        params.extend(flt.targets)
-    if flt.providers:
-        where.append(f"provider IN ({','.join('?' * len(flt.providers))})")
-        params.extend(flt.providers)
-    if flt.status:
-        where.append("status = ?")
-        params.append(flt.status)
-    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at, id"
+    where, params = _where(_table("probes"), flt)
+    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes{where} ORDER BY started_at, id"
     yield from db.query(sql, params)
 
 
@@ -641,7 +622,7 @@ def export_window(
     fmt = fmt or ("jsonl" if out_path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     flt = ExportFilter(since=iso(now - timedelta(seconds=window_s)), targets=tuple(targets))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_db(db_path, migrate=False)
+    db = open_reader(db_path)
     try:
         tmp = out_path.with_name(out_path.name + ".part")
         with open(tmp, "w", encoding="utf-8", newline="") as out:

@@ -320,8 +320,6 @@ def blind_status(
         last = parse_iso(beat[0]["heartbeat_at"])
         if (now - last).total_seconds() > dead_after_s:
             return BlindStatus(beat[0]["heartbeat_at"], "prober_not_running", "prober not running")
-    if "monitor_gaps" not in db.table_names():
-        return None
     rows = list(
         db.query(
             "SELECT started_at, message FROM monitor_gaps WHERE ended_at IS NULL "
@@ -482,9 +480,7 @@ class PersistedState:
 
 
 def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
-    """Every target's persisted outage state (empty on a database without the table)."""
-    if "target_state" not in db.table_names():
-        return {}
+    """Every target's persisted outage state."""
     out = {}
     sql = "SELECT target, state, since, cause_kind, cause_message, data FROM target_state"
     for r in db.query(sql):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from store import histogram
@@ -147,121 +147,97 @@ class Tally:
         self.total_n += len(total)
         self.tps_sum += sum(tps)
         self.tps_n += len(tps)
+        inputs = [(i, r[7]) for r in ok if (i := r[5]) is not None]
+        cached = [(i, c) for i, c in inputs if c is not None]
+        costs = [c for r in ok if (c := r[8]) is not None]
+        self.input_tokens += sum(i for i, _ in inputs)
+        self.cache_read_tokens += sum(c for _, c in cached)
+        self.cache_input_tokens += sum(i for i, _ in cached)
+        self.output_tokens += sum(o for r in ok if (o := r[6]) is not None)
+        self.cost_usd += sum(costs)
+        self.cost_n += len(costs)
         if self.samples is not None:
             self.samples.ttft_ms += ttft
             self.samples.total_ms += total
             self.samples.decode_tps += tps
-            self.samples.input_tokens += [v for r in ok if (v := r[5]) is not None]
-        else:
-            for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
-                for v in values:
-                    if v == v:  # NaN never has a bucket
-                        k = str(histogram.bucket_index(v))
-                        hist[k] = hist.get(k, 0) + 1
-        for r in ok:
-            inp = r[5]
-            if inp is not None:
-                self.input_tokens += inp
-                if r[7] is not None:
-                    self.cache_read_tokens += r[7]
-                    self.cache_input_tokens += inp
-            if r[6] is not None:
-                self.output_tokens += r[6]
-            if r[8] is not None:
-                self.cost_usd += r[8]
-                self.cost_n += 1
+            self.samples.input_tokens += [i for i, _ in inputs]
+            return
+        for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
+            for v in values:
+                if v == v:  # NaN never has a bucket
+                    k = str(histogram.bucket_index(v))
+                    hist[k] = hist.get(k, 0) + 1
 
     def add(self, other: Tally, sign: int = 1) -> None:
         """Add ``sign × other`` into this tally (``other`` is left as it is)."""
-        self.probes += sign * other.probes
-        self.ok += sign * other.ok
-        for mine, theirs in (
-            (self.errors, other.errors),
-            (self.ttft, other.ttft),
-            (self.total, other.total),
-            (self.tps, other.tps),
-        ):
-            add_counts(mine, theirs, sign)
-        self.ttft_sum += sign * other.ttft_sum
-        self.ttft_n += sign * other.ttft_n
-        self.total_sum += sign * other.total_sum
-        self.total_n += sign * other.total_n
-        self.tps_sum += sign * other.tps_sum
-        self.tps_n += sign * other.tps_n
-        self.input_tokens += sign * other.input_tokens
-        self.output_tokens += sign * other.output_tokens
-        self.cache_read_tokens += sign * other.cache_read_tokens
-        self.cache_input_tokens += sign * other.cache_input_tokens
-        self.cost_usd += sign * other.cost_usd
-        self.cost_n += sign * other.cost_n
+        for name in _COUNT_MAPS:
+            add_counts(getattr(self, name), getattr(other, name), sign)
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
 
     def add_json(self, into: dict[str, int], arrays: str | None, sign: int = 1) -> None:
         """Add a JSON array of stored ``{key: count}`` objects (SQLite's ``group_concat`` of a
         histogram or errors column) into one of this tally's count maps."""
         if not arrays:  # every row NULL: group_concat gives NULL
             return
+        get = into.get
         for counts in json.loads(arrays):
             if not into and sign > 0:
                 into.update(counts)  # the first object: a copy, no per-key adds
-            else:
-                add_counts(into, counts, sign)
+                continue
+            # Inlined (not add_counts): a long window adds tens of thousands of these objects.
+            for k, n in counts.items():
+                into[k] = get(k, 0) + sign * n
 
     def figures(self) -> WindowFigures:
         """The figures of these probes (exact when the tally kept its values)."""
-        errors_by_kind = {k: n for k, n in self.errors.items() if n > 0}
-        ranked = dict(sorted(errors_by_kind.items(), key=_kind_rank))
-        errors = self.probes - self.ok
-        common: dict[str, Any] = {
-            "count": self.probes,
-            "errors": errors,
-            "error_rate": errors / self.probes if self.probes > 0 else None,
-            "errors_by_kind": ranked,
-            "top_error_kind": next(iter(ranked), None),
-            "cost_per_request_usd": self.cost_usd / self.cost_n if self.cost_n else None,
-            "cache_hit_share": (
-                self.cache_read_tokens / self.cache_input_tokens
-                if self.cache_input_tokens
-                else None
-            ),
-        }
+        qs = (50.0, 95.0, 99.0)
         if self.samples is not None:
             ttft = sorted(self.samples.ttft_ms)
             total = sorted(self.samples.total_ms)
             tps = sorted(self.samples.decode_tps)
-            return WindowFigures(
-                **common,
-                ttft_p50_ms=percentile(ttft, 50),
-                ttft_p95_ms=percentile(ttft, 95),
-                ttft_p99_ms=percentile(ttft, 99),
-                total_p50_ms=percentile(total, 50),
-                total_p95_ms=percentile(total, 95),
-                total_p99_ms=percentile(total, 99),
-                decode_tps_p50=percentile(tps, 50),
-                ttft_values_ms=tuple(ttft),
-                total_values_ms=tuple(total),
-                tps_values=tuple(tps),
-                from_rollups=False,
+            ttft_q = [percentile(ttft, q) for q in qs]
+            total_q = [percentile(total, q) for q in qs]
+            tps_p50 = percentile(tps, 50)
+            values = (tuple(ttft), tuple(total), tuple(tps))
+        else:
+            # Bucket keys back to integers; a subtracted edge may have emptied some buckets.
+            ttft_h, total_h = _int_keys(self.ttft), _int_keys(self.total)
+            ttft_q = histogram.quantiles(ttft_h, qs)
+            total_q = histogram.quantiles(total_h, qs)
+            tps_p50 = histogram.quantile(_int_keys(self.tps), 50)
+            # Sampling costs ~70 µs per histogram and target; nothing draws a TPS distribution
+            # from rollups, so its samples are only kept for raw windows.
+            values = (
+                tuple(histogram.sample(ttft_h, SAMPLE_POINTS)),
+                tuple(histogram.sample(total_h, SAMPLE_POINTS)),
+                (),
             )
-        # Bucket keys back to integers; a subtracted edge may have emptied some buckets.
-        ttft_h = _int_keys(self.ttft)
-        total_h = _int_keys(self.total)
-        t50, t95, t99 = histogram.quantiles(ttft_h, (50, 95, 99))
-        o50, o95, o99 = histogram.quantiles(total_h, (50, 95, 99))
+        ranked = rank_errors(self.errors)
+        errors = self.probes - self.ok
         return WindowFigures(
-            **common,
-            ttft_p50_ms=t50,
-            ttft_p95_ms=t95,
-            ttft_p99_ms=t99,
-            total_p50_ms=o50,
-            total_p95_ms=o95,
-            total_p99_ms=o99,
-            decode_tps_p50=histogram.quantile(_int_keys(self.tps), 50),
-            ttft_values_ms=tuple(histogram.sample(ttft_h, SAMPLE_POINTS)),
-            # Sampling costs ~70 µs per histogram and target; nothing draws a TPS
-            # distribution from rollups, so its samples are only kept for raw windows.
-            total_values_ms=tuple(histogram.sample(total_h, SAMPLE_POINTS)),
-            tps_values=(),
-            from_rollups=True,
+            count=self.probes,
+            errors=errors,
+            error_rate=errors / self.probes if self.probes > 0 else None,
+            errors_by_kind=ranked,
+            top_error_kind=next(iter(ranked), None),
+            ttft_p50_ms=ttft_q[0],
+            ttft_p95_ms=ttft_q[1],
+            ttft_p99_ms=ttft_q[2],
+            total_p50_ms=total_q[0],
+            total_p95_ms=total_q[1],
+            total_p99_ms=total_q[2],
+            decode_tps_p50=tps_p50,
+            cost_per_request_usd=self.cost_usd / self.cost_n if self.cost_n else None,
+            cache_hit_share=(
+                self.cache_read_tokens / self.cache_input_tokens
+                if self.cache_input_tokens
+                else None
+            ),
+            ttft_values_ms=values[0],
+            total_values_ms=values[1],
+            tps_values=values[2],
+            from_rollups=self.samples is None,
         )
 
     def input_tokens_p50(self) -> float | None:
@@ -287,6 +263,16 @@ def _kind_rank(item: tuple[str, int]) -> tuple[int, int, str]:
     return (-n, _OUTCOME_RANK[classify("error", kind)], kind)
 
 
+def rank_errors(counts: Mapping[str, int]) -> dict[str, int]:
+    """Failures by kind, most frequent first (ties: :func:`_kind_rank`); empty kinds dropped."""
+    return dict(sorted(((k, n) for k, n in counts.items() if n > 0), key=_kind_rank))
+
+
+#: A tally's count maps and its additive numbers (what :meth:`Tally.add` adds up).
+_COUNT_MAPS = ("errors", "ttft", "total", "tps")
+_SUMS = tuple(f.name for f in fields(Tally) if f.name not in _COUNT_MAPS and f.name != "samples")
+
+
 def _int_keys(hist: Hist) -> dict[int, int]:
     return {int(k): n for k, n in hist.items() if n > 0}
 
@@ -310,7 +296,7 @@ class WindowFigures:
         count: probes.
         errors: failed probes.
         error_rate: ``errors / count`` (0..1), None without probes.
-        errors_by_kind: failures per kind, most frequent first (ties: :func:`_kind_rank`).
+        errors_by_kind: failures per kind, most frequent first (:func:`rank_errors`).
         top_error_kind: the first of them, None without failures.
         ttft_p50_ms, ttft_p95_ms, ttft_p99_ms: TTFT percentiles of successful probes.
         total_p50_ms, total_p95_ms, total_p99_ms: total-time percentiles of successful probes.

@@ -1,7 +1,7 @@
 """A scripted replay server on 127.0.0.1, in its own process, that records when it wrote what.
 
 The server writes each scripted read separately at its scheduled time after the request
-arrived (the "recv t=…" lines of the field cases), over real TCP with HTTP/1.1 chunked
+arrived (the reads of a field case, docs/field-cases.md), over real TCP with HTTP/1.1 chunked
 transfer, so probes see real transport reads, not a patched client. It runs in a child
 interpreter so that its work never shares the probing process's GIL or event loop (in a thread
 of the test process, GIL hand-offs add milliseconds to every stamp the probe takes).

@@ -23,7 +23,7 @@ from probes.timestamps import iso
 from store import control
 from store.costs import monitoring_report, recent_costs
 from store.db import insert_probe, open_db
-from store.queries import summarize
+from store.summary import summarize
 from tui.prober import published, run_prober
 
 

@@ -1,5 +1,4 @@
-"""Field cases FC-01 … FC-09 (public bug reports of streamed-LLM monitors; docs/metrics.md) for
-the OpenAI chat dialect.
+"""Field cases FC-01 … FC-09 (docs/field-cases.md) for the OpenAI chat dialect.
 
 Each case is replayed read by read, at its stated times, by a real HTTP server on 127.0.0.1
 in its own process; the probe runs unpatched. Stamps are compared with when the server really

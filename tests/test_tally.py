@@ -22,8 +22,8 @@ from probes.record import ProbeRecord
 from probes.timestamps import iso
 from store.control import PublishedTarget, publish_targets
 from store.db import open_db, record_row
-from store.queries import TargetSummary, summarize
 from store.rollups import rollup_all, rollup_pending
+from store.summary import TargetSummary, summarize
 
 NOW = datetime(2026, 11, 30, 12, 0, 7, 500_000, tzinfo=UTC)
 ONE_BUCKET = 1 / 8  # log2 width of a histogram bucket (store/histogram.py)

@@ -27,6 +27,7 @@ from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS, SIDE_DOCS, SIDES
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from store.db import default_db_path
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -37,16 +38,6 @@ def default_config_path() -> Path:
     if env:
         return Path(env)
     return Path(platformdirs.user_config_dir("inferwatch", appauthor=False)) / "config.toml"
-
-
-def default_db_path() -> Path:
-    """The default database, or $INFERWATCH_DB."""
-    env = os.environ.get("INFERWATCH_DB")
-    if env:
-        return Path(env)
-    from store.db import default_db_path as store_default
-
-    return store_default()
 
 
 def _err(message: str) -> None:
@@ -131,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cost",
-        help="what each [[features]] entry would cost and feel like per target, and "
-        "what monitoring costs",
+        help="what each [[features]] entry would cost and feel like per target, whether "
+        "each group's fallback takes the primary's load, and what monitoring costs",
     )
     _add_common(p)
     p.add_argument("--feature", help="only this feature (a [[features]] name)")
@@ -317,7 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``inferwatch export``: stream rows to a file or stdout (progress on a terminal stderr)."""
-    from store.db import open_db
+    from store.db import SchemaNotReady, open_reader
     from store.export import ExportFilter, export, parse_since
 
     db_path = args.db or default_db_path()
@@ -335,7 +326,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return EXIT_CONFIG
-    db = open_db(db_path, migrate=False)
+    try:
+        db = open_reader(db_path)
+    except SchemaNotReady as exc:
+        _err(f"{db_path}: {exc}")
+        return EXIT_CONFIG
     fmt = "jsonl" if args.jsonl else "csv"
     try:
         if args.output:
@@ -371,9 +366,11 @@ def parse_window_s(text: str) -> float:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    """``inferwatch cost``: feature projections, fallback capacity and the cost of monitoring,
+    table or JSON."""
     from store.costs import feature_projections, monitoring_report
-    from store.db import open_db
+    from store.db import SchemaNotReady, open_reader
+    from store.fallback import fallback_report
 
     if args.demo:
         from tui.demo import demo_config
@@ -394,21 +391,20 @@ def cmd_cost(args: argparse.Namespace) -> int:
         _err(f"no feature {args.feature!r}{hint} (features: {known})")
         return EXIT_CONFIG
     db_path = args.db or default_db_path()
-    db = open_db(db_path, migrate=False) if db_path.exists() else None
     try:
-        if db is None:
-            _err(f"no database at {db_path}: costs without measured latency")
-        elif "probes" not in db.table_names():
-            db.close()
-            db = None
+        db = open_reader(db_path)
+    except SchemaNotReady as exc:
+        db = None
+        where = f"no database at {db_path}" if not exc.schema.exists else f"{db_path}: {exc}"
+        _err(f"{where}: costs without measured latency")
+    try:
         projections = (
             feature_projections(db, config, window_s, feature=args.feature) if names else None
         )
         monitoring = (
-            monitoring_report(db, window_s)
-            if db is not None and args.feature is None and "targets" in db.table_names()
-            else None
+            monitoring_report(db, window_s) if db is not None and args.feature is None else None
         )
+        fallbacks = fallback_report(db, config, window_s) if args.feature is None else []
     finally:
         if db is not None:
             db.close()
@@ -419,6 +415,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             "window_s": window_s,
             "projections": dataclasses.asdict(projections) if projections else None,
             "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+            "fallbacks": [dataclasses.asdict(f) for f in fallbacks],
         }
         print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
         return EXIT_OK
@@ -427,7 +424,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from tui.cost_panel import render_cost_panel
 
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-    console.print(render_cost_panel(projections, monitoring))
+    console.print(render_cost_panel(projections, monitoring, fallbacks))
     return EXIT_OK
 
 
@@ -466,6 +463,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
             print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+        for line in _explain_questions(config, t):
+            print(f"    {line}")
     if config.prober.daily_budget_usd is not None:
         print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
     for f in config.features:
@@ -475,6 +474,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
         )
     return EXIT_OK
+
+
+def _explain_questions(config: Config, target: ResolvedTarget) -> list[str]:
+    """What issue #13's checks will do for ``target`` (docs/questions.md), one line each."""
+    from probes.cache_check import cache_shape
+    from probes.official_status import resolve_source
+    from probes.questions import QuestionChecks
+
+    lines = []
+    for sched in QuestionChecks(config).schedules():
+        if sched.target != target.name:
+            continue
+        if sched.kind == "cache_check":
+            shape = cache_shape(target.config.provider)
+            how = f"{shape.mode}, prefix >= {shape.min_prefix_tokens} tokens" if shape else ""
+            what = (
+                f"prompt-caching check ({how})" if shape else "prompt-caching check: not supported"
+            )
+        elif sched.kind == "workload":
+            what = f"workload {sched.workload}"
+        else:
+            what = "cold-start probe"
+        lines.append(f"{what} every {sched.interval_s:g}s")
+    if target.config.scaledown_window_s is not None:
+        window = target.config.scaledown_window_s
+        lines.append(f"scales to zero after {window:g}s idle: probes after longer idle are cold")
+    source = resolve_source(
+        target.config.provider,
+        target.config.status_url,
+        target.config.status_component,
+        config.status,
+    )
+    if source is not None and config.status.enabled:
+        part = f" ({source.component})" if source.component else ""
+        lines.append(f"official status: {source.url}{part} every {config.status.interval_s:g}s")
+    return lines
 
 
 def _explain_prices(target: ResolvedTarget) -> str:

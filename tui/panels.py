@@ -1,8 +1,9 @@
 """What each panel says, as pure functions of store data and a width, returning Rich ``Text``.
 
-The widgets only decide *when* to redraw; these decide *what* (tui-style.md §4.17), so they
-can be tested with a plain ``rich.Console`` and never see a terminal. Every line fits the width
-it is given (cut, never wrapped), and every state is a word plus a symbol, never colour alone.
+The widgets only decide *when* to redraw; these decide *what* (docs/architecture.md, "The
+dashboard"), so they can be tested with a plain ``rich.Console`` and never see a terminal.
+Every line fits the width it is given (cut, never wrapped), and every state is a word plus a
+symbol, never colour alone.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from datetime import datetime
 from rich.text import Text
 
 from probes.timestamps import day_of, iso, minute_text, parse_iso
+from store.detail import TargetDetail
 from store.health import State
-from store.queries import Incident, Snapshot, TargetDetail, TargetSummary
+from store.incidents import Incident
+from store.reader import Snapshot
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of

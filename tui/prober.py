@@ -33,7 +33,7 @@ from store import control
 from store.costs import recent_costs
 from store.db import insert_probe, open_db
 from store.history import HistoryWriter, MonitoredTarget, host_of
-from store.outage import rules_from_settings
+from store.outage import OutageRules
 from store.rollups import Retention, maintenance_steps
 
 T = TypeVar("T")
@@ -112,7 +112,7 @@ def monitored(config: Config) -> list[MonitoredTarget]:
         MonitoredTarget(
             name=t.name,
             host=host_of(t.base_url),
-            rules=rules_from_settings(t.settings),
+            rules=OutageRules.from_settings(t.settings),
             configured=t.is_configured(),
         )
         for t in config.resolved()

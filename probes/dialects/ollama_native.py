@@ -2,7 +2,7 @@
 
 Source: ollama/ollama ``docs/api.md`` "Generate a chat completion" (streaming),
 ``docs/api/usage.mdx``, ``docs/api/errors.mdx`` and ``api/types.go`` (``ChatResponse``,
-``Metrics``); ../shared/reference/wire-formats.md §8.2. Content type ``application/x-ndjson``,
+``Metrics``); docs/dialects.md. Content type ``application/x-ndjson``,
 one JSON object per line:
 
 * ``{"message":{"role":"assistant","content":"…","thinking":"…"},"done":false}``: answer in
@@ -17,7 +17,7 @@ one JSON object per line:
   ``load_duration`` on a normal answer is a cold load inside TTFT (flagged ``cold_load``);
 * ``model`` names the model that answered;
 * an error is a line ``{"error": "…"}``, before the stream as the whole body (400/404/429/500)
-  or after content with the status still 200 (FC-07 C).
+  or after content with the status still 200 (docs/field-cases.md FC-07 C).
 """
 
 from __future__ import annotations
