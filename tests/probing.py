@@ -66,6 +66,13 @@ def near(value: float | None, scheduled_ms: float, tol: float = LATE_MS) -> bool
     return expected - EARLY_MS <= value <= expected + tol
 
 
+def near_schedule(value: float | None, scheduled_ms: float) -> bool:
+    """For servers that record no timeline (an in-thread fake): ``value`` against the schedule,
+    10 ms early to 50 ms late. Too loose to catch a 10 ms shift; the replay server's
+    :func:`near` is the precise check."""
+    return value is not None and scheduled_ms - 10.0 <= value <= scheduled_ms + 50.0
+
+
 def gap_near(value: float | None, from_ms: float, to_ms: float) -> bool:
     """True when ``value`` (ms) is the real gap between two scheduled reads, each end noisy by
     ``-EARLY_MS … +LATE_MS`` (inter-token latencies)."""

@@ -20,6 +20,7 @@ import base64
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -253,6 +254,47 @@ class ReplayServer:
             )
             for t in self._call(f"/_ctl/timeline/{case}")
         ]
+
+
+class ServerThread:
+    """Runs an aiohttp application on 127.0.0.1 in its own thread and event loop (for fakes
+    that need no precise timing: in the test process, GIL hand-offs add milliseconds)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def start() -> None:
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = int(self._runner.addresses[0][1])
+
+        self._loop.run_until_complete(start())
+        self._ready.set()
+        self._loop.run_forever()
+        assert self._runner is not None
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def start(self) -> int:
+        """Start and return the port."""
+        self._thread.start()
+        self._ready.wait(10)
+        return self.port
+
+    def stop(self) -> None:
+        """Stop the server and join its thread."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
 
 
 def sse(obj: Any) -> bytes:
