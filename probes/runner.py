@@ -39,7 +39,7 @@ from probes.pricing import compute_cost
 from probes.record import ProbeRecord
 from probes.sse import FramingError, WireEvent, accepts_content_type, new_framer
 from probes.timestamps import iso, utc_now
-from probes.transport import ConnectionPhases, make_client, tracking, warm_up
+from probes.transport import ConnectionPhases, StampedStream, make_client, tracking, warm_up
 
 __all__ = ["make_client", "record_to_json", "run_probe"]
 
@@ -103,6 +103,36 @@ async def _read_limited(response: httpx.Response) -> str:
         if size >= _MAX_ERROR_BODY_BYTES:
             break
     return b"".join(chunks)[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace")
+
+
+class _ArrivalClock:
+    """The probe's clock, moved back to when the latest bytes came off the socket.
+
+    ``StampedStream`` stamps each socket read (``time.perf_counter``); between that read and the
+    moment httpx hands the bytes over, h11 and httpx run. Reading the probe's clock and taking
+    away that processing time gives the arrival on the probe's own (possibly injected) clock.
+    Made when the response's headers are in: the read that completed them is this request's,
+    and so is every later one. Without a stamped stream (a foreign transport), or before any
+    read of this request, it is the probe's clock as is.
+    """
+
+    __slots__ = ("_clock", "_first", "_stream")
+
+    def __init__(self, clock: Clock, stream: StampedStream | None) -> None:
+        self._clock = clock
+        self._stream = stream
+        first = stream.last_read_s if stream is not None else None
+        self._first = first if first is not None else float("inf")
+
+    def __call__(self) -> float:
+        now = self._clock()
+        stream = self._stream
+        if stream is None:
+            return now
+        read_at = stream.last_read_s
+        if read_at is None or read_at < self._first:
+            return now
+        return now - max(time.perf_counter() - read_at, 0.0)
 
 
 def _labelled(prefix: str, perr: ProviderError) -> str:
@@ -205,7 +235,9 @@ async def run_probe(
             await response.aclose()
 
     async def read(response: httpx.Response, deadline_cm: asyncio.Timeout) -> None:
-        meas.on_headers(clock())
+        stream = response.extensions.get("network_stream")
+        arrival = _ArrivalClock(clock, stream if isinstance(stream, StampedStream) else None)
+        meas.on_headers(arrival())
         phases.phase = "response"
         outcome.http_status = response.status_code
         outcome.headers = response.headers
@@ -216,7 +248,7 @@ async def run_probe(
             dialect.new_parser(),
             dialect.parse_error_body,
             meas,
-            clock,
+            arrival,
             deadline_cm,
             loop,
             total_deadline,
@@ -393,8 +425,8 @@ async def _read_response(
     reads = response.aiter_bytes() if encoded else response.aiter_raw()
     try:
         async for chunk in reads:
-            # The time these bytes were read, before any decoding or parsing: every event
-            # they complete carries it (docs/metrics.md §1).
+            # When these bytes came off the socket, before any decoding or parsing: every
+            # event they complete carries it (docs/metrics.md §1).
             now = clock()
             if meas.t_terminal is not None:
                 # Past the terminal marker: read the rest of the body (normally just the

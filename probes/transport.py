@@ -17,6 +17,9 @@ Two things a plain ``httpx.AsyncClient`` gets wrong for a monitor (docs/metrics.
   separately to ``start_tls``, so connecting to an address keeps certificate checks on the
   host name. The durations go to the :class:`ConnectionPhases` of the probe that opened the
   connection, found through a context variable (httpcore connects inside the requesting task).
+* **The HTTP stack's own time inside a stamp.** Its streams (:class:`StampedStream`) stand on
+  asyncio's streams directly: each socket read is stamped before h11 and httpx process it, and
+  a request's bytes go to the socket without the loop turns httpcore's anyio backend adds.
 
 :func:`make_client` builds the client every probe uses; the scheduler decides how many exist
 and their pool size.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
 import time
@@ -143,20 +147,76 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class _PhasedStream(httpcore.AsyncNetworkStream):
-    """A connected stream that times its TLS handshake into the opening probe's phases.
+class StampedStream(httpcore.AsyncNetworkStream):
+    """httpcore's network stream on asyncio's own streams, stamping every socket read.
 
-    Reads and writes are bound straight to the inner stream (no extra call per read); after
-    the handshake httpcore holds the inner TLS stream itself.
+    * ``last_read_s`` is ``time.perf_counter()`` when the latest read that returned bytes came
+      back from the socket, before h11 parses them and httpx hands them on. The runner finds
+      this stream in ``response.extensions["network_stream"]`` and stamps each body chunk with
+      it, so the HTTP stack's own processing never counts as the provider's latency
+      (docs/metrics.md §1).
+    * A write goes to the socket at once. httpcore's anyio backend yields to the event loop
+      after every send, so the request's headers and body left two loop turns apart (0.4 ms
+      each here): time inside every TTFT that no provider spent.
+    * The TLS handshake (``start_tls``, in place) is timed into the opening probe's phases.
+
+    Errors are raised as httpcore's exceptions, as its anyio backend raises them.
     """
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream, phases: ConnectionPhases | None):
-        self._inner = inner
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        phases: ConnectionPhases | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
         self._phases = phases
-        self.read = inner.read  # type: ignore[method-assign]
-        self.write = inner.write  # type: ignore[method-assign]
-        self.aclose = inner.aclose  # type: ignore[method-assign]
-        self.get_extra_info = inner.get_extra_info  # type: ignore[method-assign]
+        self.last_read_s: float | None = None
+
+    async def read(
+        self,
+        max_bytes: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> bytes:
+        """Read up to ``max_bytes`` (``b""`` at the end) and stamp when they came back."""
+        try:
+            if timeout is None:
+                data = await self._reader.read(max_bytes)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc) or "read timed out") from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+        self.last_read_s = time.perf_counter()
+        return data
+
+    async def write(
+        self,
+        buffer: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> None:
+        """Hand ``buffer`` to the socket; wait only when the kernel did not take it all."""
+        if not buffer:
+            return
+        writer = self._writer
+        if writer.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        try:
+            writer.write(buffer)
+            if writer.transport.get_write_buffer_size():
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc) or "write timed out") from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        """Close without waiting (a TLS peer need not answer our close_notify)."""
+        self._writer.transport.abort()
 
     async def start_tls(
         self,
@@ -164,15 +224,56 @@ class _PhasedStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
     ) -> httpcore.AsyncNetworkStream:
+        """Upgrade to TLS in place, checking the certificate against ``server_hostname`` (the
+        origin's host name, not the address connected to); timed into ``tls_s``."""
         phases = self._phases
         if phases is not None:
             phases.phase = "tls"
         start = time.perf_counter()
-        stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError as exc:
+            self._writer.transport.abort()
+            raise httpcore.ConnectTimeout(str(exc) or "TLS handshake timed out") from exc
+        except OSError as exc:  # ssl.SSLError included
+            self._writer.transport.abort()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         if phases is not None:
             phases.tls_s = time.perf_counter() - start
             phases.phase = "request"
-        return stream
+        self._phases = None  # the connection outlives the probe that opened it
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        """What httpcore asks about the connection (``ssl_object``, ``is_readable``...)."""
+        writer = self._writer
+        if info == "ssl_object":
+            return writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return writer.get_extra_info("peername")
+        if info == "socket":
+            return writer.get_extra_info("socket")
+        if info == "is_readable":
+            # An idle pooled connection that the server closed (or wrote to) is not reusable.
+            reader = self._reader
+            if reader.at_eof() or reader.exception() is not None or writer.is_closing():
+                return True
+            return is_socket_readable(writer.get_extra_info("socket"))
+        return None
+
+
+def is_socket_readable(sock: Any) -> bool:
+    """Whether a read on ``sock`` would return at once (data or the end): an idle pooled
+    connection in that state must not be reused. A missing socket counts as readable."""
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _is_address(host: str) -> bool:
@@ -188,16 +289,10 @@ class PhasedBackend(httpcore.AsyncNetworkBackend):
 
     Args:
         resolver: name resolution (default :func:`system_resolver`); tests inject their own.
-        inner: the backend that opens sockets (httpcore's anyio backend).
     """
 
-    def __init__(
-        self,
-        resolver: Resolver | None = None,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
+    def __init__(self, resolver: Resolver | None = None) -> None:
         self._resolver: Resolver = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
 
     async def _resolve(self, host: str, port: int, within_s: float | None) -> Sequence[str]:
         try:
@@ -239,25 +334,25 @@ class PhasedBackend(httpcore.AsyncNetworkBackend):
             phases.dns_s = resolved - start
             phases.phase = "connect"
         remaining = None if timeout is None else max(timeout - (resolved - start), 0.001)
-        stream: httpcore.AsyncNetworkStream | None = None
+        local = (local_address, 0) if local_address else None
         for i, address in enumerate(addresses):
             try:
-                stream = await self._inner.connect_tcp(
-                    address,
-                    port,
-                    timeout=remaining,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
+                async with asyncio.timeout(remaining):
+                    reader, writer = await asyncio.open_connection(address, port, local_addr=local)
                 break
-            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+            except TimeoutError as exc:
                 if i == len(addresses) - 1:
-                    raise
-        assert stream is not None
+                    raise httpcore.ConnectTimeout(str(exc) or "connect timed out") from exc
+            except OSError as exc:
+                if i == len(addresses) - 1:
+                    raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
         if phases is not None:
             phases.connect_s = time.perf_counter() - resolved
             phases.phase = "request"
-        return _PhasedStream(stream, phases)
+        return StampedStream(reader, writer, phases)
 
     async def connect_unix_socket(
         self,
@@ -265,12 +360,12 @@ class PhasedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        """Unix sockets are passed through untimed (probes never use them)."""
-        return await self._inner.connect_unix_socket(path, timeout, socket_options)
+        """Unix sockets are not used by probes."""
+        raise httpcore.ConnectError("unix sockets are not supported")
 
     async def sleep(self, seconds: float) -> None:
         """Sleep (httpcore's retry back-off)."""
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 class PhasedTransport(httpx.AsyncHTTPTransport):
