@@ -11,12 +11,14 @@ certificate against the host name, as it would for a real provider.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import httpx
 import pytest
@@ -271,3 +273,59 @@ def test_timeout_table(
         phase, has_token=has_token, terminal_seen=terminal, total_deadline_reached=total
     )
     assert result == kind
+
+
+# --- the stream under httpcore -----------------------------------------------------------------
+
+
+RAW_SERVER = """
+import socket, sys, json
+body = (b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}\\n\\n'
+        b'data: [DONE]\\n\\n')
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+while True:
+    conn, _ = listener.accept()
+    first = conn.recv(65536)  # wakes on the first segment that arrives
+    rest = first
+    while b"\\r\\n\\r\\n" not in rest or len(rest.partition(b"\\r\\n\\r\\n")[2]) < int(
+        [l for l in rest.split(b"\\r\\n") if l.lower().startswith(b"content-length")][0].split(b":")[1]
+    ):
+        rest += conn.recv(65536)
+    print(json.dumps(len(first) == len(rest)), flush=True)
+    conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/event-stream\\r\\n"
+                 b"Content-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
+    conn.close()  # closes after each answer, as llama-server does with idle connections
+"""
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[int, IO[str]]]:
+    """The raw server above, in its own process: its port and its report stream."""
+    proc = subprocess.Popen([sys.executable, "-c", RAW_SERVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        yield int(proc.stdout.readline()), proc.stdout
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        proc.stdout.close()
+
+
+async def test_a_request_leaves_in_one_write_and_a_closed_connection_is_not_reused(
+    raw_server: tuple[int, IO[str]],
+) -> None:
+    # A server in its own process reads once when the request starts to arrive: that read
+    # must hold the whole request (headers and body: one wake-up, as for other clients). It
+    # then closes the connection, and the next probe must open a new one instead of failing.
+    port, reports = raw_server
+    target = make_target(f"http://127.0.0.1:{port}/v1")
+    records = []
+    async with make_client() as client:
+        for _ in range(5):
+            records.append(await run_probe(target, client))
+            await asyncio.sleep(0.05)
+    whole = [json.loads(reports.readline()) for _ in records]
+    assert all(r.status == "ok" for r in records), [r.error_message for r in records]
+    assert all(r.conn_reused is False for r in records[1:])  # new connections, no failure
+    assert all(whole), whole  # naive (headers and body written apart): the first read is short
