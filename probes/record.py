@@ -19,6 +19,8 @@ class ProbeRecord:
     """One finished probe. Durations in ms from ``time.perf_counter``; ``None`` means unknown.
 
     No field is ever ``inf``, NaN, negative or a sentinel: what cannot be computed is ``None``.
+    A number the provider sent out of range is ``None`` too and named in
+    ``out_of_range_fields`` (``probes.sanitize``).
     """
 
     started_at: str
@@ -74,6 +76,8 @@ class ProbeRecord:
     cold: bool | None = None
     server_ttft_ms: float | None = None
     server_predict_ms: float | None = None
+    vantage: str | None = None
+    out_of_range_fields: str | None = None
     # Issue 9 (appended: the column order is public, docs/fields.md).
     response_model: str | None = None
     dns_ms: float | None = None
@@ -104,7 +108,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     ),
     "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
     "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
-    "error_message": ("", "short provider or network message, secrets redacted, <= 300 chars"),
+    "error_message": (
+        "",
+        "short provider or network message, secrets redacted, control characters escaped "
+        "(`\\x1b`), <= 300 chars",
+    ),
     "ttfb_ms": ("ms", "request sent -> response headers received (includes connection setup)"),
     "ttft_ms": ("ms", "request sent -> first event carrying a generated token of any channel"),
     "ttfat_ms": ("ms", "request sent -> first event carrying visible answer text"),
@@ -129,7 +137,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "where output_tokens came from: reported (provider usage), estimated, or none "
         "(not reported; input buckets may still be reported)",
     ),
-    "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
+    "finish_reason": (
+        "",
+        "the provider's stop reason as sent (stop, length, end_turn, ...), <= 64 chars",
+    ),
     "cost_usd": (
         "USD",
         "cost of this request: the provider's reported charge when it sends one "
@@ -152,8 +163,14 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "cost_estimate_usd (from prices) and provider_cost_usd disagree: |difference| > 5% "
         "of provider_cost_usd and > $0.000001; null unless both exist",
     ),
-    "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
-    "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
+    "request_id": (
+        "",
+        "provider request id (x-request-id, request-id, chunk id), secrets redacted, <= 200 chars",
+    ),
+    "upstream_provider": (
+        "",
+        "upstream that served a routed request (OpenRouter provider), <= 100 chars",
+    ),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
     "dns_ms": (
         "ms",
@@ -241,6 +258,17 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
         "boot excluded)",
     ),
+    "vantage": (
+        "",
+        "where the probe ran from: the prober's [prober] vantage, default its host name "
+        "(docs/fleet.md)",
+    ),
+    "out_of_range_fields": (
+        "",
+        "comma-separated names of the fields whose provider value was out of range (not "
+        "finite, negative or above 10^15, e.g. a header `inf` or a count of 10^20); those "
+        "fields are null. Null when none",
+    ),
 }
 
 
@@ -255,7 +283,10 @@ def fields_markdown() -> str:
         " and `inferwatch probe --once --json`. Generated from `probes/record.py`"
         " (`python -m probes.record > docs/fields.md`); durations come from a monotonic clock."
         " Empty (CSV) or `null` (JSON) means unknown, never 0."
-        " Timestamps are UTC ISO 8601; booleans are `true`/`false`.",
+        " Timestamps are UTC ISO 8601; booleans are `true`/`false`."
+        " Text a provider sent (`error_message`, `request_id`, `finish_reason`,"
+        " `upstream_provider`) has API keys redacted, is valid UTF-8 with control and bidi"
+        " characters escaped (`\\x1b`, `\\u202e`) and is capped at the length given.",
         "",
         "| field | unit | definition |",
         "| --- | --- | --- |",

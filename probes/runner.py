@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from probes.config import ResolvedTarget
+from probes.config import ResolvedTarget, key_problem, url_secrets
 from probes.dialects import DIALECTS
 from probes.dialects.base import Dialect, MultiRequestDialect, ProviderError, StreamParser
 from probes.errors import (
@@ -37,7 +37,17 @@ from probes.headers import parse_ratelimit, parse_retry_after, request_id, respo
 from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
-from probes.sse import FramingError, WireEvent, accepts_content_type, new_framer
+from probes.sanitize import sanitize_record
+from probes.sse import (
+    FramingError,
+    StreamLimitExceeded,
+    StreamLimits,
+    WireEvent,
+    accepts_content_type,
+    check_bytes,
+    check_events,
+    new_framer,
+)
 from probes.timestamps import iso, utc_now
 from probes.transport import ConnectionPhases, StampedStream, make_client, tracking, warm_up
 
@@ -167,7 +177,7 @@ async def run_probe(
     await warm_up()  # once per event loop, before any clock: no start-up cost in a timing
     started = wall_clock()
     api_key = target.api_key()
-    secrets = (api_key,) if api_key else ()
+    secrets = ((api_key,) if api_key else ()) + url_secrets(target.base_url)
     record = ProbeRecord(
         started_at=iso(started),
         target=target.name,
@@ -179,6 +189,16 @@ async def run_probe(
         record.status = "error"
         record.error_kind = ErrorKind.NOT_CONFIGURED
         record.error_message = f"environment variable {target.config.api_key_env} is not set"
+        return record
+    problem = key_problem(api_key) if api_key else None
+    if problem is not None:
+        # httpx would refuse the header with a message quoting the whole key.
+        record.status = "error"
+        record.error_kind = ErrorKind.PROBE_CONFIG
+        record.error_message = (
+            f"the API key in ${target.config.api_key_env} {problem}; an HTTP header cannot "
+            "carry it (value not shown)"
+        )
         return record
 
     request = dialect.build_request(target, api_key)
@@ -256,6 +276,7 @@ async def run_probe(
             settings.stall_timeout_s,
             started,
             outcome,
+            StreamLimits(settings.response_bytes_cap, settings.stream_events_cap),
         )
 
     try:
@@ -308,7 +329,13 @@ async def run_probe(
             outcome.message = "stream completed without any generated token"
     if meas.t_terminal is not None:
         t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
-    return _finish(record, target, meas, phases, outcome, t_end, started, secrets)
+    try:
+        return _finish(record, target, meas, phases, outcome, t_end, started, secrets)
+    except Exception as exc:  # whatever a provider sent, the target gets a record
+        record.status = "error"
+        record.error_kind = ErrorKind.INTERNAL
+        record.error_message = f"finishing the record failed: {type(exc).__name__}: {exc}"
+        return sanitize_record(record, secrets)
 
 
 def _timeout_message(kind: ErrorKind, phases: ConnectionPhases, settings: Any) -> str:
@@ -341,8 +368,14 @@ async def _read_response(
     stall_timeout: float,
     started: datetime,
     outcome: _Outcome,
+    limits: StreamLimits,
 ) -> None:
-    """Read the body into ``meas``; raise :class:`_ProbeFailed` for classified failures."""
+    """Read the body into ``meas``; raise :class:`_ProbeFailed` for classified failures.
+
+    Past a cap of ``limits`` the probe fails as ``too_large`` (or, when the terminal marker
+    had already arrived, ends as complete) without reading further: leaving the stream
+    context with the body unread makes httpx close the connection rather than drain it.
+    """
     status = response.status_code
     if status >= 400 or 300 <= status < 400:
         body = await _read_limited(response)
@@ -358,10 +391,9 @@ async def _read_response(
             outcome.retry_after_s = parse_retry_after(response.headers, sent_at)
             if outcome.retry_after_s is None and perr is not None:
                 outcome.retry_after_s = perr.retry_after_s
+        # Not cut here: redact() removes keys from the whole text first, then caps it.
         if perr is None:
-            raise _ProbeFailed(
-                kind, f"HTTP {status}: {body.strip()[:200] or response.reason_phrase}"
-            )
+            raise _ProbeFailed(kind, f"HTTP {status}: {body.strip() or response.reason_phrase}")
         raise _ProbeFailed(kind, _labelled(f"HTTP {status}", perr), perr)
 
     content_type = response.headers.get("content-type", "").lower()
@@ -423,17 +455,21 @@ async def _read_response(
     # compresses anyway still gets decoded, chunk by chunk as it arrives.
     encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
     reads = response.aiter_bytes() if encoded else response.aiter_raw()
+    items = 0
     try:
         async for chunk in reads:
             # When these bytes came off the socket, before any decoding or parsing: every
             # event they complete carries it (docs/metrics.md §1).
             now = clock()
+            check_bytes(response.num_bytes_downloaded, limits)
             if meas.t_terminal is not None:
                 # Past the terminal marker: read the rest of the body (normally just the
                 # closing chunk) so the connection goes back to the pool instead of closing.
                 continue
             read_index += 1
             for item in framer.feed(chunk, read_index):
+                items += 1
+                check_events(items, limits)
                 handle(item, now)
                 if meas.t_terminal is not None:
                     break
@@ -442,6 +478,10 @@ async def _read_response(
                 handle(item, now)
     except FramingError as exc:
         raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
+    except StreamLimitExceeded as exc:
+        if meas.t_terminal is None:
+            raise _ProbeFailed(ErrorKind.TOO_LARGE, str(exc)) from None
+        # The answer was complete; only what followed its terminal marker overflowed.
     if not meas.saw_terminal:
         raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
 
@@ -508,6 +548,7 @@ def _finish(
     record.ratelimit_remaining_tokens = limits.remaining_tokens
     record.ratelimit_reset_requests_s = limits.reset_requests_s
     record.ratelimit_reset_tokens_s = limits.reset_tokens_s
+    flagged = tuple(meas.out_of_range) + tuple(f"ratelimit_{n}" for n in limits.out_of_range)
     record.retry_after_s = outcome.retry_after_s
 
     # A billed failure that still reported usage is priced (docs/metrics.md §5); a charge
@@ -527,9 +568,10 @@ def _finish(
         record.status = "error"
         record.error_kind = outcome.kind.value
         record.error_message = redact(outcome.message or outcome.kind.value, secrets)
-    return record
+    return sanitize_record(record, secrets, flagged)
 
 
 def record_to_json(record: ProbeRecord) -> str:
-    """Serialise a record as one JSON line (schema order, nulls kept)."""
-    return json.dumps(record.to_dict(), ensure_ascii=False)
+    """Serialise a record as one JSON line (schema order, nulls kept; never ``NaN``/``Infinity``:
+    raises ValueError for a record that did not pass ``sanitize_record``)."""
+    return json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)

@@ -20,12 +20,18 @@ JSON are handed over as one ``raw`` item.
 
 AWS event-stream frames (Bedrock ConverseStream) are decoded with botocore's
 ``EventStreamBuffer``, which checks both CRCs; nothing here parses that format by hand.
+
+Every decoder here is linear in the bytes it is given, and :func:`aiter_framed` enforces a
+probe's caps (:class:`StreamLimits`): past ``max_bytes`` on the wire or ``max_events`` items
+(keep-alives included) it raises :class:`StreamLimitExceeded` and reads nothing more, so the
+runner closes the connection instead of draining a runaway stream.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import httpx
@@ -44,6 +50,23 @@ FRAMING_CONTENT_TYPES: Mapping[str, tuple[str, ...]] = {
 
 class FramingError(ValueError):
     """The body is not valid in its framing (e.g. an event-stream frame with a bad CRC)."""
+
+
+class StreamLimitExceeded(Exception):
+    """The body passed one of the probe's :class:`StreamLimits`; ``str()`` says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Caps on one response body.
+
+    Attributes:
+        max_bytes: bytes received on the wire (``Response.num_bytes_downloaded``), or None.
+        max_events: items decoded (events, keep-alive comments, raw JSON), or None.
+    """
+
+    max_bytes: int | None = None
+    max_events: int | None = None
 
 
 def accepts_content_type(framing: str, content_type: str) -> bool:
@@ -141,23 +164,32 @@ class NDJSONFramer:
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
+        # Pieces of the line not yet ended by a newline, joined once: a line arriving in many
+        # reads costs time linear in its length.
+        self._pending: list[str] = []
 
     def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
         """Decode one transport read; return the lines it completed."""
         text = chunk if isinstance(chunk, str) else self._text.decode(chunk)
         if "\n" not in text:
-            self._buffer += text
+            if text:
+                self._pending.append(text)
             return []
-        *complete, self._buffer = (self._buffer + text).split("\n")
-        return [
-            WireEvent("event", "", line.strip(), read_index) for line in complete if line.strip()
+        first, *complete, rest = text.split("\n")
+        self._pending.append(first)
+        out = [
+            WireEvent("event", "", line.strip(), read_index)
+            for line in ("".join(self._pending), *complete)
+            if line.strip()
         ]
+        self._pending = [rest] if rest else []
+        return out
 
     def close(self, read_index: int) -> list[WireEvent]:
         """End of body: a last line without its newline is still an item."""
-        rest = (self._buffer + self._text.decode(b"", final=True)).strip()
-        self._buffer = ""
+        self._pending.append(self._text.decode(b"", final=True))
+        rest = "".join(self._pending).strip()
+        self._pending = []
         return [WireEvent("event", "", rest, read_index)] if rest else []
 
 
@@ -269,10 +301,56 @@ def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
     return _aiter_framer(EventStreamFramer(), chunks)
 
 
-def aiter_framed(framing: str, response: httpx.Response) -> AsyncIterator[WireEvent]:
+async def _capped_bytes(response: httpx.Response, limits: StreamLimits) -> AsyncIterator[bytes]:
+    async for data in response.aiter_bytes():
+        check_bytes(response.num_bytes_downloaded, limits)
+        yield data
+
+
+def check_bytes(received: int, limits: StreamLimits) -> None:
+    """Raise :class:`StreamLimitExceeded` once ``received`` bytes pass ``limits.max_bytes``."""
+    if limits.max_bytes is not None and received > limits.max_bytes:
+        raise StreamLimitExceeded(
+            f"response body passed max_response_bytes={limits.max_bytes:,} "
+            "(stopped reading, connection closed)"
+        )
+
+
+def check_events(count: int, limits: StreamLimits) -> None:
+    """Raise :class:`StreamLimitExceeded` once ``count`` items pass ``limits.max_events``."""
+    if limits.max_events is not None and count > limits.max_events:
+        raise StreamLimitExceeded(
+            f"stream passed max_stream_events={limits.max_events:,} "
+            "(stopped reading, connection closed)"
+        )
+
+
+async def _capped_events(
+    items: AsyncIterator[WireEvent], limits: StreamLimits
+) -> AsyncIterator[WireEvent]:
+    count = 0
+    async for item in items:
+        count += 1
+        check_events(count, limits)
+        yield item
+
+
+def aiter_framed(
+    framing: str, response: httpx.Response, limits: StreamLimits | None = None
+) -> AsyncIterator[WireEvent]:
     """Decode ``response``'s body with the decoder for ``framing`` (see ``Framing``).
+
+    Args:
+        framing: ``sse``, ``ndjson`` or ``eventstream``.
+        response: a streaming response whose body has not been read.
+        limits: caps on the body; the iterator raises :class:`StreamLimitExceeded` as soon as
+            the bytes received or the items decoded pass one (checked after every read and
+            every item).
 
     Raises:
         ValueError: for an unknown framing name.
     """
-    return _aiter_framer(new_framer(framing), response.aiter_bytes())
+    return _capped_events(
+        _aiter_framer(new_framer(framing), _capped_bytes(response, limits or StreamLimits())),
+        limits or StreamLimits(),
+    )

@@ -65,6 +65,8 @@ TEXT_FIELDS = {
     "upstream_provider",
     "kind",
     "workload",
+    "vantage",
+    "out_of_range_fields",
     "response_model",
 }
 
@@ -262,6 +264,38 @@ def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
             )
 
 
+@migrations()
+def m009_alerts(db: sqlite_utils.Database) -> None:
+    """Issue #12: the vantage of each probe; alert state and the notifications log.
+
+    * ``probes.vantage``: where the probe ran from (docs/fleet.md).
+    * ``alerts``: one row per alert (a target, a group, the monitor, a maintenance window):
+      whether it fires, its severity and when it was last notified, so a restarted prober
+      neither repeats an alert nor forgets to resolve one (store/alerting.py).
+    * ``notifications``: one row per notice and channel: what, where, when, every attempt's
+      result (tui/notify.py delivers them; the dashboard reads them).
+    """
+    if "vantage" not in db["probes"].columns_dict:
+        db["probes"].add_column("vantage", str)  # type: ignore[union-attr]
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, firing INTEGER NOT NULL, "
+        "kind TEXT, severity TEXT, target TEXT, group_name TEXT, state TEXT, summary TEXT, "
+        "started_at TEXT, ended_at TEXT, last_notified_at TEXT, channels TEXT, data TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS notifications (id INTEGER PRIMARY KEY, "
+        "created_at TEXT NOT NULL, alert_key TEXT NOT NULL, event TEXT NOT NULL, kind TEXT, "
+        "severity TEXT, target TEXT, group_name TEXT, summary TEXT, channel TEXT NOT NULL, "
+        "channel_type TEXT, payload TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL "
+        "DEFAULT 0, last_attempt_at TEXT, next_attempt_at TEXT, result TEXT, sent_at TEXT)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_notifications_due "
+        "ON notifications (status, next_attempt_at)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS idx_notifications_created ON notifications (created_at)")
+
+
 #: Record fields added by issue #13 (m010_questions) and their column types.
 _QUESTIONS_COLUMNS = ("kind", "workload", "idle_s", "cold", "server_ttft_ms", "server_predict_ms")
 
@@ -303,6 +337,14 @@ def m010_questions(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
         "ON cache_checks (target, started_at)"
     )
+
+
+@migrations()
+def m007h_hostile(db: sqlite_utils.Database) -> None:
+    """Issue #10: ``out_of_range_fields`` on probes (provider numbers nulled as out of range)."""
+    # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
+    if "out_of_range_fields" not in db["probes"].columns_dict:
+        db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
 
 
 def default_db_path() -> Path:

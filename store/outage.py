@@ -33,6 +33,8 @@ CONNECT_KINDS = frozenset(k.value for k in CONNECT_LEVEL)
 NOT_PROVIDER_FAULTS = frozenset(k.value for k, side in SIDES.items() if side is not Side.PROVIDER)
 #: Of those, the ones where the provider did answer (evidence that the network works).
 _ANSWERED = frozenset(k.value for k in ANSWERED_NOT_COUNTED)
+#: States a probe does not move (set explicitly, left explicitly).
+_FROZEN = frozenset({State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE})
 #: Fewest successful probes in the SLO window before a P95 is trusted.
 MIN_SLO_SAMPLES = 5
 
@@ -303,7 +305,7 @@ class TargetMachine:
         failed = obs.status != "ok"
         s.probes_in_state += 1
         s.failures_in_state += int(failed)
-        if outcome is Outcome.IGNORED or s.state in (State.PAUSED, State.NOT_CONFIGURED):
+        if outcome is Outcome.IGNORED or s.state in _FROZEN:
             return None
         if outcome is Outcome.OK:
             if s.ok_streak == 0:

@@ -21,6 +21,7 @@ from store.db import SchemaNotReady, open_reader
 from store.detail import TargetDetail, target_detail
 from store.history import PersistedState, blind_status, persisted_states
 from store.incidents import Incident, recent_incidents
+from store.notifications import NotificationsSummary, notifications_summary
 from store.rollup_window import RollupCache
 from store.summary import States, TargetSummary, summarize, with_verdicts
 
@@ -49,6 +50,8 @@ class Snapshot:
             ages (lets a view skip redrawing).
         schema_waiting: why the database cannot be read yet (:attr:`store.db.Schema.waiting`),
             "" once it can.
+        notifications: the alert notifications log in brief (None before the first;
+            :func:`store.notifications.notifications_summary`).
     """
 
     taken_at: datetime
@@ -65,6 +68,7 @@ class Snapshot:
     detail: TargetDetail | None = None
     version: int = 0
     schema_waiting: str = ""
+    notifications: NotificationsSummary | None = None
 
     @property
     def waiting(self) -> str:
@@ -232,6 +236,7 @@ class SnapshotReader:
             incidents=incidents,
             detail=detail_snapshot,
             version=self._version,
+            notifications=notifications_summary(db),
         )
         return self._last
 

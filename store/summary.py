@@ -92,6 +92,10 @@ class TargetSummary(WindowFigures):
     # The displayed state.
     verdict: Verdict | None = None
     fail_streak: int = 0
+    vantage: str | None = None
+    """Set when the summary is one vantage's view of a target (``inferwatch view
+    --prometheus``, :mod:`tui.prometheus_source`); ``name`` is then ``target@vantage`` and
+    ``group_name`` the target."""
 
     def restated(self, *, elapsed_s: float, shown: Shown) -> TargetSummary:
         """A copy whose ages moved ``elapsed_s`` forward, with the displayed state given (the

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from store import histogram
@@ -56,13 +56,6 @@ Hist = dict[str, int]
 def error_label(kind: str | None) -> str:
     """The key a failed probe is counted under in errors by kind."""
     return kind or UNKNOWN_KIND
-
-
-def add_counts(into: dict[str, int], counts: Mapping[str, int], sign: int = 1) -> None:
-    """Add ``sign × counts`` into ``into`` key by key (histograms and errors by kind)."""
-    get = into.get
-    for k, n in counts.items():
-        into[k] = get(k, 0) + sign * n
 
 
 @dataclass(slots=True)
@@ -126,54 +119,103 @@ class Tally:
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Count probe rows that start with the :data:`TALLY_COLUMNS` values.
 
-        Column by column over the rows rather than row by row: a dashboard window tallies
-        thousands of rows per refresh.
+        One pass with the sums in local variables (unrolled per column: the rollup writer
+        calls it for every minute of every target, a dashboard window for thousands of rows
+        per refresh).
         """
+        errors, kept = self.errors, self.samples
+        th, oh, ph = self.ttft, self.total, self.tps
+        bucket = histogram.bucket_key
+        ttft_sum = total_sum = tps_sum = cost = 0.0
+        ok = ttft_n = total_n = tps_n = cost_n = 0
+        input_tokens = output_tokens = cache_read = cache_input = 0
+        for r in rows:
+            if r[0] != "ok":
+                key = r[1] or UNKNOWN_KIND
+                errors[key] = errors.get(key, 0) + 1
+                continue
+            ok += 1
+            if (v := r[2]) is not None:
+                ttft_sum += v
+                ttft_n += 1
+                if kept is not None:
+                    kept.ttft_ms.append(v)
+                elif v == v:  # NaN never has a bucket
+                    k = bucket(v)
+                    th[k] = th.get(k, 0) + 1
+            if (v := r[3]) is not None:
+                total_sum += v
+                total_n += 1
+                if kept is not None:
+                    kept.total_ms.append(v)
+                elif v == v:
+                    k = bucket(v)
+                    oh[k] = oh.get(k, 0) + 1
+            if (v := r[4]) is not None:
+                tps_sum += v
+                tps_n += 1
+                if kept is not None:
+                    kept.decode_tps.append(v)
+                elif v == v:
+                    k = bucket(v)
+                    ph[k] = ph.get(k, 0) + 1
+            if (inp := r[5]) is not None:
+                input_tokens += inp
+                if kept is not None:
+                    kept.input_tokens.append(inp)
+                if r[7] is not None:
+                    cache_read += r[7]
+                    cache_input += inp
+            if r[6] is not None:
+                output_tokens += r[6]
+            if r[8] is not None:
+                cost += r[8]
+                cost_n += 1
         self.probes += len(rows)
-        ok = [r for r in rows if r[0] == "ok"]
-        self.ok += len(ok)
-        if len(ok) != len(rows):
-            errors = self.errors
-            for r in rows:
-                if r[0] != "ok":
-                    key = r[1] or UNKNOWN_KIND
-                    errors[key] = errors.get(key, 0) + 1
-        ttft = [v for r in ok if (v := r[2]) is not None]
-        total = [v for r in ok if (v := r[3]) is not None]
-        tps = [v for r in ok if (v := r[4]) is not None]
-        self.ttft_sum += sum(ttft)
-        self.ttft_n += len(ttft)
-        self.total_sum += sum(total)
-        self.total_n += len(total)
-        self.tps_sum += sum(tps)
-        self.tps_n += len(tps)
-        inputs = [(i, r[7]) for r in ok if (i := r[5]) is not None]
-        cached = [(i, c) for i, c in inputs if c is not None]
-        costs = [c for r in ok if (c := r[8]) is not None]
-        self.input_tokens += sum(i for i, _ in inputs)
-        self.cache_read_tokens += sum(c for _, c in cached)
-        self.cache_input_tokens += sum(i for i, _ in cached)
-        self.output_tokens += sum(o for r in ok if (o := r[6]) is not None)
-        self.cost_usd += sum(costs)
-        self.cost_n += len(costs)
-        if self.samples is not None:
-            self.samples.ttft_ms += ttft
-            self.samples.total_ms += total
-            self.samples.decode_tps += tps
-            self.samples.input_tokens += [i for i, _ in inputs]
-            return
-        for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
-            for v in values:
-                if v == v:  # NaN never has a bucket
-                    k = str(histogram.bucket_index(v))
-                    hist[k] = hist.get(k, 0) + 1
+        self.ok += ok
+        self.ttft_sum += ttft_sum
+        self.ttft_n += ttft_n
+        self.total_sum += total_sum
+        self.total_n += total_n
+        self.tps_sum += tps_sum
+        self.tps_n += tps_n
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cache_read_tokens += cache_read
+        self.cache_input_tokens += cache_input
+        self.cost_usd += cost
+        self.cost_n += cost_n
 
-    def add(self, other: Tally, sign: int = 1) -> None:
-        """Add ``sign × other`` into this tally (``other`` is left as it is)."""
-        for name in _COUNT_MAPS:
-            add_counts(getattr(self, name), getattr(other, name), sign)
-        for name in _SUMS:
-            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+    def add(self, other: Tally) -> None:
+        """Add ``other`` into this tally (``other`` is left as it is)."""
+        # Field by field, not a loop over fields(): the rollup writer adds two tallies per
+        # minute of every target, the dashboard one per target per refresh.
+        self.probes += other.probes
+        self.ok += other.ok
+        for mine, theirs in (
+            (self.errors, other.errors),
+            (self.ttft, other.ttft),
+            (self.total, other.total),
+            (self.tps, other.tps),
+        ):
+            if not mine:
+                mine.update(theirs)  # an empty map: a copy, no per-key adds
+                continue
+            get = mine.get
+            for k, n in theirs.items():
+                mine[k] = get(k, 0) + n
+        self.ttft_sum += other.ttft_sum
+        self.ttft_n += other.ttft_n
+        self.total_sum += other.total_sum
+        self.total_n += other.total_n
+        self.tps_sum += other.tps_sum
+        self.tps_n += other.tps_n
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_input_tokens += other.cache_input_tokens
+        self.cost_usd += other.cost_usd
+        self.cost_n += other.cost_n
 
     def add_json(self, into: dict[str, int], arrays: str | None, sign: int = 1) -> None:
         """Add a JSON array of stored ``{key: count}`` objects (SQLite's ``group_concat`` of a
@@ -185,7 +227,7 @@ class Tally:
             if not into and sign > 0:
                 into.update(counts)  # the first object: a copy, no per-key adds
                 continue
-            # Inlined (not add_counts): a long window adds tens of thousands of these objects.
+            # Inlined: a long window adds tens of thousands of these objects.
             for k, n in counts.items():
                 into[k] = get(k, 0) + sign * n
 
@@ -266,11 +308,6 @@ def _kind_rank(item: tuple[str, int]) -> tuple[int, int, str]:
 def rank_errors(counts: Mapping[str, int]) -> dict[str, int]:
     """Failures by kind, most frequent first (ties: :func:`_kind_rank`); empty kinds dropped."""
     return dict(sorted(((k, n) for k, n in counts.items() if n > 0), key=_kind_rank))
-
-
-#: A tally's count maps and its additive numbers (what :meth:`Tally.add` adds up).
-_COUNT_MAPS = ("errors", "ttft", "total", "tps")
-_SUMS = tuple(f.name for f in fields(Tally) if f.name not in _COUNT_MAPS and f.name != "samples")
 
 
 def _int_keys(hist: Hist) -> dict[int, int]:

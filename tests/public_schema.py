@@ -61,6 +61,8 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "cold",
     "server_ttft_ms",
     "server_predict_ms",
+    "vantage",
+    "out_of_range_fields",
     "response_model",
     "dns_ms",
     "connect_ms",

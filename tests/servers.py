@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +43,11 @@ class Script:
         body: a whole non-streamed body (used instead of ``reads`` when set).
         abort_at_end: drop the TCP connection after the last read instead of ending cleanly.
         scale: multiply every time by this (compress long field cases, stretch short ones).
+        echo_auth: replace ``{AUTH}`` in header values, the body and the reads by the
+            request's credential (the ``Authorization: Bearer`` token, else ``x-api-key``),
+            as a server echoing the key back would; ``{AUTH_UPPER}``, ``{AUTH_JSON}``
+            (JSON-escaped, ``/`` as ``\\/``) and ``{AUTH_URL}`` (percent-encoded) echo it
+            changed.
     """
 
     reads: list[tuple[float, bytes]] = field(default_factory=list)
@@ -50,19 +57,31 @@ class Script:
     body: bytes | None = None
     abort_at_end: bool = False
     scale: float = 1.0
+    echo_auth: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The script as JSON (bytes in base64)."""
-        data = asdict(self)
-        data["reads"] = [[t, base64.b64encode(b).decode()] for t, b in self.reads]
-        data["body"] = None if self.body is None else base64.b64encode(self.body).decode()
-        return data
+        """The script as JSON: bytes in base64, each distinct read sent once (a 50 MB stream of
+        one repeated block travels as that block and a list of indices)."""
+        chunks: dict[bytes, int] = {}
+        reads = [[t, chunks.setdefault(b, len(chunks))] for t, b in self.reads]
+        return {
+            "chunks": [base64.b64encode(b).decode() for b in chunks],
+            "reads": reads,
+            "status": self.status,
+            "headers": self.headers,
+            "headers_at": self.headers_at,
+            "body": None if self.body is None else base64.b64encode(self.body).decode(),
+            "abort_at_end": self.abort_at_end,
+            "scale": self.scale,
+            "echo_auth": self.echo_auth,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Script:
         """Inverse of :meth:`to_json`."""
         data = dict(data)
-        data["reads"] = [(float(t), base64.b64decode(b)) for t, b in data["reads"]]
+        chunks = [base64.b64decode(b) for b in data.pop("chunks")]
+        data["reads"] = [(float(t), chunks[i]) for t, i in data["reads"]]
         if data["body"] is not None:
             data["body"] = base64.b64decode(data["body"])
         return cls(**data)
@@ -91,16 +110,23 @@ class Timeline:
 
 class ReplayApp:
     """The server side: serves :class:`Script` responses at ``/<case>/...`` and a control API
-    at ``/_ctl/...`` (register scripts, read the requests received and the timelines)."""
+    at ``/_ctl/...``: register scripts; read the requests received, the timelines, the body
+    bytes written per case (``sent``), the cases whose client closed the connection before the
+    script ended (``dropped``) and the streamed cases whose handler has returned
+    (``finished``)."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: dict[str, list[dict[str, Any]]] = {}
         self.timelines: dict[str, list[dict[str, Any]]] = {}
+        self.sent: dict[str, int] = {}
+        self.dropped: set[str] = set()
+        self.finished: set[str] = set()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_post("/_ctl/script/{case}", self._add_script)
         self.app.router.add_get("/_ctl/requests", self._get_requests)
         self.app.router.add_get("/_ctl/timeline/{case}", self._get_timeline)
+        self.app.router.add_get("/_ctl/state", self._get_state)
         self.app.router.add_route("*", "/{case}/{tail:.*}", self._handle)
 
     async def _add_script(self, request: web.Request) -> web.Response:
@@ -109,6 +135,15 @@ class ReplayApp:
 
     async def _get_requests(self, request: web.Request) -> web.Response:
         return web.json_response(self.requests)
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "sent": self.sent,
+                "dropped": sorted(self.dropped),
+                "finished": sorted(self.finished),
+            }
+        )
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
         return web.json_response(self.timelines.get(request.match_info["case"], []))
@@ -135,6 +170,8 @@ class ReplayApp:
         script = self.scripts.get(case)
         if script is None:
             return web.Response(status=599, text=f"no script for {case}")
+        if script.echo_auth:
+            script = _echoed(script, request)
         k = script.scale
         timeline: dict[str, Any] = {
             "arrived": arrived,
@@ -150,19 +187,56 @@ class ReplayApp:
         response = web.StreamResponse(status=script.status, headers=script.headers)
         timeline["headers_sent"] = time.perf_counter()
         await response.prepare(request)
-        try:
-            for t_s, chunk in script.reads:
-                await asyncio.sleep(max(0.0, t_request + t_s * k - loop.time()))
-                timeline["writes"].append(time.perf_counter())
+        self.sent[case] = 0
+        for t_s, chunk in script.reads:
+            await asyncio.sleep(max(0.0, t_request + t_s * k - loop.time()))
+            timeline["writes"].append(time.perf_counter())
+            try:
                 await response.write(chunk)
-            if script.abort_at_end:
-                assert request.transport is not None
-                request.transport.abort()
+            except ConnectionError:  # the client closed the connection mid-body
+                self.dropped.add(case)
+                self.finished.add(case)
                 return response
+            self.sent[case] += len(chunk)
+        self.finished.add(case)
+        if script.abort_at_end:
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        with contextlib.suppress(ConnectionError):  # the probe had what it needed and closed
             await response.write_eof()
-        except ConnectionResetError:
-            pass  # the probe gave up (a deadline test): nothing left to serve
         return response
+
+
+def _echoed(script: Script, request: web.Request) -> Script:
+    auth = request.headers.get("Authorization", "")
+    token = auth.removeprefix("Bearer ") if auth else request.headers.get("x-api-key", "")
+    forms = {
+        "{AUTH}": token,
+        "{AUTH_UPPER}": token.upper(),
+        "{AUTH_JSON}": json.dumps(token)[1:-1].replace("/", "\\/"),
+        "{AUTH_URL}": urllib.parse.quote(token, safe=""),
+    }
+
+    def text(value: str) -> str:
+        for mark, form in forms.items():
+            value = value.replace(mark, form)
+        return value
+
+    def data(value: bytes) -> bytes:
+        for mark, form in forms.items():
+            value = value.replace(mark.encode(), form.encode())
+        return value
+
+    return Script(
+        reads=[(t, data(chunk)) for t, chunk in script.reads],
+        status=script.status,
+        headers={k: text(v) for k, v in script.headers.items()},
+        headers_at=script.headers_at,
+        body=data(script.body) if script.body is not None else None,
+        abort_at_end=script.abort_at_end,
+        scale=script.scale,
+    )
 
 
 def _serve(port: int) -> None:
@@ -242,6 +316,22 @@ class ReplayServer:
         """Every request received so far, by case (path, query, headers, JSON body)."""
         result: dict[str, list[dict[str, Any]]] = self._call("/_ctl/requests")
         return result
+
+    @property
+    def sent(self) -> dict[str, int]:
+        """Body bytes the server wrote, by case."""
+        result: dict[str, int] = self._call("/_ctl/state")["sent"]
+        return result
+
+    @property
+    def dropped(self) -> set[str]:
+        """Cases whose client closed the connection before the script ended."""
+        return set(self._call("/_ctl/state")["dropped"])
+
+    @property
+    def finished(self) -> set[str]:
+        """Streamed cases whose handler has returned."""
+        return set(self._call("/_ctl/state")["finished"])
 
     def timelines(self, case: str) -> list[Timeline]:
         """What the server did for each request of ``case``, oldest first."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
@@ -36,7 +37,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from probes.config import Config
+from probes.config import Config, config_warnings
+from probes.text import printable
 from probes.timestamps import file_stamp, utc_now
 from store.health import State
 from store.reader import Snapshot
@@ -52,7 +54,7 @@ from tui.messages import (
     SnapshotReady,
 )
 from tui.panels import StatusContext
-from tui.reader import DatabaseReader, ReadRequest, SendCommand
+from tui.reader import DatabaseReader, ReadRequest, SendCommand, SnapshotSource
 from tui.screens import (
     CompareScreen,
     CostScreen,
@@ -99,6 +101,9 @@ class InferwatchApp(App[None]):
         export_dir: where ``e`` writes its CSV files (default: the working directory).
         config: the prober's config, for the cost screen's feature projections and prices
             (without it the cost screen shows the cost of monitoring only).
+        reader: where snapshots come from instead of the database (``inferwatch view
+            --prometheus``: :class:`tui.prometheus_source.PrometheusSource`); such a source
+            has no connection, so commands answer "view only".
     """
 
     CSS_PATH = "app.tcss"
@@ -140,16 +145,20 @@ class InferwatchApp(App[None]):
         clock: Clock = utc_now,
         export_dir: Path | None = None,
         config: Config | None = None,
+        reader: SnapshotSource | None = None,
     ) -> None:
         super().__init__()
         self.set_reactive(InferwatchApp.window_s, window_s)
         self.db_path = db_path
         self.refresh_s = max(1.0, refresh_s)
-        self.source_label = source_label
+        self.source_label = printable(source_label)
         self.clock = clock
         self.export_dir = export_dir
-        self.reader = DatabaseReader(db_path, self.post_message, clock, config)
+        self.reader = DatabaseReader(db_path, self.post_message, clock, config, source=reader)
+        # Shown once the app is up: a key over plain http, a sub-second remote interval.
+        self._config_warnings = config_warnings(config) if config is not None else []
         """The one reader thread; every database access goes through it."""
+        self._bell_seen: int | None = None
         self._state_styles: dict[State, str] = {}
         self._styles_theme: str | None = None
         self._timer: Timer | None = None
@@ -165,6 +174,8 @@ class InferwatchApp(App[None]):
         self._check_size(self.size.width, self.size.height)
         self._run_reader()
         self.request_refresh()
+        for warning in self._config_warnings:
+            self.say(f"config: {warning}", severity="warning", timeout=20)
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
             # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
@@ -274,12 +285,20 @@ class InferwatchApp(App[None]):
         self.done = tuple((t, w) for t, w in self.done if t >= cutoff) + tuple(
             (now, what) for what in taken.values()
         )
+        self._ring(snap)
         if snap.window_s == self.window_s:  # else: read before the window changed; one follows
             self.snap = snap
 
+    def _ring(self, snap: Snapshot) -> None:
+        """The terminal bell for each new ``bell`` channel notification (docs/alerts.md)."""
+        newest = snap.notifications.newest_bell_id if snap.notifications else 0
+        if self._bell_seen is not None and newest > self._bell_seen:
+            self.bell()
+        self._bell_seen = newest
+
     @on(ReadFailed)
     def _read_failed(self, message: ReadFailed) -> None:
-        self.notify(f"cannot read {self.db_path}: {message.error}", severity="error")
+        self.say(f"cannot read {self.db_path}: {message.error}", severity="error")
         self._answered()
 
     @on(CostReady)
@@ -291,7 +310,7 @@ class InferwatchApp(App[None]):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group in ("export", "reader") and event.state == WorkerState.ERROR:
-            self.notify(f"{worker.group} failed: {worker.error}", severity="error")
+            self.say(f"{worker.group} failed: {worker.error}", severity="error")
 
     # ---- what the screens tell the app -----------------------------------------------------
 
@@ -422,17 +441,17 @@ class InferwatchApp(App[None]):
 
     @on(CommandFailed)
     def _command_failed(self, message: CommandFailed) -> None:
-        self.notify(f"command failed: {message.what}: {message.error}", severity="error")
+        self.say(f"command failed: {message.what}: {message.error}", severity="error")
 
     def action_export(self) -> None:
         """Export the window's probes (the detail's target, or the filtered targets)."""
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
         stamp = file_stamp(self.clock())
-        label = name or "all"
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", name or "all")  # a name may hold "/"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"
-        self.notify(f"exporting to {path}…", timeout=2)
+        self.say(f"exporting to {path}…", timeout=2)
         self.export(path, self.window_s, targets)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -450,6 +469,11 @@ class InferwatchApp(App[None]):
     @on(ExportFinished)
     def _export_finished(self, message: ExportFinished) -> None:
         if message.error:
-            self.notify(f"export failed: {message.error}", severity="error", timeout=8)
+            self.say(f"export failed: {message.error}", severity="error", timeout=8)
         else:
-            self.notify(f"exported {message.rows} probes to {message.path}", timeout=8)
+            self.say(f"exported {message.rows} probes to {message.path}", timeout=8)
+
+    def say(self, text: str, **kwargs: Any) -> None:
+        """A notification whose text may come from outside (a path, an exception, config):
+        made printable and shown without markup, so ``[`` or ESC in it are just text."""
+        self.notify(printable(text), markup=False, **kwargs)

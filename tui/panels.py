@@ -310,6 +310,27 @@ def incident_line(i: Incident, now: datetime, width: int, show_target: bool = Tr
     return cut(line, width)
 
 
+def notifications_line(snap: Snapshot, width: int) -> Text:
+    """One line on alert notifications: counts and the newest (channel, what, result)."""
+    n = snap.notifications
+    if n is None or n.newest is None:
+        return Text("Notifications: none sent yet", style="dim")
+    last = n.newest
+    when = fmt.clock(last.created_at, iso(snap.taken_at))
+    line = Text(no_wrap=True)
+    line.append("Notifications: ", style="bold")
+    line.append(f"{n.sent} sent")
+    if n.failed:
+        line.append(f" · {n.failed} failed", style="bold")
+    if n.waiting:
+        line.append(f" · {n.waiting} waiting")
+    line.append(
+        f" · last {when} {last.event} {last.alert_key} → {last.channel}: "
+        f"{last.status}{' (' + last.result + ')' if last.result else ''}"
+    )
+    return cut(line, width)
+
+
 def incidents_text(
     incidents: Sequence[Incident], now: datetime, window_s: float, width: int
 ) -> Text:

@@ -35,6 +35,7 @@ from store.db import insert_probe, open_db
 from store.history import HistoryWriter, MonitoredTarget, host_of
 from store.outage import OutageRules
 from store.rollups import Retention, maintenance_steps
+from tui.oncall import OnCall, under_maintenance
 
 T = TypeVar("T")
 
@@ -106,14 +107,16 @@ def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
 
-def monitored(config: Config) -> list[MonitoredTarget]:
-    """The config's enabled targets with their hosts and outage rules."""
+def monitored(config: Config, now: datetime | None = None) -> list[MonitoredTarget]:
+    """The config's enabled targets with their hosts, outage rules and maintenance now."""
+    maintenance = under_maintenance(config, now or datetime.now(UTC))
     return [
         MonitoredTarget(
             name=t.name,
             host=host_of(t.base_url),
             rules=OutageRules.from_settings(t.settings),
             configured=t.is_configured(),
+            maintenance=t.name in maintenance,
         )
         for t in config.resolved()
     ]
@@ -127,6 +130,7 @@ async def run_prober(
     stop: asyncio.Event | None = None,
     on_record: Callable[[ProbeRecord], None] | None = None,
     parent_pid: int | None = None,
+    metrics_listen: str | None = None,
 ) -> None:
     """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
 
@@ -138,22 +142,29 @@ async def run_prober(
         on_record: optional callback for each record (e.g. a log line).
         parent_pid: stop when this process (the dashboard that started us) is gone, so a
             killed dashboard never leaves an orphan prober behind.
+        metrics_listen: ``HOST:PORT`` of ``/metrics`` (default: ``[metrics] listen``).
+
+    Raises:
+        OSError: the metrics port cannot be bound.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    oncall = OnCall(config, db_path, metrics_listen=metrics_listen)  # alerts and /metrics
     writer = DbWriter(db_path)
     targets = published(config)
     await writer.call(lambda db: control.publish_targets(db, targets))
     watched = monitored(config)
     history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
+    await writer.call(lambda db: oncall.attach(history))
     retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
     names = [t.name for t in targets]
     cost_history = await writer.call(lambda db: recent_costs(db, names))
 
     async def sink(record: ProbeRecord) -> None:
+        oncall.on_record(record)
         await writer.call(lambda db: history.store_probe(record))
         if on_record is not None:
             on_record(record)
@@ -216,6 +227,7 @@ async def run_prober(
                     )
                 elif cmd.command == "probe_now":
                     scheduler.probe_now(cmd.target)
+            await writer.call(lambda db: oncall.tick())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _CONTROL_PERIOD_S)
 
@@ -234,6 +246,7 @@ async def run_prober(
     try:
         await asyncio.gather(scheduler.run(stop), control_loop(), maintenance_loop())
     finally:
+        oncall.close()
         writer.close()
 
 
@@ -245,7 +258,10 @@ async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
             targets = published(config)
             await writer.call(lambda db: control.publish_targets(db, targets))
 
+        vantage = config.prober.vantage_name()
+
         async def sink(record: ProbeRecord) -> None:
+            record.vantage = record.vantage or vantage
             if writer is not None:
                 await writer.call(lambda db: insert_probe(db, record))
 

@@ -21,10 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
+import sqlite_utils
 from textual.message import Message
 
 from probes.config import Config
+from probes.text import printable_tree
 from store import control
 from store.reader import Snapshot, SnapshotReader
 from tui.messages import CommandFailed, CommandSent, CostReady, ReadFailed, SnapshotReady
@@ -63,6 +66,28 @@ class _Stop:
 Request = ReadRequest | SendCommand | _Stop
 
 
+class SnapshotSource(Protocol):
+    """Where snapshots come from: :class:`store.reader.SnapshotReader` on the database, or
+    :class:`tui.prometheus_source.PrometheusSource` (no connection: commands and the cost
+    screen's measurements are then unavailable, and :attr:`waiting` says why)."""
+
+    waiting: str
+
+    def read(
+        self, window_s: float, now: datetime | None = None, detail: str | None = None
+    ) -> Snapshot:
+        """Everything the dashboard shows now."""
+        ...
+
+    def connection(self) -> sqlite_utils.Database | None:
+        """The database connection for commands and cost reports, None without one."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 class DatabaseReader:
     """Serves the dashboard's requests on one thread with one connection.
 
@@ -72,6 +97,7 @@ class DatabaseReader:
         clock: the current UTC time (tests inject a fixed one).
         config: the prober's config, for the cost screen's feature projections (None: the
             cost screen shows the cost of monitoring only).
+        source: where snapshots come from (default: a ``SnapshotReader`` on ``db_path``).
     """
 
     def __init__(
@@ -80,8 +106,10 @@ class DatabaseReader:
         post: Callable[[Message], object],
         clock: Callable[[], datetime],
         config: Config | None = None,
+        *,
+        source: SnapshotSource | None = None,
     ) -> None:
-        self.snapshots = SnapshotReader(db_path)
+        self.snapshots: SnapshotSource = source or SnapshotReader(db_path)
         self._post = post
         self._clock = clock
         self._config = config
@@ -137,7 +165,9 @@ class DatabaseReader:
     def _read(self, request: ReadRequest) -> None:
         try:
             now = self._clock()
-            snap = self.snapshots.read(request.window_s, now, request.detail)
+            # Every string a provider or a config put in the database is made printable
+            # here, once, so no panel can pass an escape sequence to the terminal.
+            snap = printable_tree(self.snapshots.read(request.window_s, now, request.detail))
             if request.cost:
                 self._read_cost(snap, now)
             done = frozenset(self._taken())
@@ -174,4 +204,5 @@ class DatabaseReader:
             else None
         )
         monitoring = monitoring_report(db, snap.window_s, now) if db is not None else None
+        projections, monitoring = printable_tree((projections, monitoring))
         self._post(CostReady(snap.window_s, projections, monitoring))

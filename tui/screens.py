@@ -463,8 +463,20 @@ class IncidentsScreen(_SubScreen):
             return
         incidents, window, now = snap.incidents, snap.window_s, snap.taken_at
         open_minute = int(now.timestamp() // 60) if any(i.open for i in incidents) else 0
-        key = (tuple((i.id, i.ended_at, i.failures) for i in incidents), window, open_minute)
-        panel.show(lambda w, h: panels.incidents_text(incidents, now, window, w), key)
+        key = (
+            tuple((i.id, i.ended_at, i.failures) for i in incidents),
+            window,
+            open_minute,
+            snap.notifications,
+        )
+        panel.show(
+            lambda w, h: (
+                panels.notifications_line(snap, w)
+                + Text("\n")
+                + panels.incidents_text(incidents, now, window, w)
+            ),
+            key,
+        )
 
 
 class CostScreen(_SubScreen):

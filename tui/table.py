@@ -203,6 +203,11 @@ def group_text(row: Row) -> Text:
     """The group row: its name, then the primary's and each fallback's state in words, so
     "primary down, fallback healthy" reads without looking at the rows below."""
     members = row.members
+    if members and members[0].vantage is not None:
+        # One target seen from several vantages (``view --prometheus``): the split in words.
+        text = Text(f" {row.group}", style="bold")
+        verdict = members[0].verdict
+        return text.append(f" · {verdict.reason}" if verdict else "")
     text = Text(f" group {row.group}", style="bold")
     if not members:
         return text
@@ -234,7 +239,7 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
             return "–"
         return fmt.span(now_s - parse_iso(since).timestamp())
     if k == "target":
-        return branch + s.name
+        return branch + (s.vantage if s.vantage is not None else s.name)
     if k == "p50":
         return fmt.ms(s.ttft_p50_ms)
     if k == "p95":

@@ -54,7 +54,7 @@ def _int(value: Any) -> int | None:
 
 def _error(value: Any) -> ProviderError:
     if isinstance(value, dict):
-        return ProviderError(str(value.get("message") or json.dumps(value)[:300]))
+        return ProviderError(str(value.get("message") or json.dumps(value)))
     return ProviderError(str(value))
 
 

@@ -66,7 +66,7 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
 def parse_error_object(obj: Any) -> ProviderError:
     """Build a :class:`ProviderError` from an ``error`` value (object or bare string)."""
     if isinstance(obj, dict):
-        message = str(obj.get("message") or obj.get("msg") or json.dumps(obj)[:300])
+        message = str(obj.get("message") or obj.get("msg") or json.dumps(obj))
         err_type = obj.get("type") or obj.get("status")
         code = obj.get("code")
         return ProviderError(
