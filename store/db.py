@@ -48,6 +48,7 @@ BOOL_FIELDS = {
     "usage_inconsistent",
     "cost_mismatch",
     "cold",
+    "cold_load",
 }
 TEXT_FIELDS = {
     "started_at",
@@ -66,6 +67,7 @@ TEXT_FIELDS = {
     "workload",
     "vantage",
     "out_of_range_fields",
+    "response_model",
 }
 
 
@@ -227,6 +229,20 @@ def m005_cost_budget(db: sqlite_utils.Database) -> None:
     targets.add_column("cost_per_probe_usd", float)  # type: ignore[union-attr]
     targets.add_column("budget_note", str)  # type: ignore[union-attr]
     db["prober"].add_column("daily_budget_usd", float)  # type: ignore[union-attr]
+
+
+@migrations()
+def m006_numbers(db: sqlite_utils.Database) -> None:
+    """Issue #9: connection phases (``dns_ms``, ``connect_ms``, ``tls_ms``), the model that
+    answered (``response_model``), the price-table estimate beside a provider-charged cost
+    (``cost_estimate_usd``) and the ``cold_load`` flag. Adds only the columns that are missing
+    (m001 builds a fresh database from the current record already)."""
+    columns = db["probes"].columns_dict
+    for name in ("response_model", "cost_estimate_usd", "dns_ms", "connect_ms", "tls_ms"):
+        if name not in columns:
+            db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
+    if "cold_load" not in columns:
+        db["probes"].add_column("cold_load", int)  # type: ignore[union-attr]
 
 
 @migrations()

@@ -21,13 +21,18 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from probes.config import ProbeSettings
+from probes.errors import ANSWERED_NOT_COUNTED, CONNECT_LEVEL, SIDES, Side
 from store.health import State
 from store.stats import percentile
 
-#: Failures where no HTTP response arrived: the provider *or* our own network.
-CONNECT_KINDS = frozenset({"dns", "connect_refused", "connect_error", "connect_timeout"})
-#: Kinds that say nothing about the provider's health: our own config or the monitor itself.
-NOT_PROVIDER_FAULTS = frozenset({"probe_config", "not_configured", "internal"})
+#: Failures where no HTTP response arrived after the name resolved: the provider *or* our own
+#: network (probes.errors.CONNECT_LEVEL).
+CONNECT_KINDS = frozenset(k.value for k in CONNECT_LEVEL)
+#: Kinds that say nothing about the provider's health: our config or bug, the monitor's own
+#: side, and the neutral outcomes (a policy block, a model loading); probes.errors.SIDES.
+NOT_PROVIDER_FAULTS = frozenset(k.value for k, side in SIDES.items() if side is not Side.PROVIDER)
+#: Of those, the ones where the provider did answer (evidence that the network works).
+_ANSWERED = frozenset(k.value for k in ANSWERED_NOT_COUNTED)
 #: States a probe does not move (set explicitly, left explicitly).
 _FROZEN = frozenset({State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE})
 #: Fewest successful probes in the SLO window before a P95 is trusted.
@@ -44,11 +49,14 @@ class Outcome(StrEnum):
     """No response at all: the provider or our network; the coordinator decides which."""
     RATE_LIMITED = "rate_limited"
     IGNORED = "ignored"
-    """Our own fault (probe_config, internal): neither success nor failure."""
+    """Not about the provider's health (``probes.errors.SIDES``): our config or bug, the
+    monitor's own resolver, or a neutral outcome (a policy block, a model still loading):
+    neither success nor failure."""
 
 
 def classify(status: str, error_kind: str | None) -> Outcome:
-    """Classify a probe by its ``status`` (``ok``/``error``) and ``error_kind``."""
+    """Classify a probe by its ``status`` (``ok``/``error``) and ``error_kind``, following the
+    side each kind is on (``probes.errors.SIDES``, docs/uptime.md)."""
     if status == "ok":
         return Outcome.OK
     if error_kind in NOT_PROVIDER_FAULTS:
@@ -517,7 +525,7 @@ class Coordinator:
             if len(self.active_hosts() | {self._host(obs.target)}) >= 2:
                 machine.s.pending.append(_obs_dict(obs))
                 return self._check_blind()
-        elif outcome is Outcome.IGNORED and obs.error_kind != "probe_config":
+        elif outcome is Outcome.IGNORED and obs.error_kind not in _ANSWERED:
             pass  # no evidence either way about the network
         else:  # an answer arrived (ok, an HTTP error, a stream): the network works
             if self.blind_since is not None:
