@@ -47,17 +47,28 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def make_client(max_connections: int = 100) -> httpx.AsyncClient:
+def make_client(
+    max_connections: int = 100, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
     """An httpx client suited to probing.
 
     ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
     decompressor (metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
     own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
+
+    Args:
+        max_connections: pool size; the scheduler sizes it so a probe never waits for one.
+        ssl_context: a TLS context to share between clients (building one per client costs
+            milliseconds and a copy of the CA bundle); None builds the default.
     """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=10.0, read=None, write=10.0, pool=10.0),
         headers={"Accept-Encoding": "identity", "User-Agent": "inferwatch/0.1"},
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(20, max_connections),
+        ),
+        verify=ssl_context if ssl_context is not None else True,
         follow_redirects=False,
         trust_env=False,
     )
