@@ -247,3 +247,55 @@ async def test_prober_publishes_a_stretched_interval(tmp_path: Path) -> None:
     assert control.prober_status(db) is not None
     assert control.prober_status(db).daily_budget_usd == 0.01  # type: ignore[union-attr]
     db.close()
+
+
+def test_planner_matches_the_plan_after_every_change() -> None:
+    # The incremental planner must give what plan_intervals gives for the same inputs, after
+    # any sequence of costs, pauses and resumes (hand-checked rules above; here, sameness).
+    import random
+
+    from probes.budget import BudgetPlanner
+
+    rng = random.Random(3)
+    inputs = [
+        BudgetInput(
+            f"t{i}",
+            rng.choice([10.0, 30.0, 60.0]),
+            daily_budget_usd=rng.choice([None, None, 0.5, 2.0]),
+        )
+        for i in range(40)
+    ]
+    for prober_budget in (None, 3.0):
+        planner = BudgetPlanner(inputs, daily_budget_usd=prober_budget)
+        costs: dict[str, list[float]] = {t.name: [] for t in inputs}
+        paused: set[str] = set()
+        for step in range(600):
+            name = f"t{rng.randrange(40)}"
+            roll = rng.random()
+            if roll < 0.05:
+                planner.set_paused(name, name not in paused)
+                paused ^= {name}
+            else:
+                cost = rng.choice([0.0, 0.0001, 0.001, 0.01, None])
+                planner.record_cost(name, cost)
+                if cost is not None:
+                    costs[name] = (costs[name] + [cost])[-20:]
+            if step % 50 == 0:
+                expected = plan_intervals(
+                    [
+                        BudgetInput(
+                            t.name,
+                            t.interval_s,
+                            sum(costs[t.name]) / len(costs[t.name]) if costs[t.name] else None,
+                            t.daily_budget_usd,
+                            t.name in paused,
+                        )
+                        for t in inputs
+                    ],
+                    daily_budget_usd=prober_budget,
+                )
+                got = planner.plans()
+                for e, g in zip(expected, got, strict=True):
+                    assert g.effective_interval_s == pytest.approx(e.effective_interval_s)
+                    assert g.note == e.note
+                    assert g.cost_per_probe_usd == pytest.approx(e.cost_per_probe_usd)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import json
 import math
@@ -65,7 +66,7 @@ from store.history import (
 )
 from store.outage import rules_from_settings
 from store.rollups import Retention, maintenance_steps
-from tui.prober_worker import WorkerInit, settle_gc
+from tui.prober_worker import WorkerInit
 
 T = TypeVar("T")
 
@@ -871,7 +872,10 @@ async def run_prober(
     retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
     try:
         await prober.prepare()
-        settle_gc()
+        # This process does not measure: a plain freeze keeps start-up objects out of its
+        # collections, the default thresholds stay.
+        gc.collect()
+        gc.freeze()
         tasks = [
             asyncio.create_task(prober.control_loop()),
             asyncio.create_task(prober.maintenance_loop(retention)),
