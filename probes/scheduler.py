@@ -180,7 +180,7 @@ class Scheduler:
         daily_budget_usd: the prober's budget for all targets, USD per day, or None.
         cost_history: recent ``cost_usd`` values per target name (e.g. from the database), so
             the budget holds from the first probe after a restart.
-        probe: the probe function (``run_probe``); injectable for tests.
+        probe: the probe function (default ``probes.runner.run_probe``); injectable.
         clock: time and timers (default: the running loop's).
         plan_budgets: False when someone else plans budgets and calls :meth:`set_interval`
             (a prober worker, whose main process sees every target's cost).
@@ -207,7 +207,7 @@ class Scheduler:
         rng: random.Random | None = None,
         daily_budget_usd: float | None = None,
         cost_history: Mapping[str, Sequence[float]] | None = None,
-        probe: ProbeFn = run_probe,
+        probe: ProbeFn | None = None,
         clock: Clock | None = None,
         plan_budgets: bool = True,
         intervals: Mapping[str, float] | None = None,
@@ -223,7 +223,7 @@ class Scheduler:
         self.max_concurrency = max_concurrency
         self.jitter_s = jitter_s
         self.rng = rng or random.Random()
-        self.probe = probe
+        self.probe: ProbeFn = probe or run_probe
         self.clock: Clock = clock or LoopClock()
         self.paused: set[str] = set(paused)
         self.on_error = on_error or report_to_stderr

@@ -121,7 +121,7 @@ class HistoryWriter:
         self.db = db
         self.targets = {t.name: t for t in targets}
         self.paused = {t.name for t in targets if t.paused}
-        self._load()
+        saved = self._load()
         machines = self.coordinator.machines
         with write_transaction(db):
             self._record_heartbeat_gap(now, starting=True)
@@ -138,10 +138,14 @@ class HistoryWriter:
                     tr = None
                 if tr is not None:
                     self._apply([tr], at)
-                self._save(t.name, at)
+                if tr is not None or t.name not in saved:
+                    # Unchanged states stay as stored: at 10,000 targets, re-writing every one
+                    # of them delayed the first heartbeat by seconds.
+                    self._save(t.name, at)
 
-    def _load(self) -> None:
-        """(Re)build the in-memory machines from the committed tables."""
+    def _load(self) -> set[str]:
+        """(Re)build the in-memory machines from the committed tables; returns the names
+        that have a stored state."""
         db = self.db
         stored = {r["target"]: r for r in db.query("SELECT * FROM target_state")}
         machines = {}
@@ -163,6 +167,7 @@ class HistoryWriter:
             self._active(),
             open_blind[0]["started_at"] if open_blind else None,
         )
+        return set(stored)
 
     def reload(self) -> None:
         """Forget what a failed (rolled back) transaction did to the in-memory state.

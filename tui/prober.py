@@ -84,6 +84,10 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 #: The writer's busy timeout: short, so a locked database shows on the status line within
 #: seconds (the probes are held and retried, nothing is lost).
 WRITER_BUSY_TIMEOUT_S = 5.0
+#: Disk space kept aside next to the database (``<db>.reserve``) and given back when the disk
+#: is full, so the prober can still write its heartbeat and say what is wrong (about 16
+#: minutes of heartbeats, two WAL pages every 2 s).
+RESERVE_BYTES = 2 * 1024 * 1024
 #: Default share of probes one worker takes: probes per second (targets / interval).
 PROBES_PER_S_PER_WORKER = 40.0
 #: A problem that happened once (a worker restart, a loop error) stays shown this long.
@@ -156,6 +160,7 @@ class DbWriter:
         self._dropped = 0
         self._failing_since: float | None = None
         self._error = ""
+        self._full = False
         self.store_fn: Callable[[sqlite_utils.Database, Sequence[ProbeRecord]], list[Any]] = (
             lambda db, records: [insert_probe(db, r) for r in records]
         )
@@ -169,7 +174,41 @@ class DbWriter:
         if self._db is None:
             self._db = open_db(self._path)
             self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            self._make_reserve()
         return self._db
+
+    @property
+    def reserve_path(self) -> Path:
+        """The file holding :data:`RESERVE_BYTES` for a full disk."""
+        return self._path.with_name(self._path.name + ".reserve")
+
+    def _make_reserve(self) -> None:
+        path = self.reserve_path
+        try:
+            if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+                return
+            with open(path, "wb") as f:
+                # Real blocks, not a sparse file: freeing them must free space.
+                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _release_reserve(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.reserve_path.unlink()
+            log(f"disk full: freed {self.reserve_path.name} so the prober can still say so")
+
+    def _room_to_retry(self) -> bool:
+        """After a full disk, store again only once there is room beyond the reserve (so the
+        heartbeat keeps what the reserve freed)."""
+        if not self._full:
+            return True
+        try:
+            st = os.statvfs(self._path.parent)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize >= 2 * RESERVE_BYTES
 
     async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``fn(db)`` on the writer thread and await its result (exceptions included)."""
@@ -226,7 +265,7 @@ class DbWriter:
                 calls = list(self._calls)
                 self._calls.clear()
                 batch: list[ProbeRecord] = []
-                if self._records and time.monotonic() >= retry_at:
+                if self._records and time.monotonic() >= retry_at and self._room_to_retry():
                     batch = list(itertools.islice(self._records, BATCH))
                 self._in_batch = len(batch)
                 done = (
@@ -243,8 +282,12 @@ class DbWriter:
                         fut.set_result(fn(self._get()))
                     except BaseException as exc:
                         self._recover()
+                        self._note_full(exc)
                         fut.set_exception(exc)
             if not batch:
+                if self._records and time.monotonic() >= retry_at:
+                    delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
+                    retry_at = time.monotonic() + delay  # no room yet: look again later
                 continue
             ok, stored = self._store_batch(batch)
             with self._cond:
@@ -255,9 +298,15 @@ class DbWriter:
             if ok:
                 delay = 0.0
                 if self._failing_since is not None:
-                    log(f"storage works again; storing {len(self._records)} held probes")
+                    log(
+                        f"storage works again: stored {len(stored)} held probes, "
+                        f"{len(self._records)} to go"
+                    )
                     with self._cond:
                         self._failing_since, self._error = None, ""
+                    if self._full:
+                        self._full = False
+                        self._make_reserve()
                 if stored and self.on_stored is not None:
                     with contextlib.suppress(Exception):
                         self.on_stored(stored)
@@ -302,7 +351,14 @@ class DbWriter:
                         self.on_drop(record, exc)
         return True, stored
 
+    def _note_full(self, exc: BaseException) -> None:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            self._full = True
+            self._release_reserve()
+
     def _failed(self, exc: BaseException) -> None:
+        self._note_full(exc)
         with self._cond:
             first = self._failing_since is None
             if first:
@@ -446,7 +502,8 @@ class Prober:
         self.parent_pid = parent_pid
         self.loop = asyncio.get_running_loop()
         self.problems = Problems()
-        self.targets = [t for t in config.resolved() if t.is_configured()]
+        self.resolved = config.resolved()
+        self.targets = [t for t in self.resolved if t.is_configured()]
         self.by_name = {t.name: t for t in self.targets}
         self.paused: set[str] = set()
         self.skipped: dict[str, int] = {}
@@ -465,11 +522,14 @@ class Prober:
     async def prepare(self) -> None:
         """Publish targets, load outage state and costs, plan budgets and phases."""
         writer, config = self.writer, self.config
-        targets = published(config)
+        resolved = self.resolved
+        targets = published(config, resolved)
         await writer.call(lambda db: control.publish_targets(db, targets))
-        watched = monitored(config)
+        watched = monitored(config, resolved)
         self.history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
         history = self.history
+        # The dashboard sees this prober from now on (the gap since the last one is recorded).
+        await self.beat()
         writer.store_fn = lambda db, records: history.store_probes(records)
         writer.recover = history.reload
         writer.on_stored = lambda items: self.loop.call_soon_threadsafe(self.stored, items)
@@ -592,7 +652,7 @@ class Prober:
         elif kind == "stats":
             w.lag_ms = msg.get("lag_ms")
             w.in_flight = int(msg.get("in_flight") or 0)
-            for key, count in (msg.get("skipped") or {}).items():
+            for key, count in (msg.get("skipped_by") or {}).items():
                 self.skipped[key] = int(count)
                 self._health_dirty.add(key.split("#", 1)[0])
         elif kind == "err":
@@ -735,10 +795,27 @@ class Prober:
             rows = [(n, self.skipped.get(n, 0), self.loop_errors.get(n)) for n in names]
             await self.writer.call(lambda db: control.publish_target_health(db, rows))
 
+    async def beat(self) -> None:
+        """Heartbeat: record a gap if we were stalled, then say we are alive and how."""
+        assert self.history is not None
+        history = self.history
+        await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        await self.writer.call(
+            functools.partial(
+                control.heartbeat,
+                pid=os.getpid(),
+                paused=self.all_paused(),
+                config_path=self.config_label,
+                workers=len(self.workers),
+                problem=self.problems.text(),
+                skipped_ticks=sum(self.skipped.values()),
+                stats=self.stats_json(),
+            )
+        )
+
     async def control_loop(self) -> None:
         """Heartbeat, commands and publishing, about twice a second; survives any error."""
-        last_beat: tuple[float, bool] | None = None
-        pid = os.getpid()
+        last_beat: tuple[float, bool] | None = (self.loop.time(), self.all_paused())
         assert self.history is not None
         history = self.history
         while not self.stop.is_set():
@@ -756,19 +833,7 @@ class Prober:
                     or now - last_beat[0] >= _HEARTBEAT_PERIOD_S
                 ):
                     last_beat = (now, all_paused)
-                    await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
-                    await self.writer.call(
-                        functools.partial(
-                            control.heartbeat,
-                            pid=pid,
-                            paused=all_paused,
-                            config_path=self.config_label,
-                            workers=len(self.workers),
-                            problem=self.problems.text(),
-                            skipped_ticks=sum(self.skipped.values()),
-                            stats=self.stats_json(),
-                        )
-                    )
+                    await self.beat()
                 await self.publish()
                 for cmd in await self.writer.call(control.take_commands):
                     self.command(cmd)
@@ -784,9 +849,13 @@ class Prober:
             await self._sleep(_CONTROL_PERIOD_S)
 
     async def maintenance_loop(self, retention: Retention) -> None:
-        """Rollups, retention and vacuum, one small step per writer call."""
+        """Rollups, retention and vacuum, one small step per writer call (none while storage
+        fails: probes come first)."""
         while not self.stop.is_set():
             try:
+                if self.writer.status().failing_since is not None:
+                    await self._sleep(MAINTENANCE_PERIOD_S)
+                    continue
                 steps: Iterator[str] = await self.writer.call(
                     lambda db: maintenance_steps(db, datetime.now(UTC), retention)
                 )
@@ -799,8 +868,11 @@ class Prober:
             await self._sleep(MAINTENANCE_PERIOD_S)
 
 
-def published(config: Config) -> list[control.PublishedTarget]:
-    """The config's enabled targets as the dashboard will list them."""
+def published(
+    config: Config, resolved: Sequence[ResolvedTarget] | None = None
+) -> list[control.PublishedTarget]:
+    """The config's enabled targets as the dashboard will list them (``resolved``: the
+    config's :meth:`~probes.config.Config.resolved` targets, when already at hand)."""
     return [
         control.PublishedTarget(
             name=t.name,
@@ -814,7 +886,7 @@ def published(config: Config) -> list[control.PublishedTarget]:
             effective_interval_s=t.settings.interval_s,
             daily_budget_usd=t.settings.daily_budget_usd,
         )
-        for t in config.resolved()
+        for t in (config.resolved() if resolved is None else resolved)
     ]
 
 
@@ -822,7 +894,9 @@ def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
 
-def monitored(config: Config) -> list[MonitoredTarget]:
+def monitored(
+    config: Config, resolved: Sequence[ResolvedTarget] | None = None
+) -> list[MonitoredTarget]:
     """The config's enabled targets with their hosts and outage rules."""
     return [
         MonitoredTarget(
@@ -831,7 +905,7 @@ def monitored(config: Config) -> list[MonitoredTarget]:
             rules=rules_from_settings(t.settings),
             configured=t.is_configured(),
         )
-        for t in config.resolved()
+        for t in (config.resolved() if resolved is None else resolved)
     ]
 
 

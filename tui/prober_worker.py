@@ -12,7 +12,8 @@ Protocol (JSON, one object per line):
 * stdout: ``{"k": "ready", "pid": n}`` once probing; ``{"k": "rec", "r": record}`` per probe;
   ``{"k": "err", "target": name, "error": text}`` when a probe loop hit an exception (also on
   stderr, which is the prober's log); ``{"k": "stats", ...}`` every couple of seconds with
-  skipped ticks, loop lag and probes in flight.
+  skipped ticks (``skipped_by``: per schedule, the ones that changed), loop lag and probes in
+  flight.
 
 Anything else the process prints goes to stderr: stdout is the protocol only.
 """
@@ -202,7 +203,7 @@ async def serve(init: WorkerInit) -> None:
             channel.send(
                 {
                     "k": "stats",
-                    "skipped": skipped,
+                    "skipped_by": skipped,
                     "lag_ms": None if lag is None else round(lag * 1000, 2),
                     **scheduler.stats(),
                 }
