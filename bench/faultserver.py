@@ -9,8 +9,8 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1`` 
   ``--tokens`` (50) token events ``--gap-ms`` (20) apart, usage and ``[DONE]``; keep-alive.
 * ``hang``: reads the request and never answers (connection kept open).
 * ``stall``: headers and three tokens, then silence on an open connection.
-* ``dribble``: a valid stream written one byte per write, a write every 2 ms, 3,000 tokens
-  (one token-bearing event completes every few reads: per-read work adds up).
+* ``dribble``: 20,000 tokens, one per write, a write every millisecond (a long stream in
+  many reads: per-event and per-read work adds up).
 * ``big``: 50 MB of token events as fast as the socket takes them.
 * ``slowloris``: the status line and headers one byte per second, never finished.
 * ``reset``: three tokens, then a TCP reset (SO_LINGER 0).
@@ -100,6 +100,12 @@ class Conn(asyncio.Protocol):
         self.handles.clear()
         self.transport = None
 
+    def eof_received(self) -> bool:
+        # The client closed its side (a probe that gave up): stop writing to it.
+        if self.transport is not None:
+            self.transport.close()
+        return False
+
     def data_received(self, data: bytes) -> None:
         t_recv = self.loop.time()
         self.buf += data
@@ -159,8 +165,8 @@ class Conn(asyncio.Protocol):
         elif mode == "slowloris":
             self.dribble(HEAD_OK, 1.0)
         elif mode == "dribble":
-            body = b"".join(chunk(token_event(i)) for i in range(3000))
-            self.dribble(HEAD_OK + body + s.final, 0.002)
+            self.write(HEAD_OK)
+            self.drip([chunk(token_event(i)) for i in range(20_000)], 0.001)
         elif mode == "big":
             self.write(HEAD_OK)
             self.big(50 * 1024 * 1024)
@@ -183,6 +189,23 @@ class Conn(asyncio.Protocol):
 
         step()
 
+    def drip(self, pieces: list[bytes], every_s: float) -> None:
+        pos = 0
+
+        def step() -> None:
+            nonlocal pos
+            if self.transport is None:
+                return
+            if pos >= len(pieces):
+                self.write(self.s.final)
+                self.done()
+                return
+            self.write(pieces[pos])
+            pos += 1
+            self.handles[:] = [self.loop.call_later(every_s, step)]
+
+        step()
+
     def big(self, total: int) -> None:
         block = b"".join(chunk(token_event(i)) for i in range(400))
         sent = 0
@@ -192,6 +215,8 @@ class Conn(asyncio.Protocol):
             if self.transport is None:
                 return
             while sent < total and self.transport.get_write_buffer_size() < 1 << 20:
+                if self.transport.is_closing():
+                    return
                 self.transport.write(block)
                 sent += len(block)
             if sent >= total:
