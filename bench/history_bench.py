@@ -26,10 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probes.record import ProbeRecord
+from probes.timestamps import iso, parse_iso
 from store.control import PublishedTarget, publish_targets
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget, iso, parse_iso
-from store.queries import SnapshotReader, snapshot
+from store.history import HistoryWriter, MonitoredTarget
+from store.reader import SnapshotReader, snapshot
 from store.rollups import (
     ROLLUP_BATCH,
     VACUUM_PAGES,

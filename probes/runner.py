@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,22 +29,13 @@ from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
 from probes.sse import FramingError, WireEvent, accepts_content_type, aiter_framed
+from probes.timestamps import iso, utc_now
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_GRACE_S = 1.0
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, UTC; read once per probe as its time of record."""
-    return datetime.now(UTC)
-
-
-def iso_utc(when: datetime) -> str:
-    """Format a UTC datetime as ISO 8601 with milliseconds and ``Z`` (sortable as text)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def make_client(
@@ -175,7 +166,7 @@ async def run_probe(
     api_key = target.api_key()
     secrets = (api_key,) if api_key else ()
     record = ProbeRecord(
-        started_at=iso_utc(started),
+        started_at=iso(started),
         target=target.name,
         provider=target.config.provider,
         model=target.config.model,

@@ -48,7 +48,8 @@ from probes.config import ResolvedTarget
 from probes.errors import ErrorKind, redact
 from probes.looplag import LoopLagMonitor
 from probes.record import ProbeRecord
-from probes.runner import iso_utc, make_client, run_probe
+from probes.runner import make_client, run_probe
+from probes.timestamps import iso
 
 Sink = Callable[[ProbeRecord], Awaitable[None]]
 ProbeFn = Callable[[ResolvedTarget, Any], Awaitable[ProbeRecord]]
@@ -556,7 +557,7 @@ class Scheduler:
         key = target.api_key()
         message = redact(f"prober error: {type(exc).__name__}: {exc}", (key,) if key else ())
         return ProbeRecord(
-            started_at=iso_utc(started),
+            started_at=iso(started),
             target=target.name,
             provider=target.config.provider,
             model=target.config.model,

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlite_utils
 
 from probes.budget import PlannedInterval
+from probes.timestamps import now_iso
 from store.db import write_transaction
 
 PROBER_ID = 1
 COMMANDS = ("pause", "resume", "probe_now")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,7 @@ class PublishedTarget:
 
 def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -> None:
     """Replace the published target list (the prober calls this at start)."""
-    now = _now()
+    now = now_iso()
     with db.atomic():
         db.execute("DELETE FROM targets")
         db.table("targets").insert_all(
@@ -121,8 +117,6 @@ def publish_schedule(
 
 def published_targets(db: sqlite_utils.Database) -> list[PublishedTarget]:
     """The targets the prober published, in config order."""
-    if "targets" not in db.table_names():
-        return []
     return [
         PublishedTarget(
             name=r["name"],
@@ -166,7 +160,7 @@ def heartbeat(
         skipped_ticks: ticks skipped since the prober started, all targets.
         stats: JSON with the prober's own figures (workers' loop lag, probes held).
     """
-    now = _now()
+    now = now_iso()
     with db.atomic():
         db.execute(
             "INSERT INTO prober (id, pid, started_at, heartbeat_at, paused, config_path, "
@@ -236,8 +230,6 @@ class ProberStatus:
 
 def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
     """The prober's last heartbeat, or None when no prober ever ran on this database."""
-    if "prober" not in db.table_names():
-        return None
     rows = list(db.query("SELECT * FROM prober WHERE id = ?", [PROBER_ID]))
     if not rows:
         return None
@@ -264,7 +256,7 @@ def send_command(db: sqlite_utils.Database, command: str, target: str | None = N
         raise ValueError(f"unknown command {command!r}")
     with db.atomic():
         table = db.table("commands")
-        table.insert({"command": command, "target": target, "created_at": _now()})
+        table.insert({"command": command, "target": target, "created_at": now_iso()})
         return int(table.last_rowid or 0)
 
 
@@ -286,7 +278,7 @@ def take_commands(db: sqlite_utils.Database) -> list[Command]:
         if rows:
             db.execute(
                 f"UPDATE commands SET done_at = ? WHERE id IN ({','.join('?' * len(rows))})",
-                [_now(), *[r["id"] for r in rows]],
+                [now_iso(), *[r["id"] for r in rows]],
             )
     return [Command(r["id"], r["command"], r["target"]) for r in rows]
 

@@ -19,7 +19,6 @@ the database and call them. Nothing here imports the UI.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,9 +30,10 @@ from probes.budget import COST_SAMPLES, DAYS_PER_MONTH, probes_per_day
 from probes.config import Config, FeatureConfig, ResolvedTarget
 from probes.dialects.base import Usage
 from probes.pricing import price_usage
+from probes.timestamps import iso
 from store.control import PublishedTarget, prober_status, published_targets
-from store.queries import iso
-from store.stats import percentile
+from store.stats import median
+from store.tally import TALLY_COLUMNS, TALLY_FIELDS, tally_rows
 
 MINUTES_PER_DAY = 1440.0
 #: A rate-limit window shorter than this is read as a per-minute window.
@@ -211,7 +211,7 @@ def monitoring_report(
         )
         known = [float(r["cost_usd"]) for r in rows if r["cost_usd"] is not None]
         out.append(monitoring_cost(t, known, len(rows) - len(known)))
-    status = prober_status(db) if "prober" in db.table_names() else None
+    status = prober_status(db)
     return summarise_monitoring(
         out,
         window_s=window_s,
@@ -276,20 +276,16 @@ def _f(row: Mapping[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def measure(rows: Sequence[Mapping[str, Any]]) -> Measured:
     """Measured latency and headroom from probe rows in time order (pure).
 
-    Latency uses successful probes only (metrics.md §6); headroom uses every probe that
-    carried rate-limit headers (a 429's zero headroom is real headroom).
+    Latency uses successful probes only (docs/metrics.md, "Which samples feed which
+    statistics", through the same :class:`~store.tally.Tally` as the dashboard); headroom uses
+    every probe that carried rate-limit headers (a 429's zero headroom is real headroom).
     """
+    tally = tally_rows((tuple(r.get(k) for k in TALLY_FIELDS) for r in rows), exact=True)
+    figures = tally.figures()
     ok = [r for r in rows if r.get("status") == "ok"]
-    ttft = sorted(v for r in ok if (v := _f(r, "ttft_ms")) is not None)
-    tps = [v for r in ok if (v := _f(r, "decode_tps")) is not None]
-    inputs = [v for r in ok if (v := _f(r, "input_tokens")) is not None]
     rpm = [
         per_minute_capacity(v, _f(r, "ratelimit_reset_requests_s"))
         for r in rows
@@ -303,16 +299,16 @@ def measure(rows: Sequence[Mapping[str, Any]]) -> Measured:
     return Measured(
         since=str(ok[0]["started_at"]) if ok else None,
         until=str(ok[-1]["started_at"]) if ok else None,
-        ok_probes=len(ok),
-        ttft_samples=len(ttft),
-        ttft_p50_ms=percentile(ttft, 50),
-        ttft_p99_ms=percentile(ttft, 99),
-        decode_samples=len(tps),
-        decode_tps_p50=_median(tps),
-        probe_input_tokens_p50=_median(inputs),
+        ok_probes=tally.ok,
+        ttft_samples=tally.ttft_n,
+        ttft_p50_ms=figures.ttft_p50_ms,
+        ttft_p99_ms=figures.ttft_p99_ms,
+        decode_samples=tally.tps_n,
+        decode_tps_p50=figures.decode_tps_p50,
+        probe_input_tokens_p50=tally.input_tokens_p50(),
         ratelimit_samples=max(len(rpm), len(tpm)),
-        rpm_capacity=_median(rpm),
-        tpm_capacity=_median(tpm),
+        rpm_capacity=median(rpm),
+        tpm_capacity=median(tpm),
     )
 
 
@@ -540,15 +536,13 @@ class ProjectionReport:
 
 
 _MEASURE_COLUMNS = (
-    "started_at, status, ttft_ms, decode_tps, input_tokens, ratelimit_remaining_requests, "
-    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
+    f"{TALLY_COLUMNS}, started_at, ratelimit_remaining_requests, ratelimit_remaining_tokens, "
+    "ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
 
 
 def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
     """Measure one target from its probes with ``since <= started_at <= until``."""
-    if "probes" not in db.table_names():
-        return Measured()
     rows = list(
         db.query(
             f"SELECT {_MEASURE_COLUMNS} FROM probes WHERE target = ? AND started_at >= ? "

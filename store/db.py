@@ -10,8 +10,11 @@ loss can drop the last commits).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -20,6 +23,7 @@ from sqlite_utils import Migrations
 
 from probes.record import FIELD_NAMES, ProbeRecord
 from store import histogram
+from store.tally import UNKNOWN_KIND
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -221,6 +225,25 @@ def m005_cost_budget(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
+    """A failure without an error kind is counted as ``unknown`` (``store.tally.UNKNOWN_KIND``)
+    by every summary; rollup rows written before counted it as ``error``: rename that key."""
+    for table in ROLLUP_TABLES:
+        rows = db.conn.execute(
+            f"SELECT bucket, target, errors FROM {table} WHERE errors LIKE '%\"error\":%'"
+        ).fetchall()
+        for bucket, target, errors in rows:
+            counts: dict[str, int] = json.loads(errors)
+            if "error" not in counts:
+                continue
+            counts[UNKNOWN_KIND] = counts.get(UNKNOWN_KIND, 0) + counts.pop("error")
+            db.execute(
+                f"UPDATE {table} SET errors = ? WHERE bucket = ? AND target = ?",
+                [json.dumps(counts, separators=(",", ":"), sort_keys=True), bucket, target],
+            )
+
+
+@migrations()
 def m008_engine(db: sqlite_utils.Database) -> None:
     """Issue #15: how late each probe started and the loop lag it saw; the prober's workers,
     skipped ticks, current problem (shown on the status line) and loop statistics; per target,
@@ -241,8 +264,90 @@ def m008_engine(db: sqlite_utils.Database) -> None:
 
 
 def default_db_path() -> Path:
-    """``inferwatch.db`` under the user's data directory (platformdirs)."""
+    """``$INFERWATCH_DB`` when set, else ``inferwatch.db`` under the user's data directory
+    (platformdirs). Every command and the prober use this one default."""
+    env = os.environ.get("INFERWATCH_DB")
+    if env:
+        return Path(env)
     return Path(platformdirs.user_data_dir("inferwatch", appauthor=False)) / "inferwatch.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A database's schema as a reader found it: which of this inferwatch's migrations are in.
+
+    Attributes:
+        exists: False when there is no database file yet.
+        version: how many of this inferwatch's migrations the database has (its ``vN``).
+        latest: how many this inferwatch has.
+    """
+
+    exists: bool
+    version: int
+    latest: int
+
+    @property
+    def ready(self) -> bool:
+        """True when every table and column this inferwatch reads is there."""
+        return self.exists and self.version >= self.latest
+
+    @property
+    def waiting(self) -> str:
+        """Why a reader cannot read the database yet, "" when it can: the one place that says
+        so (the dashboard, ``export`` and ``cost`` show it)."""
+        if not self.exists or self.version == 0:
+            return "waiting for the prober to create the database"
+        if not self.ready:
+            return (
+                f"database schema v{self.version}, this inferwatch reads v{self.latest}: "
+                "waiting for the prober to migrate it"
+            )
+        return ""
+
+
+class SchemaNotReady(Exception):
+    """The database does not exist yet or has not been migrated to this inferwatch's schema."""
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__(schema.waiting)
+        self.schema = schema
+
+
+def _latest() -> int:
+    """How many migrations this inferwatch has (all of them are pending on an empty database)."""
+    return len(migrations.pending(sqlite_utils.Database(memory=True)))
+
+
+def read_schema(db: sqlite_utils.Database) -> Schema:
+    """The schema of an open database (read only: sqlite-utils' record of applied migrations)."""
+    latest = _latest()
+    return Schema(exists=True, version=latest - len(migrations.pending(db)), latest=latest)
+
+
+def open_reader(path: Path | str, *, any_thread: bool = False) -> sqlite_utils.Database:
+    """Open an existing database for reading, checking its schema once.
+
+    Readers never migrate (that takes the write lock the prober needs); a database the
+    prober has migrated has every table and column they read, so they need no further checks.
+
+    Args:
+        path: database file.
+        any_thread: as for :func:`open_db`.
+
+    Raises:
+        SchemaNotReady: when the file does not exist or lacks some of this inferwatch's
+            migrations (its ``schema.waiting`` says so in words).
+        sqlite3.DatabaseError: when the file is not an SQLite database.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SchemaNotReady(Schema(exists=False, version=0, latest=_latest()))
+    db = open_db(path, migrate=False, any_thread=any_thread)
+    schema = read_schema(db)
+    if not schema.ready:
+        db.close()
+        raise SchemaNotReady(schema)
+    return db
 
 
 def open_db(

@@ -29,9 +29,9 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from probes.record import FIELD_NAMES
+from probes.timestamps import iso, parse_user_time
 from store import histogram
-from store.db import BOOL_FIELDS, TEXT_FIELDS, open_db
-from store.history import iso
+from store.db import BOOL_FIELDS, TEXT_FIELDS, open_reader
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -49,14 +49,12 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     if match:
         return iso(now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)]))
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = parse_user_time(text)
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: use a duration like 30m, 24h, 7d or an ISO date "
             "like 2026-11-30 or 2026-11-30T12:00:00Z"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return iso(when)
 
 
@@ -643,7 +641,7 @@ def export_window(
     fmt = fmt or ("jsonl" if out_path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     flt = ExportFilter(since=iso(now - timedelta(seconds=window_s)), targets=tuple(targets))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_db(db_path, migrate=False)
+    db = open_reader(db_path)
     try:
         tmp = out_path.with_name(out_path.name + ".part")
         with open(tmp, "w", encoding="utf-8", newline="") as out:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from probes.timestamps import minute_text
+
 STALE_INTERVALS = 3.0
 
 
@@ -50,10 +52,6 @@ class Verdict:
     reason: str = ""
     since: str | None = None
     cause_kind: str | None = None
-
-
-def _hm(iso_time: str | None) -> str:
-    return f"{iso_time[:16].replace('T', ' ')}Z" if iso_time else "?"
 
 
 def verdict(
@@ -96,26 +94,27 @@ def verdict(
         return Verdict(State.PAUSED, "probing paused", since if persisted is State.PAUSED else None)
     known = persisted if persisted not in (None, State.PAUSED, State.NOT_CONFIGURED) else None
     if blind_since is not None:
-        last = f"; last known {known.value} since {_hm(since)}" if known else ""
-        return Verdict(
-            State.STALE, f"monitor blind since {_hm(blind_since)} ({blind_reason}){last}", since
-        )
+        last = f"; last known {known.value} since {minute_text(since)}" if known else ""
+        blind = f"monitor blind since {minute_text(blind_since)} ({blind_reason})"
+        return Verdict(State.STALE, blind + last, since)
     if known is None or known is State.NO_DATA:
         return Verdict(State.NO_DATA, "waiting for the first probe")
     if last_age_s is not None and last_age_s > STALE_INTERVALS * interval_s + 5:
         return Verdict(
             State.STALE,
-            f"last probe {last_age_s:.0f}s ago; last known {known.value} since {_hm(since)}",
+            f"last probe {last_age_s:.0f}s ago; last known {known.value} since "
+            + minute_text(since),
             since,
         )
     if known is State.UP and fail_streak:
         start = fail_start or since
+        plural = "s" if fail_streak > 1 else ""
         reason = (
-            f"degraded since {_hm(start)}: {fail_streak} failure{'s' if fail_streak > 1 else ''}"
-            f" in a row, not down yet" + (f" ({fail_message})" if fail_message else "")
+            f"degraded since {minute_text(start)}: {fail_streak} failure{plural} in a row, "
+            "not down yet" + (f" ({fail_message})" if fail_message else "")
         )
         return Verdict(State.DEGRADED, reason, start, "failing")
-    reason = f"{known.value} since {_hm(since)}"
+    reason = f"{known.value} since {minute_text(since)}"
     if known is not State.UP and cause_message:
         reason += f": {cause_message}"
     return Verdict(known, reason, since, cause_kind)

@@ -40,11 +40,13 @@ def add(hist: dict[int, int], value: float | None) -> None:
         hist[i] = hist.get(i, 0) + 1
 
 
-def dumps(hist: Mapping[int, int]) -> str | None:
-    """Compact JSON of a histogram, None when empty."""
+def dumps(hist: Mapping[int, int] | Mapping[str, int]) -> str | None:
+    """Compact JSON of a histogram (keys as integers or as their text), in bucket order; None
+    when empty."""
     if not hist:
         return None
-    return "{" + ",".join(f'"{k}":{v}' for k, v in sorted(hist.items())) + "}"
+    items = sorted((int(k), v) for k, v in hist.items())
+    return "{" + ",".join(f'"{k}":{v}' for k, v in items) + "}"
 
 
 def loads(text: str | None) -> dict[int, int]:

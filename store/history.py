@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from probes.record import ProbeRecord
+from probes.timestamps import iso, parse_iso
 from store.db import record_row, write_transaction
 from store.health import State
 from store.outage import (
@@ -46,16 +47,6 @@ PROBER_GAP_AFTER_S = 10.0
 KNOWN_STATES = frozenset({State.UP, State.DEGRADED, State.DOWN})
 #: States that count as available.
 AVAILABLE_STATES = frozenset({State.UP, State.DEGRADED})
-
-
-def iso(when: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``: the stored timestamp format."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-def parse_iso(text: str) -> datetime:
-    """Parse a stored UTC timestamp."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def host_of(base_url: str) -> str:
@@ -405,8 +396,6 @@ def blind_status(
         last = parse_iso(beat[0]["heartbeat_at"])
         if (now - last).total_seconds() > dead_after_s:
             return BlindStatus(beat[0]["heartbeat_at"], "prober_not_running", "prober not running")
-    if "monitor_gaps" not in db.table_names():
-        return None
     rows = list(
         db.query(
             "SELECT started_at, message FROM monitor_gaps WHERE ended_at IS NULL "
@@ -567,9 +556,7 @@ class PersistedState:
 
 
 def persisted_states(db: sqlite_utils.Database) -> dict[str, PersistedState]:
-    """Every target's persisted outage state (empty on a database without the table)."""
-    if "target_state" not in db.table_names():
-        return {}
+    """Every target's persisted outage state."""
     out = {}
     sql = "SELECT target, state, since, cause_kind, cause_message, data FROM target_state"
     for r in db.query(sql):

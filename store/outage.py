@@ -15,11 +15,12 @@ describes the rules for users.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from probes.config import ProbeSettings
 from store.health import State
 from store.stats import percentile
 
@@ -57,9 +58,14 @@ def classify(status: str, error_kind: str | None) -> Outcome:
     return Outcome.FAILURE
 
 
+#: The config's defaults (``[defaults]`` unset): the one place the rules' defaults are written.
+_CONFIG_DEFAULTS = ProbeSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class OutageRules:
-    """Per-target rules (``probes.config.ProbeSettings`` gives them from the config file).
+    """Per-target rules, read from the config (``probes.config.ProbeSettings``, whose fields
+    of the same names define them and their defaults; :meth:`from_settings`).
 
     Attributes:
         down_after_failures: consecutive provider-side failures that make a target down.
@@ -73,13 +79,27 @@ class OutageRules:
         rate_limited_state: ``degraded`` (default) or ``down``: how HTTP 429 counts.
     """
 
-    down_after_failures: int = 3
-    up_after_successes: int = 2
-    ttft_slo_ms: float | None = None
-    slo_window_probes: int = 20
-    degraded_error_rate: float = 0.2
-    error_rate_window_probes: int = 20
-    rate_limited_state: Literal["degraded", "down"] = "degraded"
+    down_after_failures: int = _CONFIG_DEFAULTS.down_after_failures
+    up_after_successes: int = _CONFIG_DEFAULTS.up_after_successes
+    ttft_slo_ms: float | None = _CONFIG_DEFAULTS.ttft_slo_ms
+    slo_window_probes: int = _CONFIG_DEFAULTS.slo_window_probes
+    degraded_error_rate: float = _CONFIG_DEFAULTS.degraded_error_rate
+    error_rate_window_probes: int = _CONFIG_DEFAULTS.error_rate_window_probes
+    rate_limited_state: Literal["degraded", "down"] = _CONFIG_DEFAULTS.rate_limited_state
+
+    @classmethod
+    def from_settings(cls, settings: ProbeSettings) -> OutageRules:
+        """A target's rules from its resolved settings, field by field (a renamed config
+        field fails here, loudly, instead of silently falling back to a default)."""
+        return cls(
+            down_after_failures=settings.down_after_failures,
+            up_after_successes=settings.up_after_successes,
+            ttft_slo_ms=settings.ttft_slo_ms,
+            slo_window_probes=settings.slo_window_probes,
+            degraded_error_rate=settings.degraded_error_rate,
+            error_rate_window_probes=settings.error_rate_window_probes,
+            rate_limited_state=settings.rate_limited_state,
+        )
 
     @property
     def window(self) -> int:
@@ -579,12 +599,3 @@ def _obs_dict(obs: Observation) -> dict[str, Any]:
         "error_message": obs.error_message,
         "ttft_ms": obs.ttft_ms,
     }
-
-
-def rules_from_settings(settings: Any) -> OutageRules:
-    """Build :class:`OutageRules` from an object with the config's attribute names
-    (``probes.config.ProbeSettings``); attributes it lacks keep their defaults."""
-    defaults = OutageRules()
-    names: Sequence[str] = tuple(OutageRules.__dataclass_fields__)
-    values = {n: getattr(settings, n, getattr(defaults, n)) for n in names}
-    return OutageRules(**values)

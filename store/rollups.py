@@ -23,17 +23,30 @@ from typing import Any
 
 import sqlite_utils
 
+from probes.timestamps import Unit, bucket_start, iso
 from store import histogram
 from store.db import ROLLUP_TABLES, write_transaction
-from store.history import iso
+from store.tally import TALLY_COLUMNS, Tally
 
-#: (table, bucket length in seconds, ISO prefix length kept, suffix completing the ISO time).
-LEVELS: tuple[tuple[str, int, int, str], ...] = (
-    ("rollup_minute", 60, 16, ":00.000Z"),
-    ("rollup_hour", 3600, 13, ":00:00.000Z"),
-    ("rollup_day", 86400, 10, "T00:00:00.000Z"),
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rollup table: its name, its bucket length in seconds and the unit of its buckets."""
+
+    table: str
+    seconds: int
+    unit: Unit
+
+
+#: The rollup tables, finest first.
+LEVELS: tuple[Level, ...] = (
+    Level("rollup_minute", 60, "minute"),
+    Level("rollup_hour", 3600, "hour"),
+    Level("rollup_day", 86400, "day"),
 )
-assert tuple(level[0] for level in LEVELS) == ROLLUP_TABLES
+assert tuple(level.table for level in LEVELS) == ROLLUP_TABLES
+#: Bucket length in seconds of each rollup table.
+BUCKET_S: dict[str, int] = {level.table: level.seconds for level in LEVELS}
 
 ROLLUP_BATCH = 1000
 PRUNE_BATCH = 2000
@@ -46,97 +59,41 @@ _COLUMNS = (
 )
 
 
-def bucket_of(started_at: str, level: int) -> str:
-    """The bucket start (stored ISO format) of a stored timestamp at LEVELS[level]."""
-    _, _, keep, suffix = LEVELS[level]
-    return started_at[:keep] + suffix
-
-
 @dataclass(slots=True)
-class Agg:
-    """One rollup row being built: counts, histograms and sums of one target and bucket."""
+class RollupRow:
+    """One rollup row being built: the :class:`~store.tally.Tally` of one target and bucket,
+    with the provider and model of its newest probe."""
 
     provider: str | None = None
     model: str | None = None
-    probes: int = 0
-    ok: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    ttft: dict[int, int] = field(default_factory=dict)
-    total: dict[int, int] = field(default_factory=dict)
-    tps: dict[int, int] = field(default_factory=dict)
-    ttft_sum: float = 0.0
-    ttft_n: int = 0
-    total_sum: float = 0.0
-    total_n: int = 0
-    tps_sum: float = 0.0
-    tps_n: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_input_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_n: int = 0
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        """Count one probe row ``(id, started_at, target, provider, model, status,
-        error_kind, ttft_ms, total_ms, decode_tps, input_tokens, output_tokens,
-        cache_read_tokens, cost_usd)``. Latency and TPS use successful probes only."""
-        (_, _, _, provider, model, status, kind, ttft, total, tps, inp, out, cache, cost) = row
-        self.provider, self.model = provider, model
-        self.probes += 1
-        if status != "ok":
-            key = kind or "error"
-            self.errors[key] = self.errors.get(key, 0) + 1
-            return
-        self.ok += 1
-        if ttft is not None:
-            histogram.add(self.ttft, ttft)
-            self.ttft_sum += ttft
-            self.ttft_n += 1
-        if total is not None:
-            histogram.add(self.total, total)
-            self.total_sum += total
-            self.total_n += 1
-        if tps is not None:
-            histogram.add(self.tps, tps)
-            self.tps_sum += tps
-            self.tps_n += 1
-        if inp is not None:
-            self.input_tokens += inp
-            if cache is not None:
-                self.cache_read_tokens += cache
-                self.cache_input_tokens += inp
-        if out is not None:
-            self.output_tokens += out
-        if cost is not None:
-            self.cost_usd += cost
-            self.cost_n += 1
+    tally: Tally = field(default_factory=Tally)
 
     def values(self, bucket: str, target: str) -> tuple[Any, ...]:
         """The row for an insert, in ``_COLUMNS`` order."""
+        t = self.tally
         return (
             bucket,
             target,
             self.provider,
             self.model,
-            self.probes,
-            self.ok,
-            json.dumps(self.errors, separators=(",", ":"), sort_keys=True) if self.errors else None,
-            histogram.dumps(self.ttft),
-            histogram.dumps(self.total),
-            histogram.dumps(self.tps),
-            self.ttft_sum,
-            self.ttft_n,
-            self.total_sum,
-            self.total_n,
-            self.tps_sum,
-            self.tps_n,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_read_tokens,
-            self.cache_input_tokens,
-            self.cost_usd,
-            self.cost_n,
+            t.probes,
+            t.ok,
+            json.dumps(t.errors, separators=(",", ":"), sort_keys=True) if t.errors else None,
+            histogram.dumps(t.ttft),
+            histogram.dumps(t.total),
+            histogram.dumps(t.tps),
+            t.ttft_sum,
+            t.ttft_n,
+            t.total_sum,
+            t.total_n,
+            t.tps_sum,
+            t.tps_n,
+            t.input_tokens,
+            t.output_tokens,
+            t.cache_read_tokens,
+            t.cache_input_tokens,
+            t.cost_usd,
+            t.cost_n,
         )
 
 
@@ -162,10 +119,9 @@ _UPSERT = (
     "cost_usd = cost_usd + excluded.cost_usd, cost_n = cost_n + excluded.cost_n"
 )
 
-ROW_SQL = (
-    "SELECT id, started_at, target, provider, model, status, error_kind, ttft_ms, total_ms, "
-    "decode_tps, input_tokens, output_tokens, cache_read_tokens, cost_usd FROM probes"
-)
+#: The probes a rollup step reads: the tally's columns, then where the row goes.
+ROW_SQL = f"SELECT {TALLY_COLUMNS}, id, started_at, target, provider, model FROM probes"
+_ID, _STARTED_AT, _TARGET, _PROVIDER, _MODEL = range(9, 14)
 
 
 def get_bookmark(db: sqlite_utils.Database, key: str = "rollup_id") -> int:
@@ -182,50 +138,32 @@ def _set_bookmark(db: sqlite_utils.Database, key: str, value: int) -> None:
     )
 
 
-def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], Agg]]:
-    """Group probe rows (``ROW_SQL`` shape) into one ``{(bucket, target): Agg}`` per level."""
-    levels: list[dict[tuple[str, str], Agg]] = [{} for _ in LEVELS]
-    minute = levels[0]
+def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], RollupRow]]:
+    """Group probe rows (``ROW_SQL`` shape) into one ``{(bucket, target): RollupRow}`` per
+    level."""
+    by_minute: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
-        key = (row[1][:16] + ":00.000Z", row[2])
-        agg = minute.get(key)
-        if agg is None:
-            agg = minute[key] = Agg()
-        agg.add(row)
-    # Coarser levels merge the minute aggregates (fewer histogram updates than raw rows).
+        by_minute.setdefault((bucket_start(row[_STARTED_AT], "minute"), row[_TARGET]), []).append(
+            row
+        )
+    levels: list[dict[tuple[str, str], RollupRow]] = [{} for _ in LEVELS]
+    minute = levels[0]
+    for key, group in by_minute.items():
+        newest = group[-1]
+        out = minute[key] = RollupRow(newest[_PROVIDER], newest[_MODEL])
+        out.tally.add_rows(group)
+    # Coarser levels add the minute tallies up (fewer histogram updates than raw rows).
     for level in (1, 2):
-        _, _, keep, suffix = LEVELS[level]
+        unit = LEVELS[level].unit
         dest = levels[level]
-        for (bucket, target), agg in minute.items():
-            key = (bucket[:keep] + suffix, target)
+        for (bucket, target), part in minute.items():
+            key = (bucket_start(bucket, unit), target)
             into = dest.get(key)
             if into is None:
-                into = dest[key] = Agg()
-            _merge_agg(into, agg)
+                into = dest[key] = RollupRow()
+            into.provider, into.model = part.provider, part.model
+            into.tally.add(part.tally)
     return levels
-
-
-def _merge_agg(into: Agg, a: Agg) -> None:
-    into.provider, into.model = a.provider, a.model
-    into.probes += a.probes
-    into.ok += a.ok
-    for kind, n in a.errors.items():
-        into.errors[kind] = into.errors.get(kind, 0) + n
-    for mine, theirs in ((into.ttft, a.ttft), (into.total, a.total), (into.tps, a.tps)):
-        for index, count in theirs.items():
-            mine[index] = mine.get(index, 0) + count
-    into.ttft_sum += a.ttft_sum
-    into.ttft_n += a.ttft_n
-    into.total_sum += a.total_sum
-    into.total_n += a.total_n
-    into.tps_sum += a.tps_sum
-    into.tps_n += a.tps_n
-    into.input_tokens += a.input_tokens
-    into.output_tokens += a.output_tokens
-    into.cache_read_tokens += a.cache_read_tokens
-    into.cache_input_tokens += a.cache_input_tokens
-    into.cost_usd += a.cost_usd
-    into.cost_n += a.cost_n
 
 
 def rollup_pending(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
@@ -244,12 +182,12 @@ def rollup_pending(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
         ).fetchall()
         if not rows:
             return 0
-        for (table, *_), groups in zip(LEVELS, aggregate(rows), strict=True):
+        for level, groups in zip(LEVELS, aggregate(rows), strict=True):
             db.conn.executemany(
-                _UPSERT.format(table=table),
+                _UPSERT.format(table=level.table),
                 [agg.values(bucket, target) for (bucket, target), agg in groups.items()],
             )
-        _set_bookmark(db, "rollup_id", int(rows[-1][0]))
+        _set_bookmark(db, "rollup_id", int(rows[-1][_ID]))
     return len(rows)
 
 

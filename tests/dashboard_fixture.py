@@ -21,9 +21,10 @@ from pathlib import Path
 
 from probes.config import Config, parse_config
 from probes.record import ProbeRecord
+from probes.timestamps import iso
 from store import control
 from store.db import open_db
-from store.history import HistoryWriter, MonitoredTarget, iso
+from store.history import HistoryWriter, MonitoredTarget
 
 #: The injected "now" of every dashboard test that uses this fixture.
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)

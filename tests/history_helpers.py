@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from probes.record import ProbeRecord
-from store.history import iso
+from probes.timestamps import iso
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 

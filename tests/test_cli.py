@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from probes.record import FIELD_NAMES
+from tests.public_schema import PUBLIC_COLUMNS
 from tests.servers import ReplayServer, Script
 from tui.demo import DEMO_TARGETS
 
@@ -28,16 +28,17 @@ def inferwatch(*args: str, env: dict[str, str] | None = None, timeout: float = 6
 def test_probe_once_demo_json_prints_one_record_per_target(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     out = inferwatch("probe", "--once", "--demo", "--json", "--db", str(db))
-    assert out.returncode in (0, 1), out.stderr
+    # A fresh demo answers every first probe (its random draws are seeded, chat-primary's
+    # outage starts 45 s in), so anything but six successes is a broken demo or prober.
+    assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["target"] for r in records] == [t[0] for t in DEMO_TARGETS]
     for r in records:
-        assert list(r) == list(FIELD_NAMES)
-        if r["status"] == "ok":
-            assert r["ttft_ms"] > 0 and r["output_tokens"] > 0 and r["input_tokens"] > 0
-            assert r["cost_usd"] is not None and r["finish_reason"] in ("stop", "length")
-            assert r["started_at"].endswith("Z")
-    assert out.returncode == (1 if any(r["status"] != "ok" for r in records) else 0)
+        assert tuple(r) == PUBLIC_COLUMNS
+        assert r["status"] == "ok" and r["error_kind"] is None, r
+        assert r["ttft_ms"] > 0 and r["output_tokens"] > 0 and r["input_tokens"] > 0
+        assert r["cost_usd"] is not None and r["finish_reason"] in ("stop", "length")
+        assert r["started_at"].endswith("Z")
     # The same round was stored, and exports as CSV.
     exported = inferwatch("export", "--csv", "--db", str(db))
     assert exported.returncode == 0, exported.stderr
@@ -109,7 +110,7 @@ def test_check_config_lists_providers_and_error_kinds() -> None:
 
 def test_export_bad_since_is_a_message(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    inferwatch("probe", "--once", "--demo", "--db", str(db))
+    assert inferwatch("probe", "--once", "--demo", "--db", str(db)).returncode == 0
     out = inferwatch("export", "--db", str(db), "--since", "last tuesday")
     assert out.returncode == 2 and "24h" in out.stderr and "Traceback" not in out.stderr
 
@@ -122,15 +123,17 @@ def test_help_mentions_every_command() -> None:
 
 def test_global_db_option_before_the_subcommand_is_used(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
-    assert inferwatch("probe", "--once", "--demo", "--db", str(db)).returncode in (0, 1)
+    assert inferwatch("probe", "--once", "--demo", "--db", str(db)).returncode == 0
     out = inferwatch("--db", str(db), "export", "--csv")
     assert out.returncode == 0, out.stderr
-    assert len(out.stdout.splitlines()) == 1 + 6
+    rows = list(csv.DictReader(io.StringIO(out.stdout, newline="")))
+    assert sorted(r["target"] for r in rows) == sorted(t[0] for t in DEMO_TARGETS)
+    assert {r["status"] for r in rows} == {"ok"}
 
 
 def test_unwritable_output_and_database_are_messages(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
-    inferwatch("probe", "--once", "--demo", "--db", str(db))
+    assert inferwatch("probe", "--once", "--demo", "--db", str(db)).returncode == 0
     out = inferwatch("export", "--db", str(db), "-o", str(tmp_path / "no" / "such" / "x.csv"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "No such file or directory" in out.stderr

@@ -50,7 +50,7 @@ READER = textwrap.dedent(
     """
     import sys, time
     from datetime import UTC, datetime
-    from store.queries import snapshot
+    from store.reader import snapshot
     deadline = time.monotonic() + float(sys.argv[2])
     n = 0
     while time.monotonic() < deadline:

@@ -19,10 +19,11 @@ from probes.config import ResolvedTarget, parse_config
 from probes.record import ProbeRecord
 from probes.scheduler import Scheduler
 from probes.simulator import SimProfile, SimulatorProcess
+from probes.timestamps import iso
 from store import control
 from store.costs import monitoring_report, recent_costs
 from store.db import insert_probe, open_db
-from store.queries import iso, summarize
+from store.summary import summarize
 from tui.prober import published, run_prober
 
 

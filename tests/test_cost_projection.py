@@ -18,6 +18,7 @@ from probes.config import FeatureConfig, load_config, parse_config
 from probes.record import ProbeRecord
 from probes.runner import make_client, run_probe
 from probes.simulator import SimProfile, SimulatorProcess
+from probes.timestamps import iso
 from store import control
 from store.costs import (
     Measured,
@@ -30,7 +31,6 @@ from store.costs import (
     rate_fit,
 )
 from store.db import insert_probe, open_db
-from store.queries import iso
 from tui.cli import main
 from tui.cost_panel import render_cost_panel
 from tui.prober import published

@@ -11,10 +11,14 @@ import pytest
 
 from store import control
 from store.db import open_db
+from store.detail import target_detail
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import SnapshotReader, recent_incidents, summarize, target_detail, trends
+from store.incidents import recent_incidents
+from store.reader import SnapshotReader
 from store.rollups import rollup_all
+from store.summary import summarize
+from store.trends import trends
 from tests.history_helpers import T0, minutes, record
 
 NOW = T0 + timedelta(hours=2)

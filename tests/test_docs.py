@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from probes.record import FIELD_DOCS, FIELD_NAMES, ProbeRecord, fields_markdown
+from tests.public_schema import PUBLIC_COLUMNS
 from tui.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_field_is_documented_with_a_unit_column() -> None:
     assert set(FIELD_DOCS) == set(FIELD_NAMES) == {f.name for f in dataclasses.fields(ProbeRecord)}
+
+
+def test_record_fields_are_the_public_columns_in_order() -> None:
+    assert FIELD_NAMES == PUBLIC_COLUMNS
+    fields_md = (ROOT / "docs" / "fields.md").read_text()
+    documented = re.findall(r"^\| `([a-z0-9_]+)` \|", fields_md.split("## ")[0], re.M)
+    assert tuple(documented) == PUBLIC_COLUMNS
 
 
 def test_fields_md_is_generated_from_the_code() -> None:

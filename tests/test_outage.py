@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from probes.config import ProbeSettings, parse_config
+from probes.timestamps import iso
 from store.health import State
 from store.outage import (
     BlindEnded,
@@ -24,7 +27,7 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 def at(i: int) -> str:
     """Probe i's start, 30 s apart."""
-    return (T0 + timedelta(seconds=30 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return iso(T0 + timedelta(seconds=30 * i))
 
 
 def ok(i: int, target: str = "a", ttft: float = 100.0) -> Observation:
@@ -271,6 +274,38 @@ def test_all_connect_kinds_count_for_blindness(kind: str) -> None:
     c.observe(conn(0, "a", kind))
     events = c.observe(conn(1, "b", kind))
     assert any(isinstance(e, BlindStarted) for e in events)
+
+
+def test_rules_come_from_the_config_field_by_field() -> None:
+    # Every rule is a config setting of the same name; renaming one on either side fails here.
+    assert {f.name for f in dataclasses.fields(OutageRules)} <= set(ProbeSettings.model_fields)
+    config = parse_config(
+        "[defaults]\ndown_after_failures = 7\nup_after_successes = 4\nttft_slo_ms = 850.0\n"
+        "slo_window_probes = 30\ndegraded_error_rate = 0.35\nerror_rate_window_probes = 40\n"
+        'rate_limited_state = "down"\n'
+        '[[targets]]\nname = "a"\nprovider = "openai-compatible"\n'
+        'base_url = "http://127.0.0.1:9/v1"\nmodel = "m"\nup_after_successes = 5\n'
+    )
+    (target,) = config.resolved()
+    assert OutageRules.from_settings(target.settings) == OutageRules(
+        down_after_failures=7,
+        up_after_successes=5,
+        ttft_slo_ms=850.0,
+        slo_window_probes=30,
+        degraded_error_rate=0.35,
+        error_rate_window_probes=40,
+        rate_limited_state="down",
+    )
+    # Unset in the config, the rules are the documented defaults (docs/uptime.md, "Rules").
+    assert OutageRules() == OutageRules(
+        down_after_failures=3,
+        up_after_successes=2,
+        ttft_slo_ms=None,
+        slo_window_probes=20,
+        degraded_error_rate=0.2,
+        error_rate_window_probes=20,
+        rate_limited_state="degraded",
+    )
 
 
 class CountingMachines(dict[str, TargetMachine]):

@@ -28,7 +28,7 @@ import pytest
 
 from store import control
 from store.db import open_db
-from store.queries import snapshot
+from store.reader import snapshot
 from tests.prober_process import (
     ProberProcess,
     config_toml,

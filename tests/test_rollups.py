@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from probes.timestamps import iso
 from store import histogram
 from store.control import PublishedTarget, publish_targets
 from store.db import insert_probe, open_db
-from store.history import iso
-from store.queries import RollupCache, rollup_segments, summarize
+from store.rollup_window import RollupCache, rollup_segments
 from store.rollups import Retention, get_bookmark, incremental_vacuum, prune, rollup_all
 from store.stats import percentile
+from store.summary import summarize
 from tests.history_helpers import T0, record
 
 

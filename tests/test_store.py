@@ -11,13 +11,23 @@ from pathlib import Path
 import pytest
 
 from probes.record import FIELD_NAMES, ProbeRecord
+from probes.timestamps import iso
 from store import control
-from store.db import insert_probe, open_db
+from store.db import (
+    SchemaNotReady,
+    default_db_path,
+    insert_probe,
+    open_db,
+    open_reader,
+    read_schema,
+)
 from store.export import ExportFilter, iter_rows, parse_since, write_csv, write_jsonl
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.queries import iso, snapshot, summarize
+from store.reader import snapshot
 from store.stats import percentile
+from store.summary import summarize
+from tests.public_schema import PUBLIC_COLUMNS
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -147,7 +157,7 @@ def test_csv_export_round_trips_and_neutralises_formulas(tmp_path: Path) -> None
     out = io.StringIO(newline="")
     assert write_csv(iter_rows(db, ExportFilter()), out) == 3
     rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
-    assert list(rows[0]) == list(FIELD_NAMES)
+    assert tuple(rows[0]) == PUBLIC_COLUMNS
     assert rows[1]["error_message"] == NASTY  # commas, quotes, newline kept
     assert rows[2]["error_message"].startswith("'=")  # formula neutralised
     assert rows[0]["conn_reused"] == "true" and rows[0]["error_kind"] == ""
@@ -171,3 +181,37 @@ def test_parse_since() -> None:
     assert parse_since("2026-11-01", NOW) == "2026-11-01T00:00:00.000Z"
     with pytest.raises(ValueError, match="24h"):
         parse_since("yesterday", NOW)
+
+
+def test_default_db_path_honours_inferwatch_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERWATCH_DB", str(tmp_path / "elsewhere.db"))
+    assert default_db_path() == tmp_path / "elsewhere.db"
+    monkeypatch.delenv("INFERWATCH_DB")
+    assert default_db_path().name == "inferwatch.db" and default_db_path().is_absolute()
+
+
+def test_readers_check_the_schema_once_when_they_open(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with pytest.raises(SchemaNotReady, match="waiting for the prober to create the database"):
+        open_reader(path)
+    db = open_db(path)
+    latest = read_schema(db).version
+    # A database the prober has not migrated yet: one migration short.
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_unknown_error_kind'")
+    db.conn.commit()
+    db.close()
+    with pytest.raises(SchemaNotReady) as caught:
+        open_reader(path)
+    assert str(caught.value) == (
+        f"database schema v{latest - 1}, this inferwatch reads v{latest}: "
+        "waiting for the prober to migrate it"
+    )
+    snap = snapshot(path, 3600, NOW)
+    assert snap.targets == () and snap.waiting == str(caught.value)
+    open_db(path).close()  # the prober migrates
+    reader = open_reader(path)
+    assert read_schema(reader).ready
+    reader.close()
+    assert snapshot(path, 3600, NOW).waiting == "waiting for the prober to publish its targets"

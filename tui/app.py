@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import sqlite_utils
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
 from textual import events, on, work
@@ -30,10 +31,11 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from probes.config import Config
+from probes.timestamps import file_stamp
 from store import control
-from store.db import open_db
+from store.db import SchemaNotReady, open_db, open_reader
 from store.health import State
-from store.queries import Snapshot, SnapshotReader
+from store.reader import Snapshot, SnapshotReader
 from tui import format as fmt
 from tui import keys
 from tui.messages import CommandSent, CostReady, ExportFinished, ReadFailed, SnapshotReady
@@ -245,21 +247,20 @@ class InferwatchApp(App[None]):
         from store.costs import feature_projections, monitoring_report
 
         self._cost_read = (snap.window_s, snap.version, mono)
-        db = open_db(self.db_path, migrate=False)
         try:
-            has_probes = "probes" in db.table_names()
+            db: sqlite_utils.Database | None = open_reader(self.db_path)
+        except SchemaNotReady:
+            db = None
+        try:
             projections = (
-                feature_projections(db if has_probes else None, self.config, snap.window_s, now)
+                feature_projections(db, self.config, snap.window_s, now)
                 if self.config is not None and self.config.features
                 else None
             )
-            monitoring = (
-                monitoring_report(db, snap.window_s, now)
-                if has_probes and "targets" in db.table_names()
-                else None
-            )
+            monitoring = monitoring_report(db, snap.window_s, now) if db is not None else None
         finally:
-            db.close()
+            if db is not None:
+                db.close()
         self.post_message(CostReady(snap.window_s, projections, monitoring))
 
     @on(CostReady)
@@ -455,7 +456,7 @@ class InferwatchApp(App[None]):
         """Export the window's probes (the detail's target, or the filtered targets)."""
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
-        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        stamp = file_stamp(self.clock())
         label = name or "all"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"

@@ -27,6 +27,7 @@ from probes.config import Config, ConfigError, ResolvedTarget, load_config
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from store.db import default_db_path
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -37,16 +38,6 @@ def default_config_path() -> Path:
     if env:
         return Path(env)
     return Path(platformdirs.user_config_dir("inferwatch", appauthor=False)) / "config.toml"
-
-
-def default_db_path() -> Path:
-    """The default database, or $INFERWATCH_DB."""
-    env = os.environ.get("INFERWATCH_DB")
-    if env:
-        return Path(env)
-    from store.db import default_db_path as store_default
-
-    return store_default()
 
 
 def _err(message: str) -> None:
@@ -317,7 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``inferwatch export``: stream rows to a file or stdout (progress on a terminal stderr)."""
-    from store.db import open_db
+    from store.db import SchemaNotReady, open_reader
     from store.export import ExportFilter, export, parse_since
 
     db_path = args.db or default_db_path()
@@ -335,7 +326,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return EXIT_CONFIG
-    db = open_db(db_path, migrate=False)
+    try:
+        db = open_reader(db_path)
+    except SchemaNotReady as exc:
+        _err(f"{db_path}: {exc}")
+        return EXIT_CONFIG
     fmt = "jsonl" if args.jsonl else "csv"
     try:
         if args.output:
@@ -373,7 +368,7 @@ def parse_window_s(text: str) -> float:
 def cmd_cost(args: argparse.Namespace) -> int:
     """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
     from store.costs import feature_projections, monitoring_report
-    from store.db import open_db
+    from store.db import SchemaNotReady, open_reader
 
     if args.demo:
         from tui.demo import demo_config
@@ -394,20 +389,18 @@ def cmd_cost(args: argparse.Namespace) -> int:
         _err(f"no feature {args.feature!r}{hint} (features: {known})")
         return EXIT_CONFIG
     db_path = args.db or default_db_path()
-    db = open_db(db_path, migrate=False) if db_path.exists() else None
     try:
-        if db is None:
-            _err(f"no database at {db_path}: costs without measured latency")
-        elif "probes" not in db.table_names():
-            db.close()
-            db = None
+        db = open_reader(db_path)
+    except SchemaNotReady as exc:
+        db = None
+        where = f"no database at {db_path}" if not exc.schema.exists else f"{db_path}: {exc}"
+        _err(f"{where}: costs without measured latency")
+    try:
         projections = (
             feature_projections(db, config, window_s, feature=args.feature) if names else None
         )
         monitoring = (
-            monitoring_report(db, window_s)
-            if db is not None and args.feature is None and "targets" in db.table_names()
-            else None
+            monitoring_report(db, window_s) if db is not None and args.feature is None else None
         )
     finally:
         if db is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from probes.timestamps import clock_text, day_of
 from store.health import State
 
 #: Word plus symbol for each state, so meaning never depends on colour (NO_COLOR, tmux).
@@ -157,9 +158,9 @@ def clock(iso_time: str | None, now_iso: str | None = None) -> str:
     the same day as ``now_iso``; ``?`` when unknown."""
     if not iso_time:
         return "?"
-    if now_iso is not None and iso_time[:10] != now_iso[:10]:
-        return f"{iso_time[5:10]} {iso_time[11:16]}Z"
-    return f"{iso_time[11:19]}Z"
+    return clock_text(
+        iso_time, with_date=now_iso is not None and day_of(iso_time) != day_of(now_iso)
+    )
 
 
 def short_count(n: float | None) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.message import Message
 
 from store.costs import MonitoringReport, ProjectionReport
-from store.queries import Snapshot
+from store.reader import Snapshot
 
 
 class SnapshotReady(Message):

@@ -13,9 +13,12 @@ from datetime import datetime
 
 from rich.text import Text
 
+from probes.timestamps import day_of, iso, minute_text, parse_iso
+from store.detail import TargetDetail
 from store.health import State
-from store.history import iso, parse_iso
-from store.queries import Incident, Snapshot, TargetDetail, TargetSummary
+from store.incidents import Incident
+from store.reader import Snapshot
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of
@@ -122,7 +125,7 @@ def status_key(snap: Snapshot | None, ctx: StatusContext) -> tuple[object, ...]:
         snap.blind_reason,
         round(snap.probes_per_minute),
         fmt.megabytes(snap.db_bytes),
-        iso(snap.taken_at)[:10],
+        day_of(iso(snap.taken_at)),
         ctx.source,
         ctx.window_s,
         ctx.sort_label,
@@ -183,8 +186,7 @@ def reason_text(s: TargetSummary, now_iso: str) -> str:
         return ""
     reason = v.reason
     if v.since:
-        long_form = f"{v.since[:16].replace('T', ' ')}Z"
-        reason = reason.replace(long_form, fmt.clock(v.since, now_iso))
+        reason = reason.replace(minute_text(v.since), fmt.clock(v.since, now_iso))
     word = f"{v.state.value} since "
     if reason.startswith(word):
         reason = reason[len(v.state.value) + 1 :]

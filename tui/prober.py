@@ -53,6 +53,7 @@ from probes.budget import BudgetInput, BudgetPlanner
 from probes.config import Config, ResolvedTarget
 from probes.record import ProbeRecord
 from probes.scheduler import Phase, Scheduler, assign_phases
+from probes.timestamps import parse_iso
 from store import control
 from store.costs import recent_costs
 from store.db import insert_probe, open_db
@@ -62,9 +63,8 @@ from store.history import (
     StoredProbe,
     host_of,
     last_probe_starts,
-    parse_iso,
 )
-from store.outage import rules_from_settings
+from store.outage import OutageRules
 from store.rollups import Retention, maintenance_steps
 from tui.prober_worker import WorkerInit
 
@@ -279,11 +279,16 @@ class DbWriter:
             for fn, fut in calls:
                 if fut.set_running_or_notify_cancel():
                     try:
-                        fut.set_result(fn(self._get()))
+                        result = fn(self._get())
                     except BaseException as exc:
                         self._recover()
-                        self._note_full(exc)
+                        if isinstance(exc, sqlite3.OperationalError):
+                            self._failed(exc)  # the heartbeat is a write like the others
                         fut.set_exception(exc)
+                    else:
+                        if self._failing_since is not None and not self._records:
+                            self._works_again(0)  # nothing held: nothing left to store
+                        fut.set_result(result)
             if not batch:
                 if self._records and time.monotonic() >= retry_at:
                     delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
@@ -298,15 +303,7 @@ class DbWriter:
             if ok:
                 delay = 0.0
                 if self._failing_since is not None:
-                    log(
-                        f"storage works again: stored {len(stored)} held probes, "
-                        f"{len(self._records)} to go"
-                    )
-                    with self._cond:
-                        self._failing_since, self._error = None, ""
-                    if self._full:
-                        self._full = False
-                        self._make_reserve()
+                    self._works_again(len(stored))
                 if stored and self.on_stored is not None:
                     with contextlib.suppress(Exception):
                         self.on_stored(stored)
@@ -350,6 +347,14 @@ class DbWriter:
                     with contextlib.suppress(Exception):
                         self.on_drop(record, exc)
         return True, stored
+
+    def _works_again(self, stored: int) -> None:
+        log(f"storage works again: stored {stored} held probes, {len(self._records)} to go")
+        with self._cond:
+            self._failing_since, self._error = None, ""
+        if self._full:
+            self._full = False
+            self._make_reserve()
 
     def _note_full(self, exc: BaseException) -> None:
         code = getattr(exc, "sqlite_errorcode", None)
@@ -902,7 +907,7 @@ def monitored(
         MonitoredTarget(
             name=t.name,
             host=host_of(t.base_url),
-            rules=rules_from_settings(t.settings),
+            rules=OutageRules.from_settings(t.settings),
             configured=t.is_configured(),
         )
         for t in (config.resolved() if resolved is None else resolved)

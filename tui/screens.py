@@ -19,7 +19,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
 from store.health import State
-from store.queries import Snapshot, TargetSummary
+from store.reader import Snapshot
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui import keys, panels
 from tui.table import (
@@ -174,7 +175,7 @@ class OverviewScreen(DashScreen):
                     (
                         "empty",
                         False,
-                        Text(" no data yet: waiting for the prober to publish its targets"),
+                        Text(f" no data yet: {snap.waiting}"),
                     )
                 ],
             )

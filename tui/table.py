@@ -26,9 +26,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from probes.timestamps import parse_iso
 from store.health import State
-from store.history import parse_iso
-from store.queries import TargetSummary
+from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import dist_strip, trend_strip
 

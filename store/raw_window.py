@@ -1,0 +1,131 @@
+"""A short window's figures from raw probe rows (one range scan), and each target's newest probe.
+
+Windows up to :data:`store.windows.RAW_WINDOW_MAX_S` read every probe row since the window
+start through ``probes(started_at)`` and tally them exactly (:mod:`store.tally`): percentiles
+are linear-interpolated over the real values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from probes.timestamps import parse_iso
+from store.tally import TALLY_COLUMNS, WindowFigures, tally_rows
+from store.windows import SERIES_POINTS, target_filter
+
+#: The newest probe's columns, in :class:`LastProbe` order.
+LAST_COLUMNS = (
+    "started_at, status, error_kind, error_message, ttft_ms, ratelimit_remaining_requests, "
+    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
+)
+
+#: A window's raw rows: the tally's columns, then the target and the newest probe's fields.
+_RAW_SQL = f"SELECT {TALLY_COLUMNS}, target, {LAST_COLUMNS} FROM probes WHERE started_at >= ?"
+_TARGET = 9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastProbe:
+    """A target's newest probe, whatever its age.
+
+    Attributes:
+        started_at: its UTC start (stored format).
+        status: ``ok`` or ``error``.
+        error_kind: its failure class, or None.
+        error_message: its (redacted) message, or None.
+        ttft_ms: its TTFT, ms, or None.
+        ratelimit_remaining_requests: requests left in the provider's window, as it reported.
+        ratelimit_remaining_tokens: tokens left.
+        ratelimit_reset_requests_s: seconds until the requests window resets.
+        ratelimit_reset_tokens_s: seconds until the tokens window resets.
+        age_s: seconds from its start to the time the window was read.
+    """
+
+    started_at: str
+    status: str
+    error_kind: str | None
+    error_message: str | None
+    ttft_ms: float | None
+    ratelimit_remaining_requests: int | None
+    ratelimit_remaining_tokens: int | None
+    ratelimit_reset_requests_s: float | None
+    ratelimit_reset_tokens_s: float | None
+    age_s: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], now: datetime) -> LastProbe:
+        """From a row of :data:`LAST_COLUMNS`, aged at ``now``."""
+        started_at, status, kind, message, ttft, requests, tokens, requests_s, tokens_s = row
+        return cls(
+            started_at=started_at,
+            status=status,
+            error_kind=kind,
+            error_message=message,
+            ttft_ms=ttft,
+            ratelimit_remaining_requests=requests,
+            ratelimit_remaining_tokens=tokens,
+            ratelimit_reset_requests_s=requests_s,
+            ratelimit_reset_tokens_s=tokens_s,
+            age_s=(now - parse_iso(str(started_at))).total_seconds(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPart:
+    """What one window source gives for a target.
+
+    Attributes:
+        figures: the window's figures.
+        series_ms: TTFT series, oldest first: per probe for raw windows (None for a failure),
+            the mean per hour (per day beyond 2 days) for rollup windows.
+        last: the newest probe when the window read it (raw windows), else None.
+    """
+
+    figures: WindowFigures
+    series_ms: tuple[float | None, ...]
+    last: LastProbe | None = None
+
+
+def raw_window(
+    db: sqlite_utils.Database, since: str, now: datetime, names: Collection[str] | None = None
+) -> dict[str, WindowPart]:
+    """Every target's figures over its probes started at or after ``since`` (stored format).
+
+    Args:
+        db: an open database.
+        since: the window start.
+        now: the current UTC time (the newest probe's age).
+        names: only these targets (default: every target with probes).
+
+    Returns:
+        Target name -> its part; targets without probes in the window are absent.
+    """
+    rows_by: dict[str, list[tuple[Any, ...]]] = {}
+    where, params = target_filter("target", names)
+    for row in db.conn.execute(_RAW_SQL + where + " ORDER BY started_at", [since, *params]):
+        rows_by.setdefault(row[_TARGET], []).append(row)
+    return {
+        name: WindowPart(
+            figures=tally_rows(rows, exact=True).figures(),
+            series_ms=tuple(
+                float(r[2]) if r[0] == "ok" and r[2] is not None else None
+                for r in rows[-SERIES_POINTS:]
+            ),
+            last=LastProbe.from_row(rows[-1][_TARGET + 1 :], now),
+        )
+        for name, rows in rows_by.items()
+    }
+
+
+def last_probe(db: sqlite_utils.Database, name: str, now: datetime) -> LastProbe | None:
+    """A target's newest probe, whatever its age (None when it has none)."""
+    row = db.conn.execute(
+        f"SELECT {LAST_COLUMNS} FROM probes WHERE target = ? ORDER BY started_at DESC LIMIT 1",
+        [name],
+    ).fetchone()
+    return LastProbe.from_row(row, now) if row else None

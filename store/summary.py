@@ -1,0 +1,300 @@
+"""Per-target summaries over a window: everything one overview row and its panel show.
+
+:func:`summarize` reads each published target's window figures (raw rows or rollups, see
+:mod:`store.windows`), its newest probe, its trend and its uptime over the window and over
+24 h / 7 d / 30 d (docs/uptime.md), and builds one immutable :class:`TargetSummary` per
+target. Every figure of one summary covers the same window. The state shown comes from the
+persisted outage state (:mod:`store.history`), made stale when the monitor is blind
+(:func:`store.health.verdict`); :func:`with_verdicts` attaches it to summaries, which the
+dashboard's reader does on every read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from probes.timestamps import iso, utc_now
+from store.control import PublishedTarget, published_targets
+from store.health import Verdict, verdict
+from store.history import (
+    BlindStatus,
+    PersistedState,
+    Uptime,
+    blind_status,
+    monitor_gaps,
+    persisted_states,
+    uptime,
+)
+from store.raw_window import LastProbe, WindowPart, last_probe, raw_window
+from store.rollup_window import RollupCache, rollup_window
+from store.tally import NO_FIGURES, WindowFigures
+from store.trends import Trend, trends
+from store.windows import UPTIME_WINDOWS_S, reads_rollups, trend_buckets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSummary:
+    """Everything the overview shows for one target over the window.
+
+    Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
+    could give the figure. The window figures (``count`` … ``from_rollups``) are
+    :class:`store.tally.WindowFigures`, whose docstring defines them; ``ttft_series_ms`` is per
+    probe for raw windows and the mean per hour (per day beyond 2 days) for rollup windows;
+    ``trend`` is the same window in equal time buckets. ``uptime`` maps ``24h``/``7d``/``30d``
+    to :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
+    The ``last_*`` and ``ratelimit_*`` fields are the newest probe's, whatever its age (the
+    rate-limit headroom as that probe reported it; None without such a header).
+    ``computed_at`` is when the window figures were computed: copies that only move ages
+    forward keep it, so a view can tell "same figures, older" from "new figures".
+    ``verdict`` (the displayed state) and ``fail_streak`` (consecutive failures the outage
+    machine holds, below the down threshold while up) are None / 0 until
+    :func:`with_verdicts` attaches them.
+
+    Immutable: a refresh makes new summaries (or cheap copies, :meth:`restated`) and never
+    changes one it has handed to the UI.
+    """
+
+    # The target as the prober published it.
+    name: str
+    provider: str
+    model: str
+    group_name: str | None
+    interval_s: float
+    configured: bool
+    paused: bool
+    effective_interval_s: float | None = None
+    """Interval after probing budgets (None: as configured); staleness is judged on it."""
+    budget_note: str = ""
+    """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
+    # The window's figures (store.tally.WindowFigures).
+    count: int = 0
+    errors: int = 0
+    error_rate: float | None = None
+    errors_by_kind: Mapping[str, int]
+    top_error_kind: str | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    total_p50_ms: float | None = None
+    total_p95_ms: float | None = None
+    total_p99_ms: float | None = None
+    decode_tps_p50: float | None = None
+    cost_per_request_usd: float | None = None
+    cache_hit_share: float | None = None
+    ttft_values_ms: tuple[float, ...] = ()
+    total_values_ms: tuple[float, ...] = ()
+    tps_values: tuple[float, ...] = ()
+    from_rollups: bool = False
+    ttft_series_ms: tuple[float | None, ...] = ()
+    trend: Trend | None = None
+    # The newest probe.
+    last_status: str | None = None
+    last_error_kind: str | None = None
+    last_error_message: str | None = None
+    last_ttft_ms: float | None = None
+    last_started_at: str | None = None
+    last_age_s: float | None = None
+    ratelimit_remaining_requests: int | None = None
+    ratelimit_remaining_tokens: int | None = None
+    ratelimit_reset_requests_s: float | None = None
+    ratelimit_reset_tokens_s: float | None = None
+    # Uptime.
+    uptime: Mapping[str, Uptime]
+    window_uptime: Uptime | None = None
+    computed_at: datetime | None = None
+    # The displayed state.
+    verdict: Verdict | None = None
+    fail_streak: int = 0
+
+    def restated(
+        self, *, elapsed_s: float, verdict: Verdict | None, fail_streak: int
+    ) -> TargetSummary:
+        """A copy whose ages moved ``elapsed_s`` forward, with the displayed state given (the
+        window figures are shared).
+
+        Cheaper than :func:`dataclasses.replace` (no ``__init__``): the reader makes one per
+        target per second.
+        """
+        copy = object.__new__(TargetSummary)
+        for name in _SLOTS:
+            object.__setattr__(copy, name, getattr(self, name))
+        if self.last_age_s is not None:
+            object.__setattr__(copy, "last_age_s", self.last_age_s + elapsed_s)
+        object.__setattr__(copy, "verdict", verdict)
+        object.__setattr__(copy, "fail_streak", fail_streak)
+        return copy
+
+
+_SLOTS = tuple(f.name for f in fields(TargetSummary))
+_FIGURES = tuple(f.name for f in fields(WindowFigures))
+_LAST = {
+    "last_status": "status",
+    "last_error_kind": "error_kind",
+    "last_error_message": "error_message",
+    "last_ttft_ms": "ttft_ms",
+    "last_started_at": "started_at",
+    "last_age_s": "age_s",
+    "ratelimit_remaining_requests": "ratelimit_remaining_requests",
+    "ratelimit_remaining_tokens": "ratelimit_remaining_tokens",
+    "ratelimit_reset_requests_s": "ratelimit_reset_requests_s",
+    "ratelimit_reset_tokens_s": "ratelimit_reset_tokens_s",
+}
+
+
+def build_summary(
+    target: PublishedTarget,
+    part: WindowPart | None,
+    last: LastProbe | None,
+    trend: Trend | None,
+    uptimes: Mapping[str, Uptime],
+    window_uptime: Uptime | None,
+    computed_at: datetime,
+) -> TargetSummary:
+    """The one place a :class:`TargetSummary` is built, from its parts."""
+    figures = part.figures if part is not None else NO_FIGURES
+    values: dict[str, Any] = {n: getattr(figures, n) for n in _FIGURES}
+    if last is not None:
+        values.update({field: getattr(last, attr) for field, attr in _LAST.items()})
+    return TargetSummary(
+        name=target.name,
+        provider=target.provider,
+        model=target.model,
+        group_name=target.group_name,
+        interval_s=target.interval_s,
+        configured=target.configured,
+        paused=target.paused,
+        effective_interval_s=target.effective_interval_s,
+        budget_note=target.budget_note,
+        ttft_series_ms=part.series_ms if part is not None else (),
+        trend=trend,
+        uptime=uptimes,
+        window_uptime=window_uptime,
+        computed_at=computed_at,
+        **values,
+    )
+
+
+def summarize(
+    db: sqlite_utils.Database,
+    window_s: float,
+    now: datetime | None = None,
+    cache: RollupCache | None = None,
+    *,
+    names: Collection[str] | None = None,
+    with_verdicts: bool = True,
+) -> list[TargetSummary]:
+    """Summaries of every published target over the last ``window_s`` seconds.
+
+    Args:
+        db: an open database.
+        window_s: window length in seconds.
+        now: the current UTC time (injectable for tests).
+        cache: keeps the settled rollup sums of a long window between calls (one per reader).
+        names: only these targets (default: every published target).
+        with_verdicts: attach each target's displayed state (:func:`with_verdicts`).
+
+    Returns:
+        One summary per target, in config order.
+    """
+    now = now or utc_now()
+    start = now - timedelta(seconds=window_s)
+    targets = [t for t in published_targets(db) if names is None or t.name in names]
+    if not targets:
+        return []
+    wanted = [t.name for t in targets]
+    if reads_rollups(window_s):
+        parts = rollup_window(db, start, now, window_s, cache)
+    else:
+        parts = raw_window(db, iso(start), now, wanted)
+    lasts: dict[str, LastProbe | None] = {}
+    for name in wanted:
+        part = parts.get(name)
+        lasts[name] = part.last if part is not None and part.last else last_probe(db, name, now)
+    trend_by = trends(db, wanted, start, now, window_s, trend_buckets(window_s))
+    uptimes: dict[str, dict[str, Uptime]] = {name: {} for name in wanted}
+    for label, w in UPTIME_WINDOWS_S.items():
+        gaps = monitor_gaps(db, now - timedelta(seconds=w), now)
+        for name, up in uptime(db, w, now, wanted, gaps).items():
+            uptimes[name][label] = up
+    gaps = monitor_gaps(db, start, now)
+    window_uptimes = uptime(db, window_s, now, wanted, gaps)
+    summaries = [
+        build_summary(
+            t,
+            parts.get(t.name),
+            lasts[t.name],
+            trend_by.get(t.name),
+            uptimes[t.name],
+            window_uptimes.get(t.name),
+            now,
+        )
+        for t in targets
+    ]
+    if with_verdicts:
+        summaries = attach_verdicts(db, summaries, now)
+    return summaries
+
+
+def attach_verdicts(
+    db: sqlite_utils.Database,
+    summaries: Sequence[TargetSummary],
+    now: datetime,
+    states: Mapping[str, PersistedState] | None = None,
+    blind: BlindStatus | None = None,
+    *,
+    elapsed_s: float = 0.0,
+) -> list[TargetSummary]:
+    """Copies of ``summaries`` with their displayed state, ages moved ``elapsed_s`` forward.
+
+    Args:
+        db: an open database (read only when ``states`` is None).
+        summaries: the summaries.
+        now: the current UTC time.
+        states: :func:`store.history.persisted_states` when already read (else read here,
+            with :func:`store.history.blind_status`).
+        blind: the monitor's blind status read with ``states`` (None: it can see).
+        elapsed_s: seconds since the summaries' ages were computed.
+    """
+    if states is None:
+        states, blind = persisted_states(db), blind_status(db, now)
+    return with_verdicts(summaries, states, blind, elapsed_s=elapsed_s)
+
+
+def with_verdicts(
+    summaries: Sequence[TargetSummary],
+    states: Mapping[str, PersistedState],
+    blind: BlindStatus | None,
+    *,
+    elapsed_s: float = 0.0,
+) -> list[TargetSummary]:
+    """Copies of ``summaries`` with each target's displayed state (:func:`store.health.verdict`)
+    from its persisted outage state, ages moved ``elapsed_s`` forward."""
+    out = []
+    for s in summaries:
+        st = states.get(s.name)
+        age_s = s.last_age_s + elapsed_s if s.last_age_s is not None else None
+        v = verdict(
+            st.state if st else None,
+            st.since if st else None,
+            st.cause_kind if st else None,
+            st.cause_message if st else "",
+            configured=s.configured,
+            paused=s.paused,
+            blind_since=blind.since if blind else None,
+            blind_reason=blind.reason if blind else "",
+            last_age_s=age_s,
+            # A target whose budget stretched its interval is not stale.
+            interval_s=max(s.interval_s, s.effective_interval_s or 0.0),
+            fail_streak=st.fail_streak if st else 0,
+            fail_start=st.fail_start if st else None,
+            fail_message=st.fail_message if st else "",
+        )
+        out.append(
+            s.restated(elapsed_s=elapsed_s, verdict=v, fail_streak=st.fail_streak if st else 0)
+        )
+    return out
