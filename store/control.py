@@ -32,7 +32,7 @@ class PublishedTarget:
         interval_s: probe interval in seconds.
         configured: False when the key variable was unset.
         paused: True when probing of this target is paused.
-        jitter_s: the prober's jitter; a probe period averages ``interval + jitter_s / 2``.
+        jitter_s: the prober's jitter (it moves starts within their slot, not the rate).
         effective_interval_s: the interval after probing budgets (>= ``interval_s``), seconds;
             None when the prober has not published one (an older prober).
         daily_budget_usd: the target's own probing budget, USD per day, or None.

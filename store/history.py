@@ -226,8 +226,12 @@ class HistoryWriter:
             self._save(name, record.started_at)
         return events
 
-    def set_paused(self, name: str | None, paused: bool, now: datetime) -> None:
-        """Pause or resume one target (or all when ``name`` is None): a state change each."""
+    def set_paused(self, name: str | None, paused: bool, now: datetime) -> list[Event]:
+        """Pause or resume one target (or all when ``name`` is None): a state change each.
+
+        Returns:
+            The events it caused (transitions, pending failures settled), as stored.
+        """
         names = [name] if name else list(self.targets)
         at = iso(now)
         with write_transaction(self.db):
@@ -249,6 +253,7 @@ class HistoryWriter:
             for n in names:
                 if n in self.coordinator.machines:
                     self._save(n, at)
+        return events
 
     def heartbeat(self, now: datetime) -> None:
         """Record a ``prober_not_running`` gap if the last heartbeat is older than

@@ -127,6 +127,30 @@ def test_workers_commands_and_a_restarted_worker(tmp_path: Path, replay: ReplayS
     assert query(db, "SELECT count(*) FROM probes WHERE loop_lag_ms IS NULL") == [(0,)]
 
 
+def test_workers_end_when_their_prober_is_killed(tmp_path: Path, replay: ReplayServer) -> None:
+    url = replay.add("engine-orphans", FAST)
+    db = tmp_path / "o.db"
+    cfg = config_toml([("a", url), ("b", url)], 0.5, {"workers": 2})
+    with ProberProcess(tmp_path, cfg, db) as prober:
+        row = wait_for(
+            "both workers reported",
+            lambda: (
+                (r := prober_row(db))
+                and all(w["pid"] for w in r["stats"].get("workers", []))
+                and len(r["stats"]["workers"]) == 2
+                and r
+            ),
+        )
+        pids = [w["pid"] for w in row["stats"]["workers"]]
+        prober.proc.kill()  # no chance to stop them: they must notice by themselves
+        prober.proc.wait()
+        wait_for(
+            "the workers gone",
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+            timeout=10,
+        )
+
+
 BOOM = textwrap.dedent(
     """
     # Test-only: the probe of target "boom" raises after measuring, as an unguarded bug in

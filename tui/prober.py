@@ -64,7 +64,7 @@ from store.history import (
     host_of,
     last_probe_starts,
 )
-from store.outage import OutageRules
+from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
 from tui.prober_worker import WorkerInit
 
@@ -104,10 +104,11 @@ def log(message: str) -> None:
 
 def _set_paused(
     history: HistoryWriter, db: sqlite_utils.Database, *, name: str | None, paused: bool
-) -> None:
-    """Publish a pause/resume and record it in the outage history (writer thread)."""
+) -> list[Event]:
+    """Publish a pause/resume and record it in the outage history (writer thread); returns
+    what it changed."""
     control.set_target_paused(db, name, paused)
-    history.set_paused(name, paused, datetime.now(UTC))
+    return history.set_paused(name, paused, datetime.now(UTC))
 
 
 # ---- the database writer -----------------------------------------------------------------
@@ -696,10 +697,19 @@ class Prober:
 
     def stored(self, items: list[StoredProbe]) -> None:
         """Every stored probe passes here, with the state changes it caused (on the loop,
-        after its commit). Alert delivery and metrics hook in here; nothing may block."""
+        after its commit). Metrics hook in here; nothing may block."""
+        transitions: list[Transition] = []
         for item in items:
             if self.on_record is not None:
                 self.on_record(item.record)
+            transitions += item.transitions
+        if transitions:
+            self.state_changed(transitions)
+
+    def state_changed(self, transitions: list[Transition]) -> None:
+        """Every committed state change passes here: those probes caused (via
+        :meth:`stored`) and pauses and resumes. Alert delivery hooks in here; nothing may
+        block. (Nothing is attached yet.)"""
 
     def _dropped(self, record: ProbeRecord, exc: BaseException) -> None:
         text = f"a probe of {record.target!r} could not be stored ({exc!r})"
@@ -843,11 +853,14 @@ class Prober:
                 for cmd in await self.writer.call(control.take_commands):
                     self.command(cmd)
                     if cmd.command in ("pause", "resume"):
-                        await self.writer.call(
+                        events = await self.writer.call(
                             functools.partial(
                                 _set_paused, history, name=cmd.target, paused=cmd.command == "pause"
                             )
                         )
+                        changed = [e for e in events if isinstance(e, Transition)]
+                        if changed:
+                            self.state_changed(changed)
             except Exception as exc:
                 # A failing write (disk full, locked) or a bug: say so, keep going.
                 log(f"control loop: {exc!r}")

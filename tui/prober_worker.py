@@ -25,6 +25,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -224,6 +225,9 @@ async def serve(init: WorkerInit) -> None:
 
 def main() -> None:
     """Entry point: read the init line, then probe."""
+    # Ctrl-C in a terminal reaches the whole process group: the prober stops its workers
+    # itself (after taking what they measured), so the worker does not die on it first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     line = sys.stdin.buffer.readline()
     if not line:
         return
