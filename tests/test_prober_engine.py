@@ -84,8 +84,10 @@ def test_workers_commands_and_a_restarted_worker(tmp_path: Path, replay: ReplayS
         wait_for(
             "every target probed", lambda: len(counts(db)) == 4 and min(counts(db).values()) >= 2
         )
-        row = prober_row(db)
-        assert row is not None
+        row = wait_for(
+            "a heartbeat naming both workers",
+            lambda: (r := prober_row(db)) and all(w["pid"] for w in r["stats"]["workers"]) and r,
+        )
         # One prober for the dashboard: the main process's pid, its two workers below it.
         assert row["pid"] == prober.proc.pid and row["workers"] == 2
         pids = [w["pid"] for w in row["stats"]["workers"]]

@@ -528,6 +528,13 @@ class Prober:
     async def prepare(self) -> None:
         """Publish targets, load outage state and costs, plan budgets and phases."""
         writer, config = self.writer, self.config
+        count = config.prober.workers or default_workers(self.targets)
+        count = min(count, len(self.targets))
+        self.workers = [Worker(i, []) for i in range(count)]
+        for i, t in enumerate(self.targets):
+            w = self.workers[i % count]
+            w.names.append(t.name)
+            self.owner[t.name] = w
         resolved = self.resolved
         targets = published(config, resolved)
         await writer.call(lambda db: control.publish_targets(db, targets))
@@ -561,13 +568,6 @@ class Prober:
             with contextlib.suppress(ValueError):
                 self.last_start[name] = now - (now_wall - parse_iso(started_at).timestamp())
         self.phases = assign_phases([(t.name, t.settings.interval_s) for t in self.targets])
-        count = config.prober.workers or default_workers(self.targets)
-        count = min(count, len(self.targets))
-        self.workers = [Worker(i, []) for i in range(count)]
-        for i, t in enumerate(self.targets):
-            w = self.workers[i % count]
-            w.names.append(t.name)
-            self.owner[t.name] = w
 
     def _init_for(self, w: Worker) -> WorkerInit:
         assert self.planner is not None
