@@ -73,9 +73,9 @@ class ProberConfig(_Strict):
     """The ``[prober]`` table: how the scheduler runs."""
 
     max_concurrency: int | None = Field(None, ge=1, le=100_000)
-    """Probes in flight at once across all targets; none (default): no cap. Each target has
-    at most one probe in flight anyway, so a cap only makes healthy targets wait behind
-    hanging ones."""
+    """Probes in flight at once across all targets (shared evenly by the workers); none
+    (default): no cap. Each target has at most one probe in flight anyway, so a cap only
+    makes healthy targets wait behind hanging ones."""
     jitter_s: float = Field(2.0, ge=0, le=600)
     """Each start moves by a random 0..jitter_s seconds, never out of its own slot of the
     interval (starts stay evenly spread, the mean rate stays one per interval)."""

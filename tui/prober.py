@@ -589,7 +589,10 @@ class Prober:
             index=w.index,
             config=shard.model_dump_json(),
             jitter_s=self.config.prober.jitter_s,
-            max_concurrency=self.config.prober.max_concurrency,
+            # The cap is for the whole prober: each worker gets its share.
+            max_concurrency=None
+            if self.config.prober.max_concurrency is None
+            else math.ceil(self.config.prober.max_concurrency / len(self.workers)),
             intervals=intervals,
             phases={n: [self.phases[n].phase_s, self.phases[n].slot_s] for n in w.names},
             not_before=not_before,
