@@ -199,6 +199,49 @@ def test_a_probe_loop_exception_keeps_the_target_and_says_so(
         assert prober.alive()
 
 
+FREEZE = textwrap.dedent(
+    """
+    # Test-only: the probe of target "freeze" blocks its worker's event loop (as the O(n^2)
+    # token count of issue #10 did for 42 s); the prober gives up on a silent worker in 3 s.
+    import time
+
+    import probes.runner
+    import probes.scheduler
+    import tui.prober
+
+    tui.prober.WORKER_SILENT_S = 3.0
+    _real = probes.runner.run_probe
+
+    async def _probe(target, client):
+        if target.name == "freeze":
+            time.sleep(60)
+        return await _real(target, client)
+
+    probes.scheduler.run_probe = _probe
+    """
+)
+
+
+def test_a_worker_whose_loop_is_stuck_is_restarted(tmp_path: Path, replay: ReplayServer) -> None:
+    url = replay.add("engine-freeze", FAST)
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FREEZE)
+    db = tmp_path / "z.db"
+    cfg = config_toml([("fine", url), ("freeze", url)], 4, {"workers": 1, "jitter_s": 0})
+    with ProberProcess(tmp_path, cfg, db, pythonpath=[inject]) as prober:
+        # "fine" probes at 0 s, "freeze" at 2 s blocks the loop: killed 3 s later.
+        wait_for("fine probed", lambda: counts(db).get("fine", 0) >= 1, timeout=20)
+        wait_for(
+            "the stuck worker restarted",
+            lambda: "its event loop stuck" in (prober_row(db) or {}).get("problem", ""),
+            timeout=40,
+        )
+        assert "silent for 3 s, its event loop stuck" in prober.log_text()
+        assert "restarted" in status_line(db)
+        assert prober.alive()
+
+
 def test_a_locked_database_holds_probes_and_stores_them_later(
     tmp_path: Path, replay: ReplayServer
 ) -> None:

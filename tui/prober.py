@@ -92,6 +92,8 @@ RESERVE_BYTES = 2 * 1024 * 1024
 PROBES_PER_S_PER_WORKER = 40.0
 #: A problem that happened once (a worker restart, a loop error) stays shown this long.
 NOTICE_S = 600.0
+#: A worker that sends nothing for this long is killed and restarted (it reports every 2 s).
+WORKER_SILENT_S = 30.0
 #: Seconds a stopping worker gets before it is killed.
 _WORKER_STOP_S = 5.0
 
@@ -623,8 +625,17 @@ class Prober:
             w.proc, w.pid = proc, proc.pid
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(self._init_for(w).to_json().encode() + b"\n")
+            hung = False
             while True:
-                line = await proc.stdout.readline()
+                try:
+                    # A worker reports at least every couple of seconds; silence this long
+                    # means its event loop is stuck (and so is every probe on it).
+                    line = await asyncio.wait_for(proc.stdout.readline(), WORKER_SILENT_S)
+                except TimeoutError:
+                    hung = True
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    break
                 if not line:
                     break
                 try:
@@ -636,10 +647,13 @@ class Prober:
             if self.stop.is_set():
                 break
             w.restarts += 1
+            why = (
+                f"silent for {WORKER_SILENT_S:g} s, its event loop stuck"
+                if hung
+                else _describe_exit(code)
+            )
             self._worker_problem(
-                w,
-                f"worker {w.index} (pid {w.pid}) died ({_describe_exit(code)}) at "
-                f"{_clock_text()}, restarted",
+                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {_clock_text()}, restarted"
             )
             if self.loop.time() - started > 60:
                 delay = 1.0
