@@ -11,8 +11,9 @@ token 300 ms after the request, 50 tokens 20 ms apart), a real headless prober
 (``bench/floorclient.py``) sampling the same servers at the same time. After one interval of
 warm-up it measures for ``--seconds`` and prints, per N:
 
-* prober CPU (all its processes, % of one core) and CPU time per probe (ms; load disturbs it
-  less than the percentage), RSS (MB, all processes, at the end);
+* prober CPU (all its processes, % of one core; in brackets the main process alone, the
+  rest is the workers') and CPU time per probe (ms; load disturbs it less than the
+  percentage), RSS (MB, all processes, at the end);
 * probes stored per second against N / interval;
 * start lateness p50 / p99 (``start_late_ms``, when the prober records it);
 * TTFT error p50 / p99 (``ttft_ms`` - 300) and the floor's; the prober's minus the floor's;
@@ -57,12 +58,15 @@ def run_one(n: int, args: argparse.Namespace) -> dict[str, object]:
         t_start = time.time()
         time.sleep(args.warmup)
         w0 = time.time()
+        main_pid = run.pids()[0]
         cpu0 = cpu_seconds(run.pids())
+        main0 = cpu_seconds([main_pid])
         while time.time() < w0 + args.seconds:
             time.sleep(min(5.0, max(0.0, w0 + args.seconds - time.time())))
             sampler.sample(run.pids())
         w1 = time.time()
         cpu1 = cpu_seconds(run.pids())
+        main1 = cpu_seconds([main_pid])
         load_after = load()
         code = run.stop()
         floor = [e for f in floors for e in f.result(w0, w1)]
@@ -85,6 +89,7 @@ def run_one(n: int, args: argparse.Namespace) -> dict[str, object]:
         "startup_s": round(w0 - t_start, 1),
         "cpu_pct": 100 * cpu / (w1 - w0),
         "cpu_ms_per_probe": 1000 * cpu / len(rows) if rows else None,
+        "cpu_main_pct": 100 * (main1 - main0) / (w1 - w0),
         "rss_mb": sampler.rss[-1][1] if sampler.rss else None,
         "rss_mb_first": sampler.rss[0][1] if sampler.rss else None,
         "probes": len(rows),
@@ -132,7 +137,7 @@ def main() -> None:
     )
     if not args.json:
         print(
-            "| targets | prober CPU (one core) | CPU ms/probe | RSS MB | probes/s vs expected "
+            "| targets | prober CPU, % of one core (main process) | CPU ms/probe | RSS MB | probes/s vs expected "
             "| start late p50 / p99 ms | TTFT error p50 / p99 ms | floor p50 / p99 ms "
             "| error - floor p50 / p99 ms | loop lag p99 / max ms | GC pauses (full) max ms "
             "| load before → after |",
@@ -148,7 +153,8 @@ def main() -> None:
         d99 = None if r["err_p99"] is None else r["err_p99"] - r["floor_p99"]  # type: ignore[operator]
         errs = f" ({r['errors']})" if r["errors"] else ""
         print(
-            f"| {n:,} | {r['cpu_pct']:.1f} % | {fmt(r['cpu_ms_per_probe'], '.2f')} "  # type: ignore[str-format]
+            f"| {n:,} | {r['cpu_pct']:.1f} % ({r['cpu_main_pct']:.1f}) "  # type: ignore[str-format]
+            f"| {fmt(r['cpu_ms_per_probe'], '.2f')} "  # type: ignore[arg-type]
             f"| {fmt(r['rss_mb'], '.0f')} "  # type: ignore[arg-type]
             f"| {r['share']:.0%}{errs} "
             f"| {fmt(r['late_p50'])} / {fmt(r['late_p99'])} "  # type: ignore[arg-type]
