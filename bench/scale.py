@@ -137,7 +137,8 @@ def main() -> None:
     )
     if not args.json:
         print(
-            "| targets | prober CPU, % of one core (main process) | CPU ms/probe | RSS MB | probes/s vs expected "
+            "| targets | prober CPU, % of one core (main process) | CPU ms/probe | RSS MB "
+            "| probes/s vs expected "
             "| start late p50 / p99 ms | TTFT error p50 / p99 ms | floor p50 / p99 ms "
             "| error - floor p50 / p99 ms | loop lag p99 / max ms | GC pauses (full) max ms "
             "| load before → after |",
