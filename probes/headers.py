@@ -1,27 +1,34 @@
 """Response headers a monitor reads: request ids, Retry-After and rate-limit headroom.
 
-Sources: wire-formats.md §1.5 (OpenAI/Groq ``x-ratelimit-*`` with Go-style durations,
-Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed names) and
-RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
+Sources: each provider's rate-limit documentation (OpenAI/Groq ``x-ratelimit-*`` with Go-style
+durations, Anthropic ``anthropic-ratelimit-*`` with RFC 3339 resets, Cerebras/Mistral windowed
+names) and RFC 9110 §10.2.3 for ``Retry-After`` (delay-seconds or an HTTP-date).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+
+from probes.timestamps import parse_http_date, parse_iso_utc
 
 #: Retry-After values above this are treated as this (a bad header must not park a target).
 RETRY_AFTER_CAP_S = 3600.0
+#: Largest count or duration a header may carry; above it (``inf``, ``1e30``) the value is
+#: out of range: null, and named in the record's ``out_of_range_fields``. 10**15 is far above
+#: any real rate limit and exact in a float, a JSON number and an SQLite integer.
+MAX_HEADER_NUMBER = 1e15
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-generation-id")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
-    """Return the provider's request id header value, if any."""
+    """Return the provider's request id header value, if any (raw: the runner redacts and
+    caps it with every other server-provided string)."""
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
@@ -33,7 +40,7 @@ def parse_duration_s(value: str) -> float | None:
     """Parse a Go-style duration (``1s``, ``6m0s``, ``12ms``, ``1h2m``) or plain seconds."""
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        return max(float(value), 0.0)  # may be inf or nan: the caller checks the range
     except ValueError:
         pass
     parts = _DURATION_PART.findall(value)
@@ -48,11 +55,9 @@ def _parse_reset_s(value: str, now: datetime) -> float | None:
     if seconds is not None:
         return seconds
     try:  # Anthropic: RFC 3339 timestamp
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_iso_utc(value)
     except ValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -60,12 +65,15 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None
     """Return the server's requested wait in seconds, capped at :data:`RETRY_AFTER_CAP_S`.
 
     Reads ``retry-after-ms`` (OpenAI), then ``retry-after`` as delay-seconds or an HTTP-date
-    (FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
+    (docs/field-cases.md FC-08 C: ``Wed, 21 Oct 2026 07:28:20 GMT`` sent at 07:28:00 gives 20.0).
+    Never raises: ``nan`` is ignored, ``inf`` and dates out of range are capped.
     """
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return min(max(float(ms) / 1000.0, 0.0), RETRY_AFTER_CAP_S)
+            seconds = float(ms) / 1000.0
+            if not math.isnan(seconds):
+                return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
         except ValueError:
             pass
     value = headers.get("retry-after")
@@ -73,26 +81,31 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None
         return None
     value = value.strip()
     try:
-        return min(max(float(value), 0.0), RETRY_AFTER_CAP_S)
+        seconds = float(value)
+        return None if math.isnan(seconds) else min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parse_http_date(value)
+    except (ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return min(max((when - now).total_seconds(), 0.0), RETRY_AFTER_CAP_S)
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """Rate-limit headroom, normalised across providers. ``None`` when not sent."""
+    """Rate-limit headroom, normalised across providers. ``None`` when not sent.
+
+    Attributes:
+        out_of_range: names of the fields (``remaining_requests``, ...) whose header was a
+            number too large or not finite (``inf``, ``1e30``, ``nan``); those are None.
+    """
 
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
     reset_requests_s: float | None = None
     reset_tokens_s: float | None = None
+    out_of_range: tuple[str, ...] = ()
 
 
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -103,17 +116,38 @@ def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+class _OutOfRange(ValueError):
+    """A header number that is not finite or above :data:`MAX_HEADER_NUMBER`."""
+
+
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
         return None
+    if not math.isfinite(number) or abs(number) > MAX_HEADER_NUMBER:
+        raise _OutOfRange(value)
+    return max(int(number), 0)
+
+
+def _reset(value: str | None, now: datetime) -> float | None:
+    if not value:
+        return None
+    seconds = _parse_reset_s(value, now)
+    if seconds is not None and not (0 <= seconds <= MAX_HEADER_NUMBER):
+        raise _OutOfRange(value)
+    return seconds
 
 
 def parse_ratelimit(headers: Mapping[str, str], now: datetime) -> RateLimit:
-    """Read rate-limit headroom from whichever header family the provider sends."""
+    """Read rate-limit headroom from whichever header family the provider sends.
+
+    Never raises: a value that is not a number is None; one that is a number out of range
+    (``inf``, ``1e30``, ``nan``, a year-9999 reset) is None and named in
+    :attr:`RateLimit.out_of_range`.
+    """
     req = (
         "x-ratelimit-remaining-requests",
         "anthropic-ratelimit-requests-remaining",
@@ -137,11 +171,27 @@ def parse_ratelimit(headers: Mapping[str, str], now: datetime) -> RateLimit:
         "anthropic-ratelimit-tokens-reset",
         "x-ratelimit-reset-tokens-minute",
     )
-    rr = _first(headers, reset_req)
-    rt = _first(headers, reset_tok)
+    values: dict[str, int | float | None] = {}
+    flagged: list[str] = []
+    for name, names, read in (
+        ("remaining_requests", req, _int),
+        ("remaining_tokens", tok, _int),
+        ("reset_requests_s", reset_req, lambda v: _reset(v, now)),
+        ("reset_tokens_s", reset_tok, lambda v: _reset(v, now)),
+    ):
+        try:
+            values[name] = read(_first(headers, names))
+        except (_OutOfRange, OverflowError):
+            values[name] = None
+            flagged.append(name)
     return RateLimit(
-        remaining_requests=_int(_first(headers, req)),
-        remaining_tokens=_int(_first(headers, tok)),
-        reset_requests_s=_parse_reset_s(rr, now) if rr else None,
-        reset_tokens_s=_parse_reset_s(rt, now) if rt else None,
+        remaining_requests=_as_int(values["remaining_requests"]),
+        remaining_tokens=_as_int(values["remaining_tokens"]),
+        reset_requests_s=values["reset_requests_s"],
+        reset_tokens_s=values["reset_tokens_s"],
+        out_of_range=tuple(flagged),
     )
+
+
+def _as_int(value: int | float | None) -> int | None:
+    return None if value is None else int(value)

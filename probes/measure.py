@@ -1,19 +1,32 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(../shared/reference/metrics.md §1–§4) are implemented once. It never reads a clock itself:
+(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself:
 the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
-injected times (FC-10).
+injected times (docs/field-cases.md FC-10).
+
+Work is linear: :meth:`StreamMeasurement.on_event` is O(1) per event (the largest number of
+tokens completed by one transport read is kept as a running count, since reads arrive in
+order) and :meth:`StreamMeasurement.derive` walks the token stamps once (plus the sort of
+the median gap). A stream of 100,000 one-token reads costs 100,000 steps, not 10^10.
+Numbers a provider reports (usage, charge, server timings) that are out of range become
+None here, before anything is derived from them, and are named in ``out_of_range``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from probes.dialects.base import ParsedEvent, Usage
+from probes.sanitize import in_range
 
-#: Below this first→last token window a decode rate is noise (metrics.md §3).
+#: Usage attribute -> record field it lands in (the same names).
+_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
+
+#: Below this first→last token window a decode rate is noise (docs/metrics.md §3).
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9
@@ -44,6 +57,10 @@ class StreamMeasurement:
 
     Attributes:
         t0: ``perf_counter()`` right before the request was handed to httpx.
+        token_times: arrival time of each token-bearing event, in order.
+        most_tokens_one_read: the largest number of token events one transport read
+            completed (a buffered stream completes nearly all of them in one).
+        out_of_range: record field names whose provider value was out of range (dropped).
     """
 
     t0: float
@@ -52,7 +69,9 @@ class StreamMeasurement:
     t_first_answer: float | None = None
     t_last_token: float | None = None
     token_times: list[float] = field(default_factory=list)
-    token_reads: list[int] = field(default_factory=list)
+    most_tokens_one_read: int = 0
+    _read: int = -1  # read index of the latest token event
+    _tokens_this_read: int = 0
     usage: Usage | None = None
     finish_reason: str | None = None
     saw_terminal: bool = False
@@ -64,26 +83,34 @@ class StreamMeasurement:
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
     server_timings_ms: dict[str, float] = field(default_factory=dict)
+    out_of_range: set[str] = field(default_factory=set)
 
     def on_headers(self, now: float) -> None:
         """Stamp the arrival of the response headers."""
         self.t_headers = now
 
     def on_event(self, now: float, read_index: int, event: ParsedEvent) -> None:
-        """Record one parsed event completed at monotonic time ``now`` by read ``read_index``."""
+        """Record one parsed event completed at monotonic time ``now`` by read ``read_index``
+        (read indices never decrease). O(1) apart from copying the event's own numbers."""
         if event.has_token:
             if self.t_first_token is None:
                 self.t_first_token = now
             self.t_last_token = now
             self.token_times.append(now)
-            self.token_reads.append(read_index)
+            if read_index == self._read:
+                self._tokens_this_read += 1
+            else:
+                self._read, self._tokens_this_read = read_index, 1
+            if self._tokens_this_read > self.most_tokens_one_read:
+                self.most_tokens_one_read = self._tokens_this_read
         if event.answer and self.t_first_answer is None:
             self.t_first_answer = now
         self.answer_chars += len(event.answer)
         if event.reasoning:
             self.saw_reasoning_text = True
         if event.usage is not None:
-            self.usage = event.usage  # cumulative usage is replaced, never summed (FC-04)
+            # Cumulative usage is replaced, never summed (FC-04).
+            self.usage = self._checked_usage(event.usage)
         if event.finish_reason:
             self.finish_reason = event.finish_reason
         if event.terminal or event.final:
@@ -91,8 +118,23 @@ class StreamMeasurement:
         self.request_id = event.request_id or self.request_id
         self.upstream_provider = event.upstream_provider or self.upstream_provider
         if event.provider_cost_usd is not None:
-            self.provider_cost_usd = event.provider_cost_usd
-        self.server_timings_ms.update(event.server_timings_ms)
+            if in_range(event.provider_cost_usd):
+                self.provider_cost_usd = event.provider_cost_usd
+            else:
+                self.out_of_range.add("provider_cost_usd")
+        for key, value in event.server_timings_ms.items():
+            if in_range(value):
+                self.server_timings_ms[key] = value
+            else:
+                self.out_of_range.add(f"server_{key}_ms")
+
+    def _checked_usage(self, usage: Usage) -> Usage:
+        """``usage`` with counts out of range (``10**20``) as None, named in out_of_range."""
+        bad = [n for n in _USAGE_FIELDS if (v := getattr(usage, n)) is not None and not in_range(v)]
+        if not bad:
+            return usage
+        self.out_of_range.update(bad)
+        return dataclasses.replace(usage, **{n: None for n in bad})
 
     @property
     def has_token(self) -> bool:
@@ -100,7 +142,7 @@ class StreamMeasurement:
         return self.t_first_token is not None
 
     def derive(self, t_end: float) -> DerivedMetrics:
-        """Compute the metrics of metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        """Compute the metrics of docs/metrics.md §3–§4 for a stream that ended at ``t_end``."""
         m = DerivedMetrics()
         ms = 1000.0
         if self.t_first_token is not None:
@@ -114,24 +156,25 @@ class StreamMeasurement:
         # side from message_start when the stream failed before message_delta, Ollama without
         # eval_count) keeps its input buckets but its output stays null: "none".
         m.usage_source = "reported" if usage.output_tokens is not None else "none"
-        if usage.output_tokens == 0 and self.token_times:
+        if usage.output_tokens == 0 and self.has_token:
             # Usage of 0 while tokens streamed contradicts the stream (FC-03 variant B).
             m.usage_inconsistent = True
             usage = Usage(usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
             m.usage_source = "none"
         m.usage = usage
 
-        gaps = [b - a for a, b in zip(self.token_times, self.token_times[1:], strict=False)]
+        # One pass over the stamps: the gaps (for their median and max) and the window.
+        times = self.token_times
+        gaps = [b - a for a, b in pairwise(times)]
         if gaps:
             m.itl_p50_ms = statistics.median(gaps) * ms
             m.itl_max_ms = max(gaps) * ms
 
-        if len(self.token_times) >= 2:
-            window = self.token_times[-1] - self.token_times[0]
-            same_read = max(self.token_reads.count(r) for r in set(self.token_reads))
-            m.buffered = window < MIN_DECODE_WINDOW_S or same_read >= BUFFERED_SHARE * len(
-                self.token_reads
-            )
+        n_tokens = len(times)
+        if n_tokens >= 2:
+            window = self.t_last_token - self.t_first_token  # type: ignore[operator]
+            same_read = self.most_tokens_one_read
+            m.buffered = window < MIN_DECODE_WINDOW_S or same_read >= BUFFERED_SHARE * n_tokens
 
         out = usage.output_tokens
         reasoning = usage.reasoning_tokens or 0

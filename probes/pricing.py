@@ -1,6 +1,6 @@
-"""Cost of one request from its reported usage, bucket by bucket (metrics.md §5).
+"""Cost of one request from its reported usage, bucket by bucket (docs/metrics.md §5).
 
-The four buckets of metrics.md §4 are priced separately, in USD per million tokens::
+The four buckets of docs/metrics.md §4 are priced separately, in USD per million tokens::
 
     uncached_input = input_tokens − cache_read_tokens − cache_write_tokens
     cost = (uncached_input × input + cache_read × cache_read_rate
@@ -67,7 +67,8 @@ _MTOK = Decimal(1_000_000)
 
 
 def usd_per_mtok(value: float, unit: PriceUnit) -> float:
-    """Normalise a price to USD per million tokens, once, when it is loaded (FC-11).
+    """Normalise a price to USD per million tokens, once, when it is loaded (docs/field-cases.md
+    FC-11).
 
     Args:
         value: the price as written, USD per ``unit``.
@@ -190,7 +191,7 @@ def _counts(usage: Usage) -> tuple[int, int, int, int, int]:
 
 
 def bucket_costs(usage: Usage, rates: Rates) -> BucketCosts:
-    """Price each token bucket of ``usage`` at flat ``rates`` (the formula of metrics.md §5).
+    """Price each token bucket of ``usage`` at flat ``rates`` (the formula of docs/metrics.md §5).
 
     Args:
         usage: normalised usage; ``input_tokens`` inclusive of cache reads and writes, missing
@@ -275,7 +276,7 @@ def _genai_usage(usage: Usage) -> Any:
         "cache_write_tokens": write,
         "output_tokens": out,
     }
-    if 0 < reasoning <= out:  # third-party hosts may report reasoning > output (metrics.md §4)
+    if 0 < reasoning <= out:  # third-party hosts may report reasoning > output (docs/metrics.md §4)
         counts["output_reasoning_tokens"] = reasoning
     return genai_prices.Usage(**counts)
 

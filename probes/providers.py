@@ -102,6 +102,16 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "GEMINI_API_KEY",
         ),
         ProviderInfo("ollama-native", "ollama-native", "http://127.0.0.1:11434", None),
+        # Three requests per probe (create, stream, result); model = "owner/name",
+        # "owner/name:version" or "deployments/owner/name". Priced per token only with
+        # configured rates (genai-prices has no Replicate prices).
+        ProviderInfo(
+            "replicate",
+            "replicate",
+            "https://api.replicate.com/v1",
+            None,
+            "REPLICATE_API_TOKEN",
+        ),
         # Region in the host; set base_url for another region. Key: a Bedrock API key.
         ProviderInfo(
             "bedrock",
@@ -112,3 +122,37 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ),
     ]
 }
+
+
+#: ``gen_ai.provider.name`` (OpenTelemetry GenAI semantic conventions, the
+#: ``gen_ai_provider_name`` label of /metrics) of each provider name. Well-known OTel values
+#: where one exists (openai, anthropic, azure.ai.openai, gcp.gemini, aws.bedrock, groq,
+#: deepseek, mistral_ai); otherwise the provider's own lower-case name, as the convention asks
+#: for providers it does not list. docs/prometheus-metrics.md prints this table; a test keeps
+#: it complete.
+OTEL_PROVIDER_NAMES: dict[str, str] = {
+    "openai": "openai",
+    "openai-responses": "openai",
+    "azure": "azure.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "bedrock": "aws.bedrock",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "mistral": "mistral_ai",
+    "together": "together_ai",
+    "fireworks": "fireworks",
+    "cerebras": "cerebras",
+    "openrouter": "openrouter",
+    "vllm": "vllm",
+    "llama.cpp": "llama_cpp",
+    "ollama": "ollama",
+    "ollama-native": "ollama",
+    "openai-compatible": "openai_compatible",
+    "replicate": "replicate",
+}
+
+
+def otel_provider_name(provider: str) -> str:
+    """The ``gen_ai.provider.name`` of a provider name (itself, lower-cased, when unmapped)."""
+    return OTEL_PROVIDER_NAMES.get(provider, provider.lower().replace("-", "_"))

@@ -1,6 +1,6 @@
 """The probe record: one row per probe, the public schema of the database, CSV and ``--json``.
 
-Names, units and null rules follow ../shared/reference/metrics.md. The field order here is the
+Names, units and null rules follow docs/metrics.md. The field order here is the
 column order of the CSV export; :data:`FIELD_DOCS` documents every field and
 ``docs/fields.md`` is generated from it (a test keeps them in step).
 """
@@ -19,6 +19,8 @@ class ProbeRecord:
     """One finished probe. Durations in ms from ``time.perf_counter``; ``None`` means unknown.
 
     No field is ever ``inf``, NaN, negative or a sentinel: what cannot be computed is ``None``.
+    A number the provider sent out of range is ``None`` too and named in
+    ``out_of_range_fields`` (``probes.sanitize``).
     """
 
     started_at: str
@@ -67,6 +69,15 @@ class ProbeRecord:
     server_prefill_ms: float | None = None
     server_decode_ms: float | None = None
     server_total_ms: float | None = None
+    # Issue #13 (docs/questions.md): probe kinds, cold starts, Replicate's own figures.
+    kind: str = "canary"
+    workload: str | None = None
+    idle_s: float | None = None
+    cold: bool | None = None
+    server_ttft_ms: float | None = None
+    server_predict_ms: float | None = None
+    vantage: str | None = None
+    out_of_range_fields: str | None = None
     start_late_ms: float | None = None
     loop_lag_ms: float | None = None
 
@@ -86,7 +97,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "status": ("", "ok, or error (then error_kind says why)"),
     "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
     "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
-    "error_message": ("", "short provider or network message, secrets redacted, <= 300 chars"),
+    "error_message": (
+        "",
+        "short provider or network message, secrets redacted, control characters escaped "
+        "(`\\x1b`), <= 300 chars",
+    ),
     "ttfb_ms": ("ms", "request sent -> response headers received (includes connection setup)"),
     "ttft_ms": ("ms", "request sent -> first event carrying a generated token of any channel"),
     "ttfat_ms": ("ms", "request sent -> first event carrying visible answer text"),
@@ -111,7 +126,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "where output_tokens came from: reported (provider usage), estimated, or none "
         "(not reported; input buckets may still be reported)",
     ),
-    "finish_reason": ("", "the provider's stop reason as sent (stop, length, end_turn, ...)"),
+    "finish_reason": (
+        "",
+        "the provider's stop reason as sent (stop, length, end_turn, ...), <= 64 chars",
+    ),
     "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
     "cost_source": (
         "",
@@ -124,8 +142,14 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "cost_usd (from prices) and provider_cost_usd disagree: |difference| > 5% of "
         "provider_cost_usd and > $0.000001; null unless both exist and cost_usd was computed",
     ),
-    "request_id": ("", "provider request id (x-request-id, request-id, chunk id)"),
-    "upstream_provider": ("", "upstream that served a routed request (OpenRouter provider)"),
+    "request_id": (
+        "",
+        "provider request id (x-request-id, request-id, chunk id), secrets redacted, <= 200 chars",
+    ),
+    "upstream_provider": (
+        "",
+        "upstream that served a routed request (OpenRouter provider), <= 100 chars",
+    ),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
     "buffered": ("", "the stream arrived at once; decode_tps is then null"),
     "reasoning_hidden": ("", "usage reports reasoning tokens but no reasoning text streamed"),
@@ -136,7 +160,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "ratelimit_remaining_tokens": ("tokens", "remaining tokens in the provider's window"),
     "ratelimit_reset_requests_s": ("s", "seconds until the request window resets"),
     "ratelimit_reset_tokens_s": ("s", "seconds until the token window resets"),
-    "server_queue_ms": ("ms", "provider-reported queue time (Groq x_groq.usage.queue_time)"),
+    "server_queue_ms": (
+        "ms",
+        "provider-reported queue time (Groq x_groq.usage.queue_time; Replicate started_at - "
+        "created_at: queue and model boot)",
+    ),
     "server_load_ms": (
         "ms",
         "provider-reported model load time before the request ran (Ollama load_duration, "
@@ -154,7 +182,45 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "server_total_ms": (
         "ms",
         "provider-reported total time (Groq total_time, Ollama total_duration, Bedrock "
-        "metadata.metrics.latencyMs)",
+        "metadata.metrics.latencyMs, Replicate metrics.total_time)",
+    ),
+    "kind": (
+        "",
+        "which schedule sent the probe: canary (the short default), cache_check (the prompt-"
+        "caching check's two requests), workload (a long-prompt workload), cold_start (the "
+        "deliberately cold schedule); see docs/questions.md",
+    ),
+    "workload": ("", "the [[workloads]] entry a workload probe belongs to; null otherwise"),
+    "idle_s": (
+        "s",
+        "time since the previous probe of the same endpoint ended (any kind; monotonic "
+        "clock); null for the first probe after the prober started",
+    ),
+    "cold": (
+        "",
+        "idle_s exceeded the target's scaledown_window_s (the endpoint had scaled to zero); "
+        "null when the target sets no window or idle_s is unknown",
+    ),
+    "server_ttft_ms": (
+        "ms",
+        "provider-reported time to first token (Replicate metrics.time_to_first_token; its "
+        "start point is the provider's, not ours)",
+    ),
+    "server_predict_ms": (
+        "ms",
+        "provider-reported run time of the model (Replicate metrics.predict_time, queue and "
+        "boot excluded)",
+    ),
+    "vantage": (
+        "",
+        "where the probe ran from: the prober's [prober] vantage, default its host name "
+        "(docs/fleet.md)",
+    ),
+    "out_of_range_fields": (
+        "",
+        "comma-separated names of the fields whose provider value was out of range (not "
+        "finite, negative or above 10^15, e.g. a header `inf` or a count of 10^20); those "
+        "fields are null. Null when none",
     ),
     "start_late_ms": (
         "ms",
@@ -180,7 +246,10 @@ def fields_markdown() -> str:
         " and `inferwatch probe --once --json`. Generated from `probes/record.py`"
         " (`python -m probes.record > docs/fields.md`); durations come from a monotonic clock."
         " Empty (CSV) or `null` (JSON) means unknown, never 0."
-        " Timestamps are UTC ISO 8601; booleans are `true`/`false`.",
+        " Timestamps are UTC ISO 8601; booleans are `true`/`false`."
+        " Text a provider sent (`error_message`, `request_id`, `finish_reason`,"
+        " `upstream_provider`) has API keys redacted, is valid UTF-8 with control and bidi"
+        " characters escaped (`\\x1b`, `\\u202e`) and is capped at the length given.",
         "",
         "| field | unit | definition |",
         "| --- | --- | --- |",

@@ -2,7 +2,7 @@
 
 ``run_probe`` never raises for anything a provider or the network does: every outcome is a
 :class:`~probes.record.ProbeRecord` with ``status`` ``ok`` or ``error`` and a classified
-``error_kind``. It never retries: a probe measures. Timing follows metrics.md §1: ``t0`` right
+``error_kind``. It never retries: a probe measures. Timing follows docs/metrics.md §1: ``t0`` right
 before the request is handed to httpx, every stamp from the injected monotonic clock.
 """
 
@@ -14,21 +14,30 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from probes.config import ResolvedTarget
+from probes.config import ResolvedTarget, key_problem, url_secrets
 from probes.dialects import DIALECTS
-from probes.dialects.base import ParsedEvent, ProviderError
+from probes.dialects.base import Dialect, MultiRequestDialect, ParsedEvent, ProviderError
 from probes.errors import ErrorKind, classify_http_status, redact
 from probes.headers import parse_ratelimit, parse_retry_after, request_id
 from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
-from probes.sse import FramingError, WireEvent, accepts_content_type, aiter_framed
+from probes.sanitize import sanitize_record
+from probes.sse import (
+    FramingError,
+    StreamLimitExceeded,
+    StreamLimits,
+    WireEvent,
+    accepts_content_type,
+    aiter_framed,
+)
 from probes.timestamps import iso, utc_now
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -44,7 +53,7 @@ def make_client(
     """An httpx client suited to probing.
 
     ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
-    decompressor (metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
+    decompressor (docs/metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
     own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
 
     Args:
@@ -148,6 +157,7 @@ async def run_probe(
     *,
     clock: Clock = time.perf_counter,
     wall_clock: WallClock = utc_now,
+    dialect: Dialect | None = None,
 ) -> ProbeRecord:
     """Probe ``target`` once and return its record. Never raises for provider or network faults.
 
@@ -156,15 +166,17 @@ async def run_probe(
         client: a shared client (see :func:`make_client`); pooled connections are reused.
         clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
+        dialect: the wire dialect (default: the target's); a wrapper may reshape the request
+            (the prompt-caching check adds ``cache_control``, ``prompt_cache_key``, ...).
 
     Returns:
         The probe's record, cost included when usage and a price are known.
     """
-    dialect = DIALECTS[target.dialect]
+    dialect = dialect or DIALECTS[target.dialect]
     settings = target.settings
     started = wall_clock()
     api_key = target.api_key()
-    secrets = (api_key,) if api_key else ()
+    secrets = ((api_key,) if api_key else ()) + url_secrets(target.base_url)
     record = ProbeRecord(
         started_at=iso(started),
         target=target.name,
@@ -176,6 +188,16 @@ async def run_probe(
         record.status = "error"
         record.error_kind = ErrorKind.NOT_CONFIGURED
         record.error_message = f"environment variable {target.config.api_key_env} is not set"
+        return record
+    problem = key_problem(api_key) if api_key else None
+    if problem is not None:
+        # httpx would refuse the header with a message quoting the whole key.
+        record.status = "error"
+        record.error_kind = ErrorKind.PROBE_CONFIG
+        record.error_message = (
+            f"the API key in ${target.config.api_key_env} {problem}; an HTTP header cannot "
+            "carry it (value not shown)"
+        )
         return record
 
     request = dialect.build_request(target, api_key)
@@ -197,13 +219,25 @@ async def run_probe(
             request_sent = True
 
     async def exchange(deadline_cm: asyncio.Timeout) -> None:
-        async with client.stream(
-            request.method,
-            request.url,
-            headers=request.headers,
-            json=request.json,
-            extensions={"trace": trace},
-        ) as response:
+        opened: AbstractAsyncContextManager[httpx.Response]
+        if isinstance(dialect, MultiRequestDialect):
+            # The dialect sends its own requests around the stream (Replicate: create, stream,
+            # read the result); facts it learns outside the stream arrive through `report`.
+            opened = dialect.open_stream(
+                client,
+                request,
+                extensions={"trace": trace},
+                report=lambda event: meas.on_event(clock(), 0, event),
+            )
+        else:
+            opened = client.stream(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                extensions={"trace": trace},
+            )
+        async with opened as response:
             meas.on_headers(clock())
             outcome.conn_reused = not new_connection
             outcome.http_status = response.status_code
@@ -221,6 +255,7 @@ async def run_probe(
                 settings.stall_timeout_s,
                 started,
                 outcome,
+                StreamLimits(settings.response_bytes_cap, settings.stream_events_cap),
             )
 
     try:
@@ -292,8 +327,14 @@ async def run_probe(
         outcome.message = f"{type(exc).__name__}: {exc}"
 
     if meas.t_terminal is not None:
-        t_end = meas.t_terminal  # total_ms ends at the terminal marker (metrics.md §1)
-    return _finish(record, target, meas, outcome, t_end, started, secrets)
+        t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
+    try:
+        return _finish(record, target, meas, outcome, t_end, started, secrets)
+    except Exception as exc:  # whatever a provider sent, the target gets a record
+        record.status = "error"
+        record.error_kind = ErrorKind.INTERNAL
+        record.error_message = f"finishing the record failed: {type(exc).__name__}: {exc}"
+        return sanitize_record(record, secrets)
 
 
 async def _read_response(
@@ -308,8 +349,14 @@ async def _read_response(
     stall_timeout: float,
     started: datetime,
     outcome: _Outcome,
+    limits: StreamLimits,
 ) -> None:
-    """Read the body into ``meas``; raise :class:`_ProbeFailed` for classified failures."""
+    """Read the body into ``meas``; raise :class:`_ProbeFailed` for classified failures.
+
+    Past a cap of ``limits`` the probe fails as ``too_large`` (or, when the terminal marker
+    had already arrived, ends as complete) without reading further: leaving the stream
+    context with the body unread makes httpx close the connection rather than drain it.
+    """
     status = response.status_code
     if status >= 400 or 300 <= status < 400:
         body = await _read_limited(response)
@@ -319,7 +366,8 @@ async def _read_response(
             outcome.retry_after_s = parse_retry_after(response.headers, started)
             if outcome.retry_after_s is None and perr is not None:
                 outcome.retry_after_s = perr.retry_after_s
-        message = perr.message if perr else (body.strip()[:200] or response.reason_phrase)
+        # Not cut here: redact() removes keys from the whole text first, then caps it.
+        message = perr.message if perr else (body.strip() or response.reason_phrase)
         if perr and perr.type:
             message = f"{perr.type}: {message}"
         raise _ProbeFailed(kind, f"HTTP {status}: {message}", perr)
@@ -335,7 +383,7 @@ async def _read_response(
         )
 
     parser = dialect.new_parser()
-    source: AsyncIterator[WireEvent] = aiter_framed(dialect.framing, response)
+    source: AsyncIterator[WireEvent] = aiter_framed(dialect.framing, response, limits)
 
     def rearm() -> None:
         last = meas.t_last_token
@@ -378,6 +426,10 @@ async def _read_response(
                 deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
     except FramingError as exc:
         raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
+    except StreamLimitExceeded as exc:
+        if meas.t_terminal is None:
+            raise _ProbeFailed(ErrorKind.TOO_LARGE, str(exc)) from None
+        # The answer was complete; only what followed its terminal marker overflowed.
     if not meas.saw_terminal:
         raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
     if not meas.has_token:
@@ -421,6 +473,8 @@ def _finish(
     record.provider_cost_usd = meas.provider_cost_usd
     timings = meas.server_timings_ms
     record.server_queue_ms = timings.get("queue")
+    record.server_ttft_ms = timings.get("ttft")
+    record.server_predict_ms = timings.get("predict")
     record.server_load_ms = timings.get("load")
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")
@@ -430,9 +484,10 @@ def _finish(
     record.ratelimit_remaining_tokens = limits.remaining_tokens
     record.ratelimit_reset_requests_s = limits.reset_requests_s
     record.ratelimit_reset_tokens_s = limits.reset_tokens_s
+    flagged = tuple(meas.out_of_range) + tuple(f"ratelimit_{n}" for n in limits.out_of_range)
     record.retry_after_s = outcome.retry_after_s
 
-    # A billed failure that still reported usage is priced (metrics.md §5).
+    # A billed failure that still reported usage is priced (docs/metrics.md §5).
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
     record.cost_mismatch = cost.mismatch
@@ -443,13 +498,14 @@ def _finish(
         record.e2e_output_tps = derived.e2e_output_tps
         record.itl_ms = derived.itl_ms
     else:
-        # Failures keep TTFT and tokens for diagnosis but are never rate samples (metrics.md §6).
+        # Failures keep TTFT and tokens for diagnosis, never as rate samples (docs/metrics.md §6).
         record.status = "error"
         record.error_kind = outcome.kind.value
         record.error_message = redact(outcome.message or outcome.kind.value, secrets)
-    return record
+    return sanitize_record(record, secrets, flagged)
 
 
 def record_to_json(record: ProbeRecord) -> str:
-    """Serialise a record as one JSON line (schema order, nulls kept)."""
-    return json.dumps(record.to_dict(), ensure_ascii=False)
+    """Serialise a record as one JSON line (schema order, nulls kept; never ``NaN``/``Infinity``:
+    raises ValueError for a record that did not pass ``sanitize_record``)."""
+    return json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)

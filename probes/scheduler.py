@@ -16,7 +16,8 @@ Schedules mean what they say (docs/uptime.md, "Schedules"):
 Each schedule runs in its own task with its own HTTP client (one connection pool per target,
 sized so a probe never waits for a connection, all sharing one TLS context), so a hanging
 target holds only its own schedule: there is no global cap unless ``max_concurrency`` asks
-for one. A ``Retry-After`` from a 429/503/529 pushes that target's next start back (FC-08);
+for one. A ``Retry-After`` from a 429/503/529 pushes that target's next start back
+(docs/field-cases.md FC-08);
 daily budgets stretch intervals from the measured cost per probe (``probes.budget``).
 
 Every probe records how late it started (``start_late_ms``) and the worst event-loop lag seen

@@ -28,6 +28,9 @@ _TEXT = (
     "under a quiet moon as gulls drift above the harbour lights"
 )
 _WORDS = tuple(_TEXT.split())
+#: The simulator's tokenizer: 1.3 tokens per whitespace-separated word, plus a template.
+_TOKENS_PER_WORD = 1.3
+_TEMPLATE_TOKENS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,12 @@ class SimProfile:
         outage_for_s: length of each outage (the provider answers 503 throughout).
         outage_offset_s: when, after start, the first outage begins.
         seed: seed of this profile's random stream (deterministic demo runs).
+        prefill_ms_per_token: extra time to first token per uncached prompt token (prefill),
+            so long prompts take longer and a prefix-cache hit is faster.
+        cache_min_tokens: a repeated prompt prefix of at least this many tokens is reported
+            as cached (``prompt_tokens_details.cached_tokens``), like OpenAI's automatic
+            prompt caching (1024 tokens).
+        cache_ttl_s: how long a prompt stays in the simulated prefix cache.
     """
 
     name: str
@@ -63,6 +72,9 @@ class SimProfile:
     outage_for_s: float = 0.0
     outage_offset_s: float = 0.0
     seed: int = 0
+    prefill_ms_per_token: float = 0.0
+    cache_min_tokens: int = 1024
+    cache_ttl_s: float = 300.0
 
 
 #: The demo's providers: fast, steady, reasoning, flaky and one with a recurring outage.
@@ -92,6 +104,24 @@ class _State:
     started: float
     requests: int = 0
     forced: list[str] = field(default_factory=list)
+    prefixes: list[tuple[float, list[str]]] = field(default_factory=list)
+
+    def prefix_hit_tokens(self, words: list[str], now: float) -> int:
+        """Tokens of the longest cached prefix shared with a recent prompt (0 below
+        ``cache_min_tokens``), then remember this prompt."""
+        p = self.profile
+        self.prefixes = [(t, w) for t, w in self.prefixes if now - t <= p.cache_ttl_s][-32:]
+        common = 0
+        for _, seen in self.prefixes:
+            n = 0
+            for a, b in zip(words, seen, strict=False):
+                if a != b:
+                    break
+                n += 1
+            common = max(common, n)
+        self.prefixes.append((now, words))
+        hit = math.floor(common * _TOKENS_PER_WORD)
+        return hit if hit >= p.cache_min_tokens else 0
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
@@ -190,8 +220,13 @@ class Simulator:
         prompt = " ".join(
             str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
         )
-        prompt_tokens = max(1, math.ceil(len(prompt.split()) * 1.3)) + 7
+        words = prompt.split()
+        prompt_tokens = max(1, math.ceil(len(words) * _TOKENS_PER_WORD)) + _TEMPLATE_TOKENS
+        cached = max(
+            int(prompt_tokens * p.cached_share), state.prefix_hit_tokens(words, time.monotonic())
+        )
         ttft_s = p.ttft_ms / 1000 * (math.exp(rng.gauss(0, p.ttft_sigma)) if p.ttft_sigma else 1)
+        ttft_s += (prompt_tokens - cached) * p.prefill_ms_per_token / 1000
         tps = p.tps * (math.exp(rng.gauss(0, p.tps_sigma)) if p.tps_sigma else 1)
         budget = min(max_tokens, p.output_tokens + p.reasoning_tokens)
         n_reason = min(p.reasoning_tokens, budget)
@@ -241,7 +276,6 @@ class Simulator:
                 _chunk(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             )
             if include_usage:
-                cached = int(prompt_tokens * p.cached_share)
                 usage = {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": n_reason + n_answer,

@@ -14,12 +14,17 @@ module of the pinned 0.4.x series, guarded by tests/test_sse.py) instead of
 
 Older llama.cpp builds send a non-standard ``error: {...}`` field, which spec-compliant decoders
 ignore; we surface it as an event named ``error``. Likewise Gemini can append a raw, multi-line
-JSON error body after its SSE events (wire-formats.md §6.3, vercel/ai#5217), which a
+JSON error body after its SSE events (docs/field-cases.md T28, vercel/ai#5217), which a
 spec-compliant decoder drops as unknown fields; lines that are not SSE fields and look like
 JSON are handed over as one ``raw`` item.
 
 AWS event-stream frames (Bedrock ConverseStream) are decoded with botocore's
 ``EventStreamBuffer``, which checks both CRCs; nothing here parses that format by hand.
+
+Every decoder here is linear in the bytes it is given, and :func:`aiter_framed` enforces a
+probe's caps (:class:`StreamLimits`): past ``max_bytes`` on the wire or ``max_events`` items
+(keep-alives included) it raises :class:`StreamLimitExceeded` and reads nothing more, so the
+runner closes the connection instead of draining a runaway stream.
 """
 
 from __future__ import annotations
@@ -44,6 +49,23 @@ FRAMING_CONTENT_TYPES: Mapping[str, tuple[str, ...]] = {
 
 class FramingError(ValueError):
     """The body is not valid in its framing (e.g. an event-stream frame with a bad CRC)."""
+
+
+class StreamLimitExceeded(Exception):
+    """The body passed one of the probe's :class:`StreamLimits`; ``str()`` says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Caps on one response body.
+
+    Attributes:
+        max_bytes: bytes received on the wire (``Response.num_bytes_downloaded``), or None.
+        max_events: items decoded (events, keep-alive comments, raw JSON), or None.
+    """
+
+    max_bytes: int | None = None
+    max_events: int | None = None
 
 
 def accepts_content_type(framing: str, content_type: str) -> bool:
@@ -138,18 +160,27 @@ async def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
 
 
 async def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
-    """Split newline-delimited JSON text chunks into one :class:`WireEvent` per non-empty line."""
-    buffer = ""
+    """Split newline-delimited JSON text chunks into one :class:`WireEvent` per non-empty line.
+
+    A line arriving in many reads is kept as a list of pieces and joined once, so a long line
+    costs time linear in its length (re-scanning a growing buffer on every read would not).
+    """
+    pending: list[str] = []  # pieces of the line not yet ended by a newline
     read_index = 0
     async for text in chunks:
         read_index += 1
-        buffer += text
-        *complete, buffer = buffer.split("\n")
-        for line in complete:
+        if "\n" not in text:
+            pending.append(text)
+            continue
+        first, *complete, rest = text.split("\n")
+        pending.append(first)
+        for line in ("".join(pending), *complete):
             if line.strip():
                 yield WireEvent("event", "", line.strip(), read_index)
-    if buffer.strip():
-        yield WireEvent("event", "", buffer.strip(), read_index)
+        pending = [rest] if rest else []
+    last = "".join(pending)
+    if last.strip():
+        yield WireEvent("event", "", last.strip(), read_index)
 
 
 def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) -> WireEvent:
@@ -200,19 +231,65 @@ async def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireE
         raise FramingError(f"event stream ended inside a frame ({leftover} bytes left over)")
 
 
-def aiter_framed(framing: str, response: httpx.Response) -> AsyncIterator[WireEvent]:
+async def _capped_text(response: httpx.Response, limits: StreamLimits) -> AsyncIterator[str]:
+    async for text in response.aiter_text():
+        _check_bytes(response, limits)
+        yield text
+
+
+async def _capped_bytes(response: httpx.Response, limits: StreamLimits) -> AsyncIterator[bytes]:
+    async for data in response.aiter_bytes():
+        _check_bytes(response, limits)
+        yield data
+
+
+def _check_bytes(response: httpx.Response, limits: StreamLimits) -> None:
+    if limits.max_bytes is not None and response.num_bytes_downloaded > limits.max_bytes:
+        raise StreamLimitExceeded(
+            f"response body passed max_response_bytes={limits.max_bytes:,} "
+            "(stopped reading, connection closed)"
+        )
+
+
+async def _capped_events(
+    items: AsyncIterator[WireEvent], limits: StreamLimits
+) -> AsyncIterator[WireEvent]:
+    count = 0
+    async for item in items:
+        count += 1
+        if limits.max_events is not None and count > limits.max_events:
+            raise StreamLimitExceeded(
+                f"stream passed max_stream_events={limits.max_events:,} "
+                "(stopped reading, connection closed)"
+            )
+        yield item
+
+
+def aiter_framed(
+    framing: str, response: httpx.Response, limits: StreamLimits | None = None
+) -> AsyncIterator[WireEvent]:
     """Decode ``response``'s body with the decoder for ``framing`` (see ``Framing``).
 
     SSE and NDJSON read ``response.aiter_text()`` (UTF-8 split across reads is handled by
     httpx's incremental decoder); event streams read ``response.aiter_bytes()``.
 
+    Args:
+        framing: ``sse``, ``ndjson`` or ``eventstream``.
+        response: a streaming response whose body has not been read.
+        limits: caps on the body; the iterator raises :class:`StreamLimitExceeded` as soon as
+            the bytes received or the items decoded pass one (checked after every read and
+            every item).
+
     Raises:
         ValueError: for an unknown framing name.
     """
+    limits = limits or StreamLimits()
     if framing == "sse":
-        return aiter_sse(response.aiter_text())
-    if framing == "ndjson":
-        return aiter_ndjson(response.aiter_text())
-    if framing == "eventstream":
-        return aiter_eventstream(response.aiter_bytes())
-    raise ValueError(f"unknown framing {framing!r}")
+        items = aiter_sse(_capped_text(response, limits))
+    elif framing == "ndjson":
+        items = aiter_ndjson(_capped_text(response, limits))
+    elif framing == "eventstream":
+        items = aiter_eventstream(_capped_bytes(response, limits))
+    else:
+        raise ValueError(f"unknown framing {framing!r}")
+    return _capped_events(items, limits)

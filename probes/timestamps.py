@@ -15,6 +15,7 @@ This module lives in ``probes/`` because the probe runner stamps records; ``stor
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 #: Length of a stored stamp, ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
@@ -53,13 +54,28 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def parse_user_time(text: str) -> datetime:
-    """Parse an ISO 8601 date or date-time typed by a user; without a zone it is UTC.
+def parse_iso_utc(text: str) -> datetime:
+    """Parse an ISO 8601 date or date-time (a user's ``--since``, a provider's RFC 3339 reset
+    time); without a zone it is UTC.
 
     Raises:
         ValueError: when ``text`` is not ISO 8601.
     """
     when = parse_iso(text.strip())
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def parse_http_date(text: str) -> datetime:
+    """Parse an HTTP date (RFC 9110 §5.6.7, e.g. a ``Retry-After`` or ``Date`` header:
+    ``Wed, 21 Oct 2026 07:28:20 GMT``) to an aware UTC datetime.
+
+    Raises:
+        ValueError: when ``text`` is not an HTTP date.
+    """
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not an HTTP date: {text!r}") from exc
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 

@@ -1,6 +1,7 @@
-"""Each provider's token-count convention, normalised to the buckets cost needs (metrics.md §4).
+"""Each provider's token-count convention, normalised to the buckets cost needs.
 
-Providers disagree on what their counts include (wire-formats.md §1.4, FC-12):
+Providers disagree on what their counts include (docs/metrics.md §4,
+docs/field-cases.md FC-12):
 
 * OpenAI chat and Responses, Azure, OpenRouter, DeepSeek, vLLM and most compatible hosts: the
   prompt count **includes** cached tokens; the completion count includes reasoning.

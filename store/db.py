@@ -47,6 +47,7 @@ BOOL_FIELDS = {
     "no_visible_output",
     "usage_inconsistent",
     "cost_mismatch",
+    "cold",
 }
 TEXT_FIELDS = {
     "started_at",
@@ -61,6 +62,10 @@ TEXT_FIELDS = {
     "cost_source",
     "request_id",
     "upstream_provider",
+    "kind",
+    "workload",
+    "vantage",
+    "out_of_range_fields",
 }
 
 
@@ -241,6 +246,89 @@ def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
                 f"UPDATE {table} SET errors = ? WHERE bucket = ? AND target = ?",
                 [json.dumps(counts, separators=(",", ":"), sort_keys=True), bucket, target],
             )
+
+
+@migrations()
+def m009_alerts(db: sqlite_utils.Database) -> None:
+    """Issue #12: the vantage of each probe; alert state and the notifications log.
+
+    * ``probes.vantage``: where the probe ran from (docs/fleet.md).
+    * ``alerts``: one row per alert (a target, a group, the monitor, a maintenance window):
+      whether it fires, its severity and when it was last notified, so a restarted prober
+      neither repeats an alert nor forgets to resolve one (store/alerting.py).
+    * ``notifications``: one row per notice and channel: what, where, when, every attempt's
+      result (tui/notify.py delivers them; the dashboard reads them).
+    """
+    if "vantage" not in db["probes"].columns_dict:
+        db["probes"].add_column("vantage", str)  # type: ignore[union-attr]
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, firing INTEGER NOT NULL, "
+        "kind TEXT, severity TEXT, target TEXT, group_name TEXT, state TEXT, summary TEXT, "
+        "started_at TEXT, ended_at TEXT, last_notified_at TEXT, channels TEXT, data TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS notifications (id INTEGER PRIMARY KEY, "
+        "created_at TEXT NOT NULL, alert_key TEXT NOT NULL, event TEXT NOT NULL, kind TEXT, "
+        "severity TEXT, target TEXT, group_name TEXT, summary TEXT, channel TEXT NOT NULL, "
+        "channel_type TEXT, payload TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL "
+        "DEFAULT 0, last_attempt_at TEXT, next_attempt_at TEXT, result TEXT, sent_at TEXT)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_notifications_due "
+        "ON notifications (status, next_attempt_at)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS idx_notifications_created ON notifications (created_at)")
+
+
+#: Record fields added by issue #13 (m010_questions) and their column types.
+_QUESTIONS_COLUMNS = ("kind", "workload", "idle_s", "cold", "server_ttft_ms", "server_predict_ms")
+
+
+@migrations()
+def m010_questions(db: sqlite_utils.Database) -> None:
+    """Issue #13: probe kinds, cold starts, Replicate's own timings; official status and
+    prompt-caching check results.
+
+    * ``probes``: ``kind`` (existing rows are canaries), ``workload``, ``idle_s``, ``cold``,
+      ``server_ttft_ms``, ``server_predict_ms`` (only the columns that are missing: a fresh
+      database has them from m001).
+    * ``official_status``: the latest state of each polled official status page (one row per
+      page and component), written by the status poller off the probing path.
+    * ``cache_checks``: one row per prompt-caching check (docs/questions.md).
+    """
+    columns = db["probes"].columns_dict
+    for name in _QUESTIONS_COLUMNS:
+        if name in columns:
+            continue
+        if name == "kind":
+            db["probes"].add_column("kind", str, not_null_default="canary")  # type: ignore[union-attr]
+        else:
+            db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS official_status (key TEXT PRIMARY KEY, url TEXT NOT NULL, "
+        "format TEXT NOT NULL, component TEXT, targets TEXT, state TEXT NOT NULL, "
+        "description TEXT, indicator TEXT, component_status TEXT, incidents TEXT, "
+        "page_url TEXT, checked_at TEXT NOT NULL, changed_at TEXT, fetch_ms REAL)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS cache_checks (id INTEGER PRIMARY KEY, target TEXT NOT NULL, "
+        "started_at TEXT NOT NULL, verdict TEXT NOT NULL, mode TEXT, prefix_tokens INTEGER, "
+        "input_tokens INTEGER, cached_tokens INTEGER, cached_share REAL, first_ttft_ms REAL, "
+        "second_ttft_ms REAL, ttft_saved REAL, cost_usd REAL, uncached_cost_usd REAL, "
+        "cost_saved REAL, message TEXT)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_cache_checks_target_started "
+        "ON cache_checks (target, started_at)"
+    )
+
+
+@migrations()
+def m007h_hostile(db: sqlite_utils.Database) -> None:
+    """Issue #10: ``out_of_range_fields`` on probes (provider numbers nulled as out of range)."""
+    # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
+    if "out_of_range_fields" not in db["probes"].columns_dict:
+        db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
 
 
 @migrations()

@@ -7,8 +7,13 @@ bucket, percentiles from the histograms), ``incidents`` (state changes) and ``mo
 ``_tps``, ``_tokens``); timestamps are UTC ISO 8601. In CSV, text that a spreadsheet would run
 as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``
 (OWASP "CSV injection") and quoted; line breaks inside messages stay, quoted, as LF (CRLF and CR
-become LF, as in a spreadsheet cell); NUL becomes U+FFFD. Rows come from one cursor in chunks of
-a few thousand: memory stays flat whatever the history size. The probes table's CSV lines are
+become LF, as in a spreadsheet cell); NUL becomes U+FFFD; other control characters and bidi
+overrides are escaped (``\x1b``, ``\u202e``, see ``probes.text.printable``) so CSV printed to
+a terminal cannot drive it (text is cleaned when probed; on export the cells of
+:data:`PROVIDER_TEXT` are checked again, for rows stored before that); a cell holds at most
+:data:`CSV_CELL_MAX_CHARS` characters. JSON Lines never hold ``Infinity`` or ``NaN`` (a
+non-finite number is ``null``). Rows come from one cursor in chunks of a few thousand: memory
+stays flat whatever the history size. The probes table's CSV lines are
 formatted by SQLite (one ``printf()`` per row, > 100k rows/s); the other tables go through
 :func:`write_table_csv`, with the same cells.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sqlite3
 import time
@@ -29,11 +35,19 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from probes.record import FIELD_NAMES
-from probes.timestamps import iso, parse_user_time
+from probes.text import cap, printable
+from probes.timestamps import iso, parse_iso_utc
 from store import histogram
-from store.db import BOOL_FIELDS, TEXT_FIELDS, open_reader
+from store.db import BOOL_FIELDS, TEXT_FIELDS, column_type, open_reader
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Longest CSV cell, characters (a spreadsheet cell holds 32,767); longer text is cut, "…".
+CSV_CELL_MAX_CHARS = 32_000
+#: Columns whose text came from a provider. Records are cleaned when probed
+#: (``probes.sanitize``); rows stored before that can still hold raw control characters or
+#: long text, so these cells are checked on export too (other text is ours or validated
+#: config: checking every column would cost a third of the export speed).
+PROVIDER_TEXT = frozenset({"error_message", "request_id", "finish_reason", "upstream_provider"})
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -49,7 +63,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     if match:
         return iso(now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)]))
     try:
-        when = parse_user_time(text)
+        when = parse_iso_utc(text)
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: use a duration like 30m, 24h, 7d or an ISO date "
@@ -71,27 +85,8 @@ class ExportFilter:
 
 def iter_rows(db: sqlite_utils.Database, flt: ExportFilter) -> Iterator[dict[str, Any]]:
     """Yield matching probe rows in time order, one at a time (a cursor, not a list)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if flt.since:
-        where.append("started_at >= ?")
-        params.append(flt.since)
-    if flt.until:
-        where.append("started_at < ?")
-        params.append(flt.until)
-    if flt.targets:
-        where.append(f"target IN ({','.join('?' * len(flt.targets))})")
-        params.extend(flt.targets)
-    if flt.providers:
-        where.append(f"provider IN ({','.join('?' * len(flt.providers))})")
-        params.extend(flt.providers)
-    if flt.status:
-        where.append("status = ?")
-        params.append(flt.status)
-    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at, id"
+    where, params = _where(_table("probes"), flt)
+    sql = f"SELECT {', '.join(FIELD_NAMES)} FROM probes{where} ORDER BY started_at, id"
     yield from db.query(sql, params)
 
 
@@ -395,11 +390,13 @@ def write_table_csv(rows: Iterable[Sequence[Any]], columns: Sequence[Column], ou
 
 def csv_text(value: str) -> str:
     """A text cell as exported to CSV: NUL (which no spreadsheet cell keeps) becomes U+FFFD,
-    CRLF and CR become LF (a spreadsheet cell's line break), and text that a spreadsheet would
-    run as a formula gets a leading ``'``."""
+    CRLF and CR become LF (a spreadsheet cell's line break), other control and bidi characters
+    are escaped (``\\x1b``), the text is cut to :data:`CSV_CELL_MAX_CHARS`, and text that a
+    spreadsheet would run as a formula gets a leading ``'``."""
     v = value
     if "\r" in v or "\0" in v:
         v = v.replace("\0", "\ufffd").replace("\r\n", "\n").replace("\r", "\n")
+    v = cap(printable(v, newlines=True, tabs=True), CSV_CELL_MAX_CHARS)
     return "'" + v if value[0] in _FORMULA_CHARS else v
 
 
@@ -408,16 +405,22 @@ _FORMULA_CHARS = frozenset(_FORMULA_START)
 
 def write_table_jsonl(rows: Iterable[Sequence[Any]], columns: Sequence[Column], out: TextIO) -> int:
     """Write rows as JSON Lines, one object per row with the column names as keys (booleans as
-    JSON booleans, text as is: JSON has no formula risk); returns the row count."""
+    JSON booleans, a non-finite number as null, text as is: JSON escapes control characters
+    and has no formula risk); returns the row count."""
     names = [c.name for c in columns]
     flags = [i for i, c in enumerate(columns) if c.kind == "bool"]
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    numbers = [i for i, c in enumerate(columns) if c.kind == "number"]
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
     count = 0
     for row in rows:
         values = list(row)
         for i in flags:
             if values[i] is not None:
                 values[i] = bool(values[i])
+        for i in numbers:
+            v = values[i]
+            if isinstance(v, float) and not math.isfinite(v):
+                values[i] = None  # JSON has no Infinity or NaN
         out.write(dumps(dict(zip(names, values, strict=True))) + "\n")
         count += 1
     return count
@@ -583,12 +586,20 @@ def _csv_line_sql(columns: Sequence[Column]) -> str:
 def _csv_text_sql(n: str) -> str:
     """SQL giving the cell text of text column ``n`` before quoting, as :func:`csv_text`.
 
-    The usual path is two ``instr()`` and one ``unicode()`` in C. Texts with CR or NUL go to
+    The usual path is two ``instr()`` and one ``unicode()`` in C (for provider text also a
+    ``GLOB`` for anything but printable ASCII and a ``length()``). Texts with CR, NUL, (in
+    provider text) any other character than printable ASCII or over the length cap go to
     :func:`csv_text` itself (``iw_csv_text``, see :func:`_register`): SQLite's ``replace()``
     cannot match NUL, and ``printf()`` would end the cell at it.
     """
+    check = (
+        f" OR {n} GLOB '*[^ -~]*' OR length({n}) > {CSV_CELL_MAX_CHARS}"
+        if n in PROVIDER_TEXT
+        else ""
+    )
     return (
-        f"CASE WHEN instr({n}, char(13)) OR instr({n}, char(0)) THEN iw_csv_text({n}) "
+        f"CASE WHEN instr({n}, char(13)) OR instr({n}, char(0)){check} "
+        f"THEN iw_csv_text({n}) "
         f"WHEN unicode({n}) IN ({_SQL_FORMULA_CODES}) THEN '''' || {n} ELSE {n} END"
     )
 
@@ -604,7 +615,13 @@ def _json_expr(c: Column) -> str:
             f"CASE WHEN {c.name} IS NULL THEN NULL WHEN {c.name} THEN json('true') "
             "ELSE json('false') END"
         )
+    if c.name in _REAL_FIELDS:
+        # SQLite's json_object() writes a stored infinity as Inf, which is not JSON.
+        return f"CASE WHEN abs({c.name}) <= 1.7976931348623157e308 THEN {c.name} END"
     return c.name
+
+
+_REAL_FIELDS = frozenset(n for n in FIELD_NAMES if column_type(n) is float)
 
 
 def export_window(

@@ -35,6 +35,9 @@ class State(StrEnum):
     NO_DATA = "no data"
     NOT_CONFIGURED = "not configured"
     PAUSED = "paused"
+    MAINTENANCE = "maintenance"
+    """Inside a maintenance window (config ``[[maintenance]]``): probed, but no state
+    change and no alert; uptime counts the time as unknown."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ Tables (created by migration ``m003_history`` in :mod:`store.db`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -84,6 +85,7 @@ class MonitoredTarget:
         rules: outage rules.
         configured: False when the key variable is unset (never probed).
         paused: True when probing is paused.
+        maintenance: True when a maintenance window covers it now.
     """
 
     name: str
@@ -91,6 +93,12 @@ class MonitoredTarget:
     rules: OutageRules = field(default_factory=OutageRules)
     configured: bool = True
     paused: bool = False
+    maintenance: bool = False
+
+
+#: Called with the events of each committed change (on the writer thread, after the commit).
+Observer = Callable[[Sequence[Event]], None]
+_log = logging.getLogger(__name__)
 
 
 class HistoryWriter:
@@ -112,6 +120,10 @@ class HistoryWriter:
         self.db = db
         self.targets = {t.name: t for t in targets}
         self.paused = {t.name for t in targets if t.paused}
+        self.maintenance = {t.name for t in targets if t.maintenance}
+        self.observers: list[Observer] = []
+        """Told the events of every committed probe, pause and maintenance change (the
+        prober's alerts and metrics); an observer's exception is logged, never raised."""
         saved = self._load()
         machines = self.coordinator.machines
         with write_transaction(db):
@@ -123,7 +135,9 @@ class HistoryWriter:
                     tr = m.set_state(State.NOT_CONFIGURED, at, "not_configured", "API key unset")
                 elif t.paused:
                     tr = m.set_state(State.PAUSED, at, "paused", "probing paused")
-                elif m.s.state in (State.PAUSED, State.NOT_CONFIGURED):
+                elif t.maintenance:
+                    tr = m.set_state(State.MAINTENANCE, at, "maintenance", "maintenance window")
+                elif m.s.state in (State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE):
                     tr = m.set_state(State.NO_DATA, at, "resumed", "waiting for the first probe")
                 else:
                     tr = None
@@ -171,7 +185,18 @@ class HistoryWriter:
         self._load()
 
     def _active(self) -> set[str]:
-        return {n for n, t in self.targets.items() if t.configured and n not in self.paused}
+        return {
+            n
+            for n, t in self.targets.items()
+            if t.configured and n not in self.paused and n not in self.maintenance
+        }
+
+    def _publish(self, events: Sequence[Event]) -> None:
+        for observer in self.observers:
+            try:
+                observer(events)
+            except Exception:  # an alert or metric bug must never cost a stored probe
+                _log.exception("history observer failed")
 
     # ---- probes --------------------------------------------------------------------------
 
@@ -204,6 +229,8 @@ class HistoryWriter:
                 table.insert(record_row(record))
                 rowid = int(table.last_rowid or 0)
                 out.append(StoredProbe(record, rowid, self._observe(record)))
+        for item in out:  # after the commit: observers never see a probe that was not stored
+            self._publish(item.events)
         return out
 
     def _observe(self, record: ProbeRecord) -> list[Event]:
@@ -215,7 +242,16 @@ class HistoryWriter:
             record.error_message,
             record.ttft_ms,
         )
-        events = self.coordinator.observe(obs)
+        if record.target in self.maintenance:
+            # Stored and counted, but neither a state change nor evidence about the
+            # network: a provider down for its announced maintenance must not make the
+            # monitor look blind.
+            m = self.coordinator.machines[record.target]
+            m.s.probes_in_state += 1
+            m.s.failures_in_state += int(record.status != "ok")
+            events: list[Event] = [Counted(record.target, failed=record.status != "ok")]
+        else:
+            events = self.coordinator.observe(obs)
         self._apply(events, record.started_at)
         touched = {record.target} | {
             e.target for e in events if isinstance(e, Transition | Counted)
@@ -243,6 +279,9 @@ class HistoryWriter:
                 if paused:
                     self.paused.add(n)
                     tr = m.set_state(State.PAUSED, at, "paused", "probing paused")
+                elif n in self.maintenance:
+                    self.paused.discard(n)
+                    tr = m.set_state(State.MAINTENANCE, at, "maintenance", "maintenance window")
                 else:
                     self.paused.discard(n)
                     tr = m.set_state(State.NO_DATA, at, "resumed", "waiting for the first probe")
@@ -253,6 +292,45 @@ class HistoryWriter:
             for n in names:
                 if n in self.coordinator.machines:
                     self._save(n, at)
+        self._publish(events)
+        return events
+
+    def set_maintenance(self, names: Collection[str], now: datetime) -> list[Event]:
+        """Make exactly ``names`` the targets in maintenance: those entering go to
+        ``maintenance`` (probes then change nothing), those leaving to ``no data`` (the next
+        probes decide afresh). Paused and unconfigured targets keep their state.
+
+        Returns:
+            The state changes (also told to the observers).
+        """
+        wanted = {n for n in names if n in self.targets}
+        if wanted == self.maintenance:
+            return []
+        at = iso(now)
+        events: list[Event] = []
+        with write_transaction(self.db):
+            changed = wanted ^ self.maintenance
+            self.maintenance = wanted
+            for n in sorted(changed):
+                m = self.coordinator.machines[n]
+                if not self.targets[n].configured or n in self.paused:
+                    continue
+                if n in wanted:
+                    tr = m.set_state(State.MAINTENANCE, at, "maintenance", "maintenance window")
+                else:
+                    tr = m.set_state(
+                        State.NO_DATA,
+                        at,
+                        "maintenance_ended",
+                        "maintenance over; waiting for a probe",
+                    )
+                if tr is not None:
+                    events.append(tr)
+            events.extend(self.coordinator.set_active(self._active()))
+            self._apply(events, at)
+            for n in changed:
+                self._save(n, at)
+        self._publish(events)
         return events
 
     def heartbeat(self, now: datetime) -> None:

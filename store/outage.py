@@ -28,6 +28,8 @@ from store.stats import percentile
 CONNECT_KINDS = frozenset({"dns", "connect_refused", "connect_error", "connect_timeout"})
 #: Kinds that say nothing about the provider's health: our own config or the monitor itself.
 NOT_PROVIDER_FAULTS = frozenset({"probe_config", "not_configured", "internal"})
+#: States a probe does not move (set explicitly, left explicitly).
+_FROZEN = frozenset({State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE})
 #: Fewest successful probes in the SLO window before a P95 is trusted.
 MIN_SLO_SAMPLES = 5
 
@@ -295,7 +297,7 @@ class TargetMachine:
         failed = obs.status != "ok"
         s.probes_in_state += 1
         s.failures_in_state += int(failed)
-        if outcome is Outcome.IGNORED or s.state in (State.PAUSED, State.NOT_CONFIGURED):
+        if outcome is Outcome.IGNORED or s.state in _FROZEN:
             return None
         if outcome is Outcome.OK:
             if s.ok_streak == 0:

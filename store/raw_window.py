@@ -18,14 +18,13 @@ from probes.timestamps import parse_iso
 from store.tally import TALLY_COLUMNS, WindowFigures, tally_rows
 from store.windows import SERIES_POINTS, target_filter
 
-#: The newest probe's columns, in :class:`LastProbe` order.
-LAST_COLUMNS = (
-    "started_at, status, error_kind, error_message, ttft_ms, ratelimit_remaining_requests, "
+#: A raw row as read here: the tally's columns (status, error kind and TTFT among them), the
+#: target, then what else the newest probe shows (:meth:`LastProbe.from_row`).
+_COLUMNS = (
+    f"{TALLY_COLUMNS}, target, started_at, error_message, ratelimit_remaining_requests, "
     "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
-
-#: A window's raw rows: the tally's columns, then the target and the newest probe's fields.
-_RAW_SQL = f"SELECT {TALLY_COLUMNS}, target, {LAST_COLUMNS} FROM probes WHERE started_at >= ?"
+_RAW_SQL = f"SELECT {_COLUMNS} FROM probes WHERE started_at >= ?"
 _TARGET = 9
 
 
@@ -59,8 +58,9 @@ class LastProbe:
 
     @classmethod
     def from_row(cls, row: Sequence[Any], now: datetime) -> LastProbe:
-        """From a row of :data:`LAST_COLUMNS`, aged at ``now``."""
-        started_at, status, kind, message, ttft, requests, tokens, requests_s, tokens_s = row
+        """From a row of ``_COLUMNS``, aged at ``now``."""
+        status, kind, ttft = row[0], row[1], row[2]
+        started_at, message, requests, tokens, requests_s, tokens_s = row[_TARGET + 1 :]
         return cls(
             started_at=started_at,
             status=status,
@@ -116,7 +116,7 @@ def raw_window(
                 float(r[2]) if r[0] == "ok" and r[2] is not None else None
                 for r in rows[-SERIES_POINTS:]
             ),
-            last=LastProbe.from_row(rows[-1][_TARGET + 1 :], now),
+            last=LastProbe.from_row(rows[-1], now),
         )
         for name, rows in rows_by.items()
     }
@@ -125,7 +125,7 @@ def raw_window(
 def last_probe(db: sqlite_utils.Database, name: str, now: datetime) -> LastProbe | None:
     """A target's newest probe, whatever its age (None when it has none)."""
     row = db.conn.execute(
-        f"SELECT {LAST_COLUMNS} FROM probes WHERE target = ? ORDER BY started_at DESC LIMIT 1",
+        f"SELECT {_COLUMNS} FROM probes WHERE target = ? ORDER BY started_at DESC LIMIT 1",
         [name],
     ).fetchone()
     return LastProbe.from_row(row, now) if row else None

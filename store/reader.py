@@ -21,8 +21,9 @@ from store.db import SchemaNotReady, open_reader
 from store.detail import TargetDetail, target_detail
 from store.history import PersistedState, blind_status, persisted_states
 from store.incidents import Incident, recent_incidents
+from store.notifications import NotificationsSummary, notifications_summary
 from store.rollup_window import RollupCache
-from store.summary import TargetSummary, summarize, with_verdicts
+from store.summary import States, TargetSummary, summarize, with_verdicts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +50,8 @@ class Snapshot:
             ages (lets a view skip redrawing).
         schema_waiting: why the database cannot be read yet (:attr:`store.db.Schema.waiting`),
             "" once it can.
+        notifications: the alert notifications log in brief (None before the first;
+            :func:`store.notifications.notifications_summary`).
     """
 
     taken_at: datetime
@@ -65,6 +68,7 @@ class Snapshot:
     detail: TargetDetail | None = None
     version: int = 0
     schema_waiting: str = ""
+    notifications: NotificationsSummary | None = None
 
     @property
     def waiting(self) -> str:
@@ -118,7 +122,7 @@ class SnapshotReader:
         self._last: Snapshot | None = None
         self._last_full: datetime | None = None
         self._token: _Token | None = None
-        self._states: Mapping[str, PersistedState] = {}
+        self._persisted: Mapping[str, PersistedState] = {}
         self._version = 0
         self._last_5min = 0
         self._rollup_cache = RollupCache()
@@ -172,23 +176,17 @@ class SnapshotReader:
             last = old = None
         if old is None or old.states != token.states or old.probe_id != token.probe_id:
             # A probe can change a target's failure streak without changing its state.
-            self._states = persisted_states(db)
+            self._persisted = persisted_states(db)
         blind = blind_status(db, now)
+        states = States(self._persisted, blind)
         if last is None or old is None:
-            summaries = with_verdicts(
-                summarize(db, window_s, now, self._rollup_cache, with_verdicts=False),
-                self._states,
-                blind,
-            )
+            summaries = summarize(db, window_s, now, self._rollup_cache, states=states)
             self._last_full = now
             recent = self._recent_count(db, now)
             self._last_5min = self._recent_count(db, now, 300)
         else:
             elapsed_s = (now - last.taken_at).total_seconds()
-            by_name = {
-                s.name: s
-                for s in with_verdicts(last.targets, self._states, blind, elapsed_s=elapsed_s)
-            }
+            by_name = {s.name: s for s in with_verdicts(last.targets, states, elapsed_s=elapsed_s)}
             recent = last.probes_last_minute
             if token.probe_id != old.probe_id:
                 fresh_names = [
@@ -201,9 +199,9 @@ class SnapshotReader:
                     )
                 ]
                 fresh = summarize(
-                    db, window_s, now, self._rollup_cache, names=fresh_names, with_verdicts=False
+                    db, window_s, now, self._rollup_cache, names=fresh_names, states=states
                 )
-                by_name.update((s.name, s) for s in with_verdicts(fresh, self._states, blind))
+                by_name.update((s.name, s) for s in fresh)
                 recent = self._recent_count(db, now)
                 self._last_5min = self._recent_count(db, now, 300)
             summaries = [by_name[s.name] for s in last.targets if s.name in by_name]
@@ -238,6 +236,7 @@ class SnapshotReader:
             incidents=incidents,
             detail=detail_snapshot,
             version=self._version,
+            notifications=notifications_summary(db),
         )
         return self._last
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,40 +60,38 @@ _COLUMNS = (
 
 
 @dataclass(slots=True)
-class RollupRow:
+class RollupRow(Tally):
     """One rollup row being built: the :class:`~store.tally.Tally` of one target and bucket,
     with the provider and model of its newest probe."""
 
     provider: str | None = None
     model: str | None = None
-    tally: Tally = field(default_factory=Tally)
 
     def values(self, bucket: str, target: str) -> tuple[Any, ...]:
         """The row for an insert, in ``_COLUMNS`` order."""
-        t = self.tally
         return (
             bucket,
             target,
             self.provider,
             self.model,
-            t.probes,
-            t.ok,
-            json.dumps(t.errors, separators=(",", ":"), sort_keys=True) if t.errors else None,
-            histogram.dumps(t.ttft),
-            histogram.dumps(t.total),
-            histogram.dumps(t.tps),
-            t.ttft_sum,
-            t.ttft_n,
-            t.total_sum,
-            t.total_n,
-            t.tps_sum,
-            t.tps_n,
-            t.input_tokens,
-            t.output_tokens,
-            t.cache_read_tokens,
-            t.cache_input_tokens,
-            t.cost_usd,
-            t.cost_n,
+            self.probes,
+            self.ok,
+            json.dumps(self.errors, separators=(",", ":"), sort_keys=True) if self.errors else None,
+            histogram.dumps(self.ttft),
+            histogram.dumps(self.total),
+            histogram.dumps(self.tps),
+            self.ttft_sum,
+            self.ttft_n,
+            self.total_sum,
+            self.total_n,
+            self.tps_sum,
+            self.tps_n,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_input_tokens,
+            self.cost_usd,
+            self.cost_n,
         )
 
 
@@ -139,30 +137,32 @@ def _set_bookmark(db: sqlite_utils.Database, key: str, value: int) -> None:
 
 
 def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], RollupRow]]:
-    """Group probe rows (``ROW_SQL`` shape) into one ``{(bucket, target): RollupRow}`` per
-    level."""
-    by_minute: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_minute.setdefault((bucket_start(row[_STARTED_AT], "minute"), row[_TARGET]), []).append(
-            row
-        )
+    """Group probe rows (``ROW_SQL`` shape, in id order) into one ``{(bucket, target):
+    RollupRow}`` per level."""
     levels: list[dict[tuple[str, str], RollupRow]] = [{} for _ in LEVELS]
     minute = levels[0]
-    for key, group in by_minute.items():
-        newest = group[-1]
-        out = minute[key] = RollupRow(newest[_PROVIDER], newest[_MODEL])
-        out.tally.add_rows(group)
-    # Coarser levels add the minute tallies up (fewer histogram updates than raw rows).
+    for row in rows:
+        key = (bucket_start(row[_STARTED_AT], "minute"), row[_TARGET])
+        part = minute.get(key)
+        if part is None:
+            part = minute[key] = RollupRow()
+        part.provider, part.model = row[_PROVIDER], row[_MODEL]
+        part.add_rows((row,))  # row by row: no per-minute lists kept alive for the collector
+    # Coarser levels add the minute tallies up (fewer histogram updates than raw rows); the
+    # targets of a minute share its hour and day, so each minute's buckets are computed once.
     for level in (1, 2):
         unit = LEVELS[level].unit
         dest = levels[level]
+        coarse: dict[str, str] = {}
         for (bucket, target), part in minute.items():
-            key = (bucket_start(bucket, unit), target)
-            into = dest.get(key)
+            up = coarse.get(bucket)
+            if up is None:
+                up = coarse[bucket] = bucket_start(bucket, unit)
+            into = dest.get((up, target))
             if into is None:
-                into = dest[key] = RollupRow()
+                into = dest[(up, target)] = RollupRow()
             into.provider, into.model = part.provider, part.model
-            into.tally.add(part.tally)
+            into.add(part)
     return levels
 
 

@@ -1,4 +1,4 @@
-"""Percentiles and aggregates over probe samples, with the null rules of metrics.md §6."""
+"""Percentiles and aggregates over probe samples, with the null rules of docs/metrics.md §6."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ dashboard's reader does on every read.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,14 +38,15 @@ from store.windows import UPTIME_WINDOWS_S, reads_rollups, trend_buckets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TargetSummary:
-    """Everything the overview shows for one target over the window.
+class TargetSummary(WindowFigures):
+    """Everything the overview shows for one target over the window: the window's figures
+    (inherited from :class:`store.tally.WindowFigures`, whose docstring defines them) and who
+    the target is, its newest probe, trend, uptime and displayed state.
 
     Durations in ms, rates in tokens/s, costs in USD, ages in seconds; None when no sample
-    could give the figure. The window figures (``count`` … ``from_rollups``) are
-    :class:`store.tally.WindowFigures`, whose docstring defines them; ``ttft_series_ms`` is per
-    probe for raw windows and the mean per hour (per day beyond 2 days) for rollup windows;
-    ``trend`` is the same window in equal time buckets. ``uptime`` maps ``24h``/``7d``/``30d``
+    could give the figure. ``ttft_series_ms`` is per probe for raw windows and the mean per
+    hour (per day beyond 2 days) for rollup windows; ``trend`` is the same window in equal
+    time buckets. ``uptime`` maps ``24h``/``7d``/``30d``
     to :class:`store.history.Uptime`; ``window_uptime`` is the uptime over the window itself.
     The ``last_*`` and ``ratelimit_*`` fields are the newest probe's, whatever its age (the
     rate-limit headroom as that probe reported it; None without such a header).
@@ -53,7 +54,7 @@ class TargetSummary:
     forward keep it, so a view can tell "same figures, older" from "new figures".
     ``verdict`` (the displayed state) and ``fail_streak`` (consecutive failures the outage
     machine holds, below the down threshold while up) are None / 0 until
-    :func:`with_verdicts` attaches them.
+    :func:`summarize` or :func:`with_verdicts` attaches them.
 
     Immutable: a refresh makes new summaries (or cheap copies, :meth:`restated`) and never
     changes one it has handed to the UI.
@@ -71,25 +72,6 @@ class TargetSummary:
     """Interval after probing budgets (None: as configured); staleness is judged on it."""
     budget_note: str = ""
     """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
-    # The window's figures (store.tally.WindowFigures).
-    count: int = 0
-    errors: int = 0
-    error_rate: float | None = None
-    errors_by_kind: Mapping[str, int]
-    top_error_kind: str | None = None
-    ttft_p50_ms: float | None = None
-    ttft_p95_ms: float | None = None
-    ttft_p99_ms: float | None = None
-    total_p50_ms: float | None = None
-    total_p95_ms: float | None = None
-    total_p99_ms: float | None = None
-    decode_tps_p50: float | None = None
-    cost_per_request_usd: float | None = None
-    cache_hit_share: float | None = None
-    ttft_values_ms: tuple[float, ...] = ()
-    total_values_ms: tuple[float, ...] = ()
-    tps_values: tuple[float, ...] = ()
-    from_rollups: bool = False
     ttft_series_ms: tuple[float | None, ...] = ()
     trend: Trend | None = None
     # The newest probe.
@@ -104,16 +86,18 @@ class TargetSummary:
     ratelimit_reset_requests_s: float | None = None
     ratelimit_reset_tokens_s: float | None = None
     # Uptime.
-    uptime: Mapping[str, Uptime]
+    uptime: Mapping[str, Uptime] = field(default_factory=dict)
     window_uptime: Uptime | None = None
     computed_at: datetime | None = None
     # The displayed state.
     verdict: Verdict | None = None
     fail_streak: int = 0
+    vantage: str | None = None
+    """Set when the summary is one vantage's view of a target (``inferwatch view
+    --prometheus``, :mod:`tui.prometheus_source`); ``name`` is then ``target@vantage`` and
+    ``group_name`` the target."""
 
-    def restated(
-        self, *, elapsed_s: float, verdict: Verdict | None, fail_streak: int
-    ) -> TargetSummary:
+    def restated(self, *, elapsed_s: float, shown: Shown) -> TargetSummary:
         """A copy whose ages moved ``elapsed_s`` forward, with the displayed state given (the
         window figures are shared).
 
@@ -125,8 +109,8 @@ class TargetSummary:
             object.__setattr__(copy, name, getattr(self, name))
         if self.last_age_s is not None:
             object.__setattr__(copy, "last_age_s", self.last_age_s + elapsed_s)
-        object.__setattr__(copy, "verdict", verdict)
-        object.__setattr__(copy, "fail_streak", fail_streak)
+        object.__setattr__(copy, "verdict", shown.verdict)
+        object.__setattr__(copy, "fail_streak", shown.fail_streak)
         return copy
 
 
@@ -154,8 +138,10 @@ def build_summary(
     uptimes: Mapping[str, Uptime],
     window_uptime: Uptime | None,
     computed_at: datetime,
+    shown: Shown | None = None,
 ) -> TargetSummary:
-    """The one place a :class:`TargetSummary` is built, from its parts."""
+    """The one place a :class:`TargetSummary` is built, from its parts (``shown``: its
+    displayed state, from :func:`shown_state`; None to attach it later)."""
     figures = part.figures if part is not None else NO_FIGURES
     values: dict[str, Any] = {n: getattr(figures, n) for n in _FIGURES}
     if last is not None:
@@ -175,8 +161,70 @@ def build_summary(
         uptime=uptimes,
         window_uptime=window_uptime,
         computed_at=computed_at,
+        verdict=shown.verdict if shown is not None else None,
+        fail_streak=shown.fail_streak if shown is not None else 0,
         **values,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class States:
+    """What the displayed states are decided from, read once per refresh.
+
+    Attributes:
+        persisted: every target's persisted outage state (:func:`store.history.persisted_states`).
+        blind: the monitor's blind status (:func:`store.history.blind_status`), None while it
+            can see.
+    """
+
+    persisted: Mapping[str, PersistedState]
+    blind: BlindStatus | None
+
+    @classmethod
+    def read(cls, db: sqlite_utils.Database, now: datetime) -> States:
+        """Read both now."""
+        return cls(persisted_states(db), blind_status(db, now))
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A target's displayed state and the failure streak behind it."""
+
+    verdict: Verdict
+    fail_streak: int
+
+
+def shown_state(
+    name: str,
+    *,
+    configured: bool,
+    paused: bool,
+    interval_s: float,
+    effective_interval_s: float | None,
+    last_age_s: float | None,
+    states: States,
+) -> Shown:
+    """The displayed state of one target (:func:`store.health.verdict`) from its persisted
+    outage state, made stale when the monitor is blind or the target's probes stopped."""
+    st = states.persisted.get(name)
+    blind = states.blind
+    v = verdict(
+        st.state if st else None,
+        st.since if st else None,
+        st.cause_kind if st else None,
+        st.cause_message if st else "",
+        configured=configured,
+        paused=paused,
+        blind_since=blind.since if blind else None,
+        blind_reason=blind.reason if blind else "",
+        last_age_s=last_age_s,
+        # A target whose budget stretched its interval is not stale.
+        interval_s=max(interval_s, effective_interval_s or 0.0),
+        fail_streak=st.fail_streak if st else 0,
+        fail_start=st.fail_start if st else None,
+        fail_message=st.fail_message if st else "",
+    )
+    return Shown(v, st.fail_streak if st else 0)
 
 
 def summarize(
@@ -186,6 +234,7 @@ def summarize(
     cache: RollupCache | None = None,
     *,
     names: Collection[str] | None = None,
+    states: States | None = None,
     with_verdicts: bool = True,
 ) -> list[TargetSummary]:
     """Summaries of every published target over the last ``window_s`` seconds.
@@ -196,7 +245,9 @@ def summarize(
         now: the current UTC time (injectable for tests).
         cache: keeps the settled rollup sums of a long window between calls (one per reader).
         names: only these targets (default: every published target).
-        with_verdicts: attach each target's displayed state (:func:`with_verdicts`).
+        states: the outage states and blind status the displayed states are decided from,
+            when already read (read here when None and ``with_verdicts``).
+        with_verdicts: attach each target's displayed state (else ``verdict`` is None).
 
     Returns:
         One summary per target, in config order.
@@ -223,78 +274,55 @@ def summarize(
             uptimes[name][label] = up
     gaps = monitor_gaps(db, start, now)
     window_uptimes = uptime(db, window_s, now, wanted, gaps)
-    summaries = [
-        build_summary(
-            t,
-            parts.get(t.name),
-            lasts[t.name],
-            trend_by.get(t.name),
-            uptimes[t.name],
-            window_uptimes.get(t.name),
-            now,
+    if with_verdicts and states is None:
+        states = States.read(db, now)
+    out = []
+    for t in targets:
+        last = lasts[t.name]
+        shown = (
+            shown_state(
+                t.name,
+                configured=t.configured,
+                paused=t.paused,
+                interval_s=t.interval_s,
+                effective_interval_s=t.effective_interval_s,
+                last_age_s=last.age_s if last is not None else None,
+                states=states,
+            )
+            if with_verdicts and states is not None
+            else None
         )
-        for t in targets
-    ]
-    if with_verdicts:
-        summaries = attach_verdicts(db, summaries, now)
-    return summaries
-
-
-def attach_verdicts(
-    db: sqlite_utils.Database,
-    summaries: Sequence[TargetSummary],
-    now: datetime,
-    states: Mapping[str, PersistedState] | None = None,
-    blind: BlindStatus | None = None,
-    *,
-    elapsed_s: float = 0.0,
-) -> list[TargetSummary]:
-    """Copies of ``summaries`` with their displayed state, ages moved ``elapsed_s`` forward.
-
-    Args:
-        db: an open database (read only when ``states`` is None).
-        summaries: the summaries.
-        now: the current UTC time.
-        states: :func:`store.history.persisted_states` when already read (else read here,
-            with :func:`store.history.blind_status`).
-        blind: the monitor's blind status read with ``states`` (None: it can see).
-        elapsed_s: seconds since the summaries' ages were computed.
-    """
-    if states is None:
-        states, blind = persisted_states(db), blind_status(db, now)
-    return with_verdicts(summaries, states, blind, elapsed_s=elapsed_s)
+        out.append(
+            build_summary(
+                t,
+                parts.get(t.name),
+                last,
+                trend_by.get(t.name),
+                uptimes[t.name],
+                window_uptimes.get(t.name),
+                now,
+                shown,
+            )
+        )
+    return out
 
 
 def with_verdicts(
-    summaries: Sequence[TargetSummary],
-    states: Mapping[str, PersistedState],
-    blind: BlindStatus | None,
-    *,
-    elapsed_s: float = 0.0,
+    summaries: Sequence[TargetSummary], states: States, *, elapsed_s: float = 0.0
 ) -> list[TargetSummary]:
-    """Copies of ``summaries`` with each target's displayed state (:func:`store.health.verdict`)
-    from its persisted outage state, ages moved ``elapsed_s`` forward."""
+    """Copies of ``summaries`` with each target's displayed state (:func:`shown_state`), ages
+    moved ``elapsed_s`` forward (the window figures are shared)."""
     out = []
     for s in summaries:
-        st = states.get(s.name)
         age_s = s.last_age_s + elapsed_s if s.last_age_s is not None else None
-        v = verdict(
-            st.state if st else None,
-            st.since if st else None,
-            st.cause_kind if st else None,
-            st.cause_message if st else "",
+        shown = shown_state(
+            s.name,
             configured=s.configured,
             paused=s.paused,
-            blind_since=blind.since if blind else None,
-            blind_reason=blind.reason if blind else "",
+            interval_s=s.interval_s,
+            effective_interval_s=s.effective_interval_s,
             last_age_s=age_s,
-            # A target whose budget stretched its interval is not stale.
-            interval_s=max(s.interval_s, s.effective_interval_s or 0.0),
-            fail_streak=st.fail_streak if st else 0,
-            fail_start=st.fail_start if st else None,
-            fail_message=st.fail_message if st else "",
+            states=states,
         )
-        out.append(
-            s.restated(elapsed_s=elapsed_s, verdict=v, fail_streak=st.fail_streak if st else 0)
-        )
+        out.append(s.restated(elapsed_s=elapsed_s, shown=shown))
     return out

@@ -58,13 +58,6 @@ def error_label(kind: str | None) -> str:
     return kind or UNKNOWN_KIND
 
 
-def add_counts(into: dict[str, int], counts: Mapping[str, int], sign: int = 1) -> None:
-    """Add ``sign × counts`` into ``into`` key by key (histograms and errors by kind)."""
-    get = into.get
-    for k, n in counts.items():
-        into[k] = get(k, 0) + sign * n
-
-
 @dataclass(slots=True)
 class Samples:
     """The exact values of a tally's successful probes (kept only when asked for)."""
@@ -126,74 +119,103 @@ class Tally:
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Count probe rows that start with the :data:`TALLY_COLUMNS` values.
 
-        Column by column over the rows rather than row by row: a dashboard window tallies
-        thousands of rows per refresh.
+        One pass with the sums in local variables (unrolled per column: the rollup writer
+        calls it for every minute of every target, a dashboard window for thousands of rows
+        per refresh).
         """
-        self.probes += len(rows)
-        ok = [r for r in rows if r[0] == "ok"]
-        self.ok += len(ok)
-        if len(ok) != len(rows):
-            errors = self.errors
-            for r in rows:
-                if r[0] != "ok":
-                    key = r[1] or UNKNOWN_KIND
-                    errors[key] = errors.get(key, 0) + 1
-        ttft = [v for r in ok if (v := r[2]) is not None]
-        total = [v for r in ok if (v := r[3]) is not None]
-        tps = [v for r in ok if (v := r[4]) is not None]
-        self.ttft_sum += sum(ttft)
-        self.ttft_n += len(ttft)
-        self.total_sum += sum(total)
-        self.total_n += len(total)
-        self.tps_sum += sum(tps)
-        self.tps_n += len(tps)
-        if self.samples is not None:
-            self.samples.ttft_ms += ttft
-            self.samples.total_ms += total
-            self.samples.decode_tps += tps
-            self.samples.input_tokens += [v for r in ok if (v := r[5]) is not None]
-        else:
-            for hist, values in ((self.ttft, ttft), (self.total, total), (self.tps, tps)):
-                for v in values:
-                    if v == v:  # NaN never has a bucket
-                        k = str(histogram.bucket_index(v))
-                        hist[k] = hist.get(k, 0) + 1
-        for r in ok:
-            inp = r[5]
-            if inp is not None:
-                self.input_tokens += inp
+        errors, kept = self.errors, self.samples
+        th, oh, ph = self.ttft, self.total, self.tps
+        bucket = histogram.bucket_key
+        ttft_sum = total_sum = tps_sum = cost = 0.0
+        ok = ttft_n = total_n = tps_n = cost_n = 0
+        input_tokens = output_tokens = cache_read = cache_input = 0
+        for r in rows:
+            if r[0] != "ok":
+                key = r[1] or UNKNOWN_KIND
+                errors[key] = errors.get(key, 0) + 1
+                continue
+            ok += 1
+            if (v := r[2]) is not None:
+                ttft_sum += v
+                ttft_n += 1
+                if kept is not None:
+                    kept.ttft_ms.append(v)
+                elif v == v:  # NaN never has a bucket
+                    k = bucket(v)
+                    th[k] = th.get(k, 0) + 1
+            if (v := r[3]) is not None:
+                total_sum += v
+                total_n += 1
+                if kept is not None:
+                    kept.total_ms.append(v)
+                elif v == v:
+                    k = bucket(v)
+                    oh[k] = oh.get(k, 0) + 1
+            if (v := r[4]) is not None:
+                tps_sum += v
+                tps_n += 1
+                if kept is not None:
+                    kept.decode_tps.append(v)
+                elif v == v:
+                    k = bucket(v)
+                    ph[k] = ph.get(k, 0) + 1
+            if (inp := r[5]) is not None:
+                input_tokens += inp
+                if kept is not None:
+                    kept.input_tokens.append(inp)
                 if r[7] is not None:
-                    self.cache_read_tokens += r[7]
-                    self.cache_input_tokens += inp
+                    cache_read += r[7]
+                    cache_input += inp
             if r[6] is not None:
-                self.output_tokens += r[6]
+                output_tokens += r[6]
             if r[8] is not None:
-                self.cost_usd += r[8]
-                self.cost_n += 1
+                cost += r[8]
+                cost_n += 1
+        self.probes += len(rows)
+        self.ok += ok
+        self.ttft_sum += ttft_sum
+        self.ttft_n += ttft_n
+        self.total_sum += total_sum
+        self.total_n += total_n
+        self.tps_sum += tps_sum
+        self.tps_n += tps_n
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cache_read_tokens += cache_read
+        self.cache_input_tokens += cache_input
+        self.cost_usd += cost
+        self.cost_n += cost_n
 
-    def add(self, other: Tally, sign: int = 1) -> None:
-        """Add ``sign × other`` into this tally (``other`` is left as it is)."""
-        self.probes += sign * other.probes
-        self.ok += sign * other.ok
+    def add(self, other: Tally) -> None:
+        """Add ``other`` into this tally (``other`` is left as it is)."""
+        # Field by field, not a loop over fields(): the rollup writer adds two tallies per
+        # minute of every target, the dashboard one per target per refresh.
+        self.probes += other.probes
+        self.ok += other.ok
         for mine, theirs in (
             (self.errors, other.errors),
             (self.ttft, other.ttft),
             (self.total, other.total),
             (self.tps, other.tps),
         ):
-            add_counts(mine, theirs, sign)
-        self.ttft_sum += sign * other.ttft_sum
-        self.ttft_n += sign * other.ttft_n
-        self.total_sum += sign * other.total_sum
-        self.total_n += sign * other.total_n
-        self.tps_sum += sign * other.tps_sum
-        self.tps_n += sign * other.tps_n
-        self.input_tokens += sign * other.input_tokens
-        self.output_tokens += sign * other.output_tokens
-        self.cache_read_tokens += sign * other.cache_read_tokens
-        self.cache_input_tokens += sign * other.cache_input_tokens
-        self.cost_usd += sign * other.cost_usd
-        self.cost_n += sign * other.cost_n
+            if not mine:
+                mine.update(theirs)  # an empty map: a copy, no per-key adds
+                continue
+            get = mine.get
+            for k, n in theirs.items():
+                mine[k] = get(k, 0) + n
+        self.ttft_sum += other.ttft_sum
+        self.ttft_n += other.ttft_n
+        self.total_sum += other.total_sum
+        self.total_n += other.total_n
+        self.tps_sum += other.tps_sum
+        self.tps_n += other.tps_n
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_input_tokens += other.cache_input_tokens
+        self.cost_usd += other.cost_usd
+        self.cost_n += other.cost_n
 
     def add_json(self, into: dict[str, int], arrays: str | None, sign: int = 1) -> None:
         """Add a JSON array of stored ``{key: count}`` objects (SQLite's ``group_concat`` of a
@@ -205,65 +227,59 @@ class Tally:
             if not into and sign > 0:
                 into.update(counts)  # the first object: a copy, no per-key adds
                 continue
-            # Inlined (not add_counts): a long window adds tens of thousands of these objects.
+            # Inlined: a long window adds tens of thousands of these objects.
             for k, n in counts.items():
                 into[k] = get(k, 0) + sign * n
 
     def figures(self) -> WindowFigures:
         """The figures of these probes (exact when the tally kept its values)."""
-        ranked = rank_errors(self.errors)
-        errors = self.probes - self.ok
-        common: dict[str, Any] = {
-            "count": self.probes,
-            "errors": errors,
-            "error_rate": errors / self.probes if self.probes > 0 else None,
-            "errors_by_kind": ranked,
-            "top_error_kind": next(iter(ranked), None),
-            "cost_per_request_usd": self.cost_usd / self.cost_n if self.cost_n else None,
-            "cache_hit_share": (
-                self.cache_read_tokens / self.cache_input_tokens
-                if self.cache_input_tokens
-                else None
-            ),
-        }
+        qs = (50.0, 95.0, 99.0)
         if self.samples is not None:
             ttft = sorted(self.samples.ttft_ms)
             total = sorted(self.samples.total_ms)
             tps = sorted(self.samples.decode_tps)
-            return WindowFigures(
-                **common,
-                ttft_p50_ms=percentile(ttft, 50),
-                ttft_p95_ms=percentile(ttft, 95),
-                ttft_p99_ms=percentile(ttft, 99),
-                total_p50_ms=percentile(total, 50),
-                total_p95_ms=percentile(total, 95),
-                total_p99_ms=percentile(total, 99),
-                decode_tps_p50=percentile(tps, 50),
-                ttft_values_ms=tuple(ttft),
-                total_values_ms=tuple(total),
-                tps_values=tuple(tps),
-                from_rollups=False,
+            ttft_q = [percentile(ttft, q) for q in qs]
+            total_q = [percentile(total, q) for q in qs]
+            tps_p50 = percentile(tps, 50)
+            values = (tuple(ttft), tuple(total), tuple(tps))
+        else:
+            # Bucket keys back to integers; a subtracted edge may have emptied some buckets.
+            ttft_h, total_h = _int_keys(self.ttft), _int_keys(self.total)
+            ttft_q = histogram.quantiles(ttft_h, qs)
+            total_q = histogram.quantiles(total_h, qs)
+            tps_p50 = histogram.quantile(_int_keys(self.tps), 50)
+            # Sampling costs ~70 µs per histogram and target; nothing draws a TPS distribution
+            # from rollups, so its samples are only kept for raw windows.
+            values = (
+                tuple(histogram.sample(ttft_h, SAMPLE_POINTS)),
+                tuple(histogram.sample(total_h, SAMPLE_POINTS)),
+                (),
             )
-        # Bucket keys back to integers; a subtracted edge may have emptied some buckets.
-        ttft_h = _int_keys(self.ttft)
-        total_h = _int_keys(self.total)
-        t50, t95, t99 = histogram.quantiles(ttft_h, (50, 95, 99))
-        o50, o95, o99 = histogram.quantiles(total_h, (50, 95, 99))
+        ranked = rank_errors(self.errors)
+        errors = self.probes - self.ok
         return WindowFigures(
-            **common,
-            ttft_p50_ms=t50,
-            ttft_p95_ms=t95,
-            ttft_p99_ms=t99,
-            total_p50_ms=o50,
-            total_p95_ms=o95,
-            total_p99_ms=o99,
-            decode_tps_p50=histogram.quantile(_int_keys(self.tps), 50),
-            ttft_values_ms=tuple(histogram.sample(ttft_h, SAMPLE_POINTS)),
-            # Sampling costs ~70 µs per histogram and target; nothing draws a TPS
-            # distribution from rollups, so its samples are only kept for raw windows.
-            total_values_ms=tuple(histogram.sample(total_h, SAMPLE_POINTS)),
-            tps_values=(),
-            from_rollups=True,
+            count=self.probes,
+            errors=errors,
+            error_rate=errors / self.probes if self.probes > 0 else None,
+            errors_by_kind=ranked,
+            top_error_kind=next(iter(ranked), None),
+            ttft_p50_ms=ttft_q[0],
+            ttft_p95_ms=ttft_q[1],
+            ttft_p99_ms=ttft_q[2],
+            total_p50_ms=total_q[0],
+            total_p95_ms=total_q[1],
+            total_p99_ms=total_q[2],
+            decode_tps_p50=tps_p50,
+            cost_per_request_usd=self.cost_usd / self.cost_n if self.cost_n else None,
+            cache_hit_share=(
+                self.cache_read_tokens / self.cache_input_tokens
+                if self.cache_input_tokens
+                else None
+            ),
+            ttft_values_ms=values[0],
+            total_values_ms=values[1],
+            tps_values=values[2],
+            from_rollups=self.samples is None,
         )
 
     def input_tokens_p50(self) -> float | None:

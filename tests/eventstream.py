@@ -1,6 +1,6 @@
 """A minimal AWS event-stream *encoder* for tests (the probe decodes with botocore).
 
-Layout (AWS "Event stream encoding", wire-formats.md §9): ``[total_len u32][headers_len u32]
+Layout (AWS's "Event stream encoding" documentation): ``[total_len u32][headers_len u32]
 [prelude CRC32][headers][payload][message CRC32]``, big-endian; each header is
 ``[name_len u8][name][type u8 = 7 (string)][value_len u16][value]``.
 """

@@ -65,7 +65,7 @@ NOON = datetime(2026, 10, 21, 12, 0, 0, tzinfo=UTC)
 
 
 def stepped_clocks(step_s: float) -> tuple[Callable[[], float], Callable[[], datetime]]:
-    """FC-10 clocks: a monotonic clock reading 100.000 at the first call, and a wall clock
+    """docs/field-cases.md FC-10 clocks: a monotonic clock reading 100.000 at the first call, and a wall clock
     reading 12:00:00.000Z until monotonic 100.300, then stepped by ``step_s`` (an NTP step)."""
     base: list[float] = []
 

@@ -1,7 +1,7 @@
 """Real HTTP servers on 127.0.0.1 for tests: a scripted replay server and a thread runner.
 
 The replay server writes each scripted read separately at its scheduled time after the
-request arrived (the "recv t=…" lines of field-cases.md), over real TCP with HTTP/1.1 chunked
+request arrived (the reads of a field case, docs/field-cases.md), over real TCP with HTTP/1.1 chunked
 transfer, so probes see real transport reads, not a patched client.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ class Script:
         body: a whole non-streamed body (used instead of ``reads`` when set).
         abort_at_end: drop the TCP connection after the last read instead of ending cleanly.
         scale: multiply every time by this (compress long field cases).
+        echo_auth: replace ``{AUTH}`` in header values, the body and the reads by the
+            request's credential (the ``Authorization: Bearer`` token, else ``x-api-key``),
+            as a server echoing the key back would; ``{AUTH_UPPER}``, ``{AUTH_JSON}``
+            (JSON-escaped, ``/`` as ``\\/``) and ``{AUTH_URL}`` (percent-encoded) echo it
+            changed.
     """
 
     reads: list[tuple[float, bytes]] = field(default_factory=list)
@@ -37,14 +43,21 @@ class Script:
     body: bytes | None = None
     abort_at_end: bool = False
     scale: float = 1.0
+    echo_auth: bool = False
 
 
 class ReplayServer:
-    """Serves :class:`Script` responses at ``/<case>/...``; records the requests it received."""
+    """Serves :class:`Script` responses at ``/<case>/...``; records the requests it received,
+    the body bytes it wrote per case (``sent``), the cases whose client closed the
+    connection before the script ended (``dropped``) and the streamed cases whose handler
+    has returned (``finished``)."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: dict[str, list[dict[str, Any]]] = {}
+        self.sent: dict[str, int] = {}
+        self.dropped: set[str] = set()
+        self.finished: set[str] = set()
         self.app = web.Application()
         self.app.router.add_route("*", "/{case}/{tail:.*}", self._handle)
         self.port = 0
@@ -79,21 +92,63 @@ class ReplayServer:
         script = self.scripts.get(case)
         if script is None:
             return web.Response(status=599, text=f"no script for {case}")
+        if script.echo_auth:
+            script = _echoed(script, request)
         k = script.scale
         await asyncio.sleep(max(0.0, t_request + script.headers_at * k - loop.time()))
         if script.body is not None:
             return web.Response(status=script.status, headers=script.headers, body=script.body)
         response = web.StreamResponse(status=script.status, headers=script.headers)
         await response.prepare(request)
+        self.sent[case] = 0
         for t_s, chunk in script.reads:
-            await asyncio.sleep(max(0.0, t_request + t_s * k - loop.time()))
-            await response.write(chunk)
+            delay = t_request + t_s * k - loop.time()
+            await asyncio.sleep(max(0.0, delay))
+            try:
+                await response.write(chunk)
+            except ConnectionError:  # the client closed the connection mid-body
+                self.dropped.add(case)
+                self.finished.add(case)
+                return response
+            self.sent[case] += len(chunk)
+        self.finished.add(case)
         if script.abort_at_end:
             assert request.transport is not None
             request.transport.abort()
             return response
         await response.write_eof()
         return response
+
+
+def _echoed(script: Script, request: web.Request) -> Script:
+    auth = request.headers.get("Authorization", "")
+    token = auth.removeprefix("Bearer ") if auth else request.headers.get("x-api-key", "")
+    forms = {
+        "{AUTH}": token,
+        "{AUTH_UPPER}": token.upper(),
+        "{AUTH_JSON}": json.dumps(token)[1:-1].replace("/", "\\/"),
+        "{AUTH_URL}": urllib.parse.quote(token, safe=""),
+    }
+
+    def text(value: str) -> str:
+        for mark, form in forms.items():
+            value = value.replace(mark, form)
+        return value
+
+    def data(value: bytes) -> bytes:
+        for mark, form in forms.items():
+            value = value.replace(mark.encode(), form.encode())
+        return value
+
+    return Script(
+        reads=[(t, data(chunk)) for t, chunk in script.reads],
+        status=script.status,
+        headers={k: text(v) for k, v in script.headers.items()},
+        headers_at=script.headers_at,
+        body=data(script.body) if script.body is not None else None,
+        abort_at_end=script.abort_at_end,
+        scale=script.scale,
+    )
 
 
 class ServerThread:

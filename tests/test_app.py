@@ -11,6 +11,7 @@ import asyncio
 import io
 import itertools
 import re
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,8 @@ from store.reader import SnapshotReader
 from tests import dashboard_fixture
 from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp
+from tui.messages import CommandFailed, CommandSent, ReadFailed, SnapshotReady
+from tui.reader import DatabaseReader, ReadRequest, SendCommand
 from tui.screens import (
     CompareScreen,
     CostScreen,
@@ -514,14 +517,14 @@ async def test_refreshes_never_overlap_and_coalesce(
 ) -> None:
     active = 0
     peak = 0
-    reads = 0
+    starts: list[float] = []
     real = SnapshotReader.read
 
     def slow_read(self: SnapshotReader, *args: object, **kwargs: object) -> object:
-        nonlocal active, peak, reads
+        nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        reads += 1
+        starts.append(time.monotonic())
         time.sleep(0.15)
         active -= 1
         return real(self, *args, **kwargs)  # type: ignore[arg-type]
@@ -530,25 +533,110 @@ async def test_refreshes_never_overlap_and_coalesce(
     app = make_app(db_path)
     async with app.run_test() as pilot:
         await loaded(pilot, app)
+        burst = time.monotonic()
         for _ in range(20):  # a burst of refresh requests (keys, commands, resizes)
             app.request_refresh()
-        await pilot.pause(1.2)
+        await pilot.pause(3.5)
     assert peak == 1
-    assert reads <= 6  # one in flight plus one queued per burst, then the 1 s timer
+    after = [t for t in starts if t >= burst]
+    # The burst costs at most the read in flight plus one for the rest (not 20) ...
+    assert 1 <= len([t for t in after if t < burst + 0.5]) <= 2, after
+    # ... and then one timer again: reads a second apart, never two timers racing.
+    settled = [t for t in after if t >= burst + 0.5]
+    assert settled and all(b - a >= 0.99 for a, b in itertools.pairwise(settled)), settled
 
 
 async def test_refresh_is_at_most_once_a_second(db_path: Path) -> None:
     app = make_app(db_path)
     reads: list[float] = []
     async with app.run_test() as pilot:
-        real = app._reader.read
+        snapshots = app.reader.snapshots
+        real = snapshots.read
 
         def counted(*args: object, **kwargs: object) -> object:
             reads.append(time.monotonic())
             return real(*args, **kwargs)  # type: ignore[arg-type]
 
-        app._reader.read = counted  # type: ignore[method-assign]
+        snapshots.read = counted  # type: ignore[method-assign]
         await asyncio.sleep(3.2)
         await pilot.pause()
     gaps = [b - a for a, b in itertools.pairwise(reads)]
     assert 2 <= len(reads) <= 4 and all(g >= 0.99 for g in gaps)
+
+
+def test_the_reader_coalesces_what_piles_up_during_a_read(db_path: Path) -> None:
+    """While a read runs, 20 read requests and two commands pile up: both commands are sent
+    in order, then one read of the newest request; never one read per request."""
+    posted: list[object] = []
+    second = threading.Event()
+
+    def post(message: object) -> None:
+        posted.append(message)
+        if [type(m) for m in posted].count(SnapshotReady) == 2:
+            second.set()
+
+    reader = DatabaseReader(db_path, post, lambda: NOW)
+    reading, release = threading.Event(), threading.Event()
+    windows: list[float] = []
+    real = reader.snapshots.read
+
+    def blocking_read(window_s: float, now: object = None, detail: object = None) -> object:
+        windows.append(window_s)
+        reading.set()
+        release.wait(5)
+        return real(window_s, NOW, None)
+
+    reader.snapshots.read = blocking_read  # type: ignore[assignment,method-assign]
+    thread = threading.Thread(target=reader.run)
+    thread.start()
+    try:
+        reader.submit(ReadRequest(900.0))
+        assert reading.wait(5)
+        for i in range(20):
+            reader.submit(ReadRequest(3600.0 + i))
+        reader.submit(SendCommand("pause", "chat-primary"))
+        reader.submit(SendCommand("probe_now"))
+        release.set()
+        assert second.wait(5)
+    finally:
+        reader.stop()
+        thread.join(5)
+    assert windows == [900.0, 3619.0]
+    sent = [m.what for m in posted if isinstance(m, CommandSent)]
+    assert sent == ["pause chat-primary", "probe now all"]
+    assert [type(m) for m in posted].count(SnapshotReady) == 2
+
+
+def test_the_reader_survives_a_database_it_cannot_open(tmp_path: Path) -> None:
+    """A command or a read against a missing or broken file is a message; the reader thread
+    keeps serving (it would otherwise die and the dashboard stop refreshing)."""
+    posted: list[object] = []
+    answered = threading.Event()
+
+    def post(message: object) -> None:
+        posted.append(message)
+        if isinstance(message, ReadFailed):
+            answered.set()
+
+    missing = DatabaseReader(tmp_path / "none.db", post, lambda: NOW)
+    missing.submit(SendCommand("pause", "a"))
+    missing.stop()
+    missing.run()
+    (failed,) = posted
+    assert isinstance(failed, CommandFailed)
+    assert failed.error == "waiting for the prober to create the database"
+
+    posted.clear()
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not an SQLite database, just text " * 100)
+    reader = DatabaseReader(broken, post, lambda: NOW)
+    thread = threading.Thread(target=reader.run)
+    thread.start()
+    try:
+        reader.submit(SendCommand("probe_now"))
+        reader.submit(ReadRequest(3600.0))
+        assert answered.wait(5)
+    finally:
+        reader.stop()
+        thread.join(5)
+    assert [type(m) for m in posted] == [CommandFailed, ReadFailed]

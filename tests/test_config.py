@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from probes.config import (
+    AlertsConfig,
+    ChannelConfig,
     Config,
     ConfigError,
     DashboardConfig,
+    MaintenanceConfig,
+    MetricsConfig,
     ProberConfig,
     ProbeSettings,
+    RouteConfig,
     TargetConfig,
     load_config,
     parse_config,
@@ -74,7 +79,7 @@ def test_compatible_provider_needs_base_url() -> None:
 def test_duplicate_names_and_bad_values_rejected() -> None:
     with pytest.raises(ConfigError, match="duplicate target name 'a'"):
         parse_config(GOOD.replace('name = "b"', 'name = "a"'))
-    with pytest.raises(ConfigError, match="greater than 0"):
+    with pytest.raises(ConfigError, match=r"greater than or equal to 0\.01"):
         parse_config(GOOD.replace("interval_s = 20", "interval_s = 0"))
 
 
@@ -106,6 +111,16 @@ def test_example_config_loads_and_documents_every_option() -> None:
     config = load_config(EXAMPLE)
     assert isinstance(config, Config) and config.targets
     text = EXAMPLE.read_text()
-    for model in (ProbeSettings, ProberConfig, DashboardConfig, TargetConfig):
+    for model in (
+        ProbeSettings,
+        ProberConfig,
+        DashboardConfig,
+        TargetConfig,
+        MetricsConfig,
+        AlertsConfig,
+        ChannelConfig,
+        RouteConfig,
+        MaintenanceConfig,
+    ):
         for key in model.model_fields:
             assert re.search(rf"^#? ?{key} = ", text, re.M), f"{key} missing from example"

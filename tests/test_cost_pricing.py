@@ -1,4 +1,5 @@
-"""Cost per request by token bucket (metrics.md §4-§5, FC-11, FC-12): hand-computed values.
+"""Cost per request by token bucket (docs/metrics.md §4-§5, docs/field-cases.md FC-11 and
+FC-12): hand-computed values.
 
 Every expected figure is written out as tokens × rate, in USD per million tokens, so a reader
 can check it without running anything. Snapshot figures come from genai-prices' bundled data.
@@ -181,7 +182,7 @@ def test_reasoning_with_its_own_rate() -> None:
     cost = compute_cost(usage, target("openai", "sonar-deep-research"), "perplexity", WHEN)
     assert close(cost.cost_usd, 0.0007)
     assert cost.rates is not None and cost.rates.reasoning == 3.0
-    # A host that reports reasoning > output (metrics.md §4): output at the output rate.
+    # A host that reports reasoning > output (docs/metrics.md §4): output at the output rate.
     odd = compute_cost(
         Usage(input_tokens=43, output_tokens=10, reasoning_tokens=11),
         target("openai", "sonar-deep-research"),

@@ -91,7 +91,7 @@ def test_cached_input_feature_uses_the_cache_rate() -> None:
         "output_tokens = 300\nrequests_per_day = 1000\n"
     )
     (p,) = feature_projections(None, config, 3600, NOW).projections
-    # 86 × 2.50 + 1920 × 1.25 + 300 × 10.00 per million (FC-12 A)
+    # 86 × 2.50 + 1920 × 1.25 + 300 × 10.00 per million (docs/field-cases.md FC-12 A)
     assert p.cost_per_request_usd == pytest.approx(0.005615, abs=1e-12)
     assert p.per_day_usd == pytest.approx(5.615)
 

@@ -1,10 +1,10 @@
 """Anthropic Messages dialect: recorded-shape streams replayed by a real server on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §5 (ANT-PY ``basic_response.txt``,
+Shapes from the recorded streams of docs/field-cases.md (ANT-PY ``basic_response.txt``,
 ``tool_use_response.txt``, ``refusal_response.txt``, ``test_streaming.py::test_error_type``;
 PAI ``test_anthropic_model_thinking_part_stream.yaml``,
 ``test_anthropic_compaction_usage_with_cache_streaming.yaml``) and field cases FC-02, FC-04 B,
-FC-05 C, FC-08, FC-10 and FC-12 B of field-cases.md.
+FC-05 C, FC-08, FC-10 and FC-12 B of docs/field-cases.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ MESSAGE_STOP = ev("message_stop", '{"type":"message_stop"}')
 async def test_basic_stream_every_field(
     replay: ReplayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # ANT-PY basic_response.txt, with the final blank line appended (§1.2).
+    # ANT-PY basic_response.txt, with the final blank line appended (an SSE event is only
+    # dispatched at a blank line).
     reads = [
         (0.20, MESSAGE_START),
         (0.21, TEXT_START),

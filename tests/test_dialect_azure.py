@@ -1,7 +1,7 @@
 """Azure OpenAI dialect, replayed by a real server on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §4 (T14 MSDOCS sample and the dto-btn
-fixture, T15 "blocked by filters", T16 pre-stream 400, the 429 body) and field cases FC-01 B,
+Shapes from the recorded streams of docs/field-cases.md (T14 MSDOCS sample and the dto-btn
+fixture, T15 "blocked by filters", T16 pre-stream 400, the 429 body) and its field cases FC-01 B,
 FC-08 and FC-10.
 """
 

@@ -1,6 +1,6 @@
 """Bedrock ConverseStream dialect: binary event-stream frames replayed on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §9 and T45 (PAI
+Shapes from the recorded streams of docs/field-cases.md, T45 (PAI
 ``test_bedrock_model_stream_with_extra_headers.yaml`` for Nova Micro,
 ``test_bedrock_model_thinking_part_stream.yaml`` for Claude thinking), with frames built by
 ``tests/eventstream.py`` (lengths + CRC32) and decoded by botocore in the probe; field cases

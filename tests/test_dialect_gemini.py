@@ -1,6 +1,6 @@
 """Gemini ``streamGenerateContent?alt=sse`` dialect, replayed by a real server on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §6 (PAI
+Shapes from the recorded streams of docs/field-cases.md (PAI
 ``test_google_stream_usage_is_live_mid_stream.yaml``, ``test_google_model_stream.yaml``,
 ``test_google_model_thinking_part_iter.yaml``,
 ``test_google_model_mobile_youtube_video_url_input.yaml``; vercel/ai#5217 for the raw error

@@ -1,8 +1,8 @@
 """Ollama native ``/api/chat`` (NDJSON) dialect, replayed by a real server on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §8.2 (T39 OLLAMA ``docs/api.md`` "Chat request
-(Streaming)", T40 ``docs/api/errors.mdx``, T41 the cached-prompt line without
-``prompt_eval_count``) and field cases FC-02, FC-07 C, FC-10 and FC-12 (Ollama counts).
+Shapes from the recorded streams of docs/field-cases.md (T39 OLLAMA ``docs/api.md`` "Chat
+request (Streaming)", T40 ``docs/api/errors.mdx``, T41 the cached-prompt line without
+``prompt_eval_count``) and its field cases FC-02, FC-07 C, FC-10 and FC-12 (Ollama counts).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """OpenAI Responses API dialect, replayed by a real server on 127.0.0.1.
 
-Shapes from ../shared/reference/wire-formats.md §3 (T10 PAI
+Shapes from the recorded streams of docs/field-cases.md (T10 PAI
 ``test_openai_responses_stream.yaml``, T11 ``test_openai_responses_streaming_usage.yaml``,
 T12 ``test_openai_responses_model_web_search_tool_stream.yaml``, T13 synthetic from the
 openai-python types) and field cases FC-02 (hidden reasoning) and FC-10.

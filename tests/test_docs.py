@@ -37,3 +37,12 @@ def test_readme_commands_exist() -> None:
     used = set(re.findall(r"^\s*(?:\$ )?inferwatch ([a-z-]+)", readme, re.M))
     assert used, "README shows no inferwatch commands"
     assert used - {"--help", "--config", "--db"} <= subcommands
+
+
+def test_readme_layout_names_every_module() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## How it is built", 1)[1].split("```")[1]
+    named = set(re.findall(r"[a-z_]+\.py", section))
+    for package in ("probes", "store", "tui"):
+        modules = {p.name for p in (ROOT / package).glob("*.py") if p.name != "__init__.py"}
+        assert modules <= named, f"README 'How it is built' misses {sorted(modules - named)}"

@@ -1,4 +1,4 @@
-"""Field cases FC-01 … FC-09 (../shared/reference/field-cases.md) for the OpenAI chat dialect.
+"""Field cases FC-01 … FC-09 (docs/field-cases.md) for the OpenAI chat dialect.
 
 Each case is replayed read by read, at its stated times, by a real HTTP server on 127.0.0.1;
 the probe runs unpatched. Times are compared allowing 10 ms early and 50 ms late: the server's clock starts

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from probes.record import ProbeRecord
 from probes.timestamps import iso
+from store import histogram
 from store.control import PublishedTarget, publish_targets
 from store.db import open_db, record_row
 from store.rollups import rollup_all, rollup_pending
@@ -163,3 +164,13 @@ def test_migration_renames_the_old_error_label_in_rollups(tmp_path: Path) -> Non
     (errors,) = db.conn.execute("SELECT errors FROM rollup_minute").fetchone()
     assert errors == '{"stall":1,"unknown":4}'
     db.close()
+
+
+def test_histogram_buckets_are_eighths_of_a_doubling() -> None:
+    # Bucket i holds [2**(i/8), 2**((i+1)/8)); 2**(1/8) = 1.0905077...
+    assert histogram.bucket_index(1.0) == 0 and histogram.bucket_index(1.09) == 0
+    assert histogram.bucket_index(1.0906) == 1 and histogram.bucket_index(2.0) == 8
+    assert histogram.bucket_index(300.0) == 65  # 8 × log2(300) = 65.83
+    assert histogram.bucket_index(0.0005) == histogram.bucket_index(0.001) == -80
+    assert histogram.bucket_index(2.0**41) == 328  # beyond the precomputed edges
+    assert histogram.bucket_key(300.0) == "65" and histogram.bucket_key(2.0**41) == "328"

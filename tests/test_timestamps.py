@@ -13,8 +13,9 @@ from probes.timestamps import (
     clock_text,
     iso,
     minute_text,
+    parse_http_date,
     parse_iso,
-    parse_user_time,
+    parse_iso_utc,
 )
 
 
@@ -35,8 +36,8 @@ def test_parse_iso_reads_the_stored_format_and_offsets() -> None:
 
 
 def test_user_times_without_a_zone_are_utc() -> None:
-    assert parse_user_time(" 2026-11-30 ") == datetime(2026, 11, 30, tzinfo=UTC)
-    assert parse_user_time("2026-11-30T12:00:00Z") == datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert parse_iso_utc(" 2026-11-30 ") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert parse_iso_utc("2026-11-30T12:00:00Z") == datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def test_bucket_starts_and_display_slices() -> None:
@@ -47,3 +48,11 @@ def test_bucket_starts_and_display_slices() -> None:
     assert minute_text(stamp) == "2026-11-30 12:03Z" and minute_text(None) == "?"
     assert clock_text(stamp) == "12:03:04Z"
     assert clock_text(stamp, with_date=True) == "11-30 12:03Z"
+
+
+def test_http_dates_parse_to_utc() -> None:
+    assert parse_http_date("Wed, 21 Oct 2026 07:28:20 GMT") == datetime(
+        2026, 10, 21, 7, 28, 20, tzinfo=UTC
+    )
+    with pytest.raises(ValueError):
+        parse_http_date("in twenty seconds")

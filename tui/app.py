@@ -1,54 +1,72 @@
-"""The Textual dashboard: overview, per-target detail, comparison, incidents.
+"""The Textual dashboard: overview, per-target detail, comparison, incidents, cost.
 
-It never measures anything: it reads the database the prober writes (in a thread worker, on a
-re-armed timer, at most once a second, never two reads at once) and sends commands back
-through it. Rendering on this loop therefore cannot disturb a measured TTFT
-(tui-style.md §2.3). Each read posts one :class:`~tui.messages.SnapshotReady` (newer ones
-replace queued older ones) and only the screen on top redraws, only what changed.
+It never measures anything: the prober runs in its own process, so rendering never lands
+inside a measured TTFT (docs/architecture.md, "Processes"). The app's state is reactive:
+window, sort and filter here, the selection in the overview's table, and the newest snapshot,
+cost reports and commands in flight; whenever one changes the app publishes a new
+:class:`~tui.view.DashView`, which every dashboard screen receives through data binding and
+draws when it is on top. Screens post messages up and never call the app.
+
+Every database access goes through one reader thread (:class:`tui.reader.DatabaseReader`)
+with the app's only connection: the app asks for a read on a timer re-armed after each
+answer (at most once a second), and at once after a key that changes what is shown; bursts
+are coalesced and reads never overlap. A CSV export (``e``) streams from its own connection in
+its own worker, so a long export never holds up the refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import sqlite_utils
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from probes.config import Config
-from probes.timestamps import file_stamp
-from store import control
-from store.db import SchemaNotReady, open_db, open_reader
+from probes.config import Config, config_warnings
+from probes.text import printable
+from probes.timestamps import file_stamp, utc_now
 from store.health import State
-from store.reader import Snapshot, SnapshotReader
+from store.reader import Snapshot
 from tui import format as fmt
 from tui import keys
-from tui.messages import CommandSent, CostReady, ExportFinished, ReadFailed, SnapshotReady
+from tui.messages import (
+    CommandFailed,
+    CommandSent,
+    CostReady,
+    ExportFinished,
+    FilterChanged,
+    ReadFailed,
+    SnapshotReady,
+)
 from tui.panels import StatusContext
+from tui.reader import DatabaseReader, ReadRequest, SendCommand, SnapshotSource
 from tui.screens import (
+    CompareScreen,
     CostScreen,
     DashScreen,
     DetailScreen,
     HelpScreen,
+    IncidentsScreen,
     OverviewScreen,
     TooSmallScreen,
 )
-from tui.table import SORTS, build_rows
+from tui.table import SORTS, TargetTable, build_rows
+from tui.view import DashView
 
 #: Dashboard windows cycled by ``w``, in seconds.
 WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
@@ -56,15 +74,9 @@ WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
 MIN_WIDTH, MIN_HEIGHT = 60, 15
 #: How long a confirmed command stays in the status line, seconds.
 DONE_SHOWN_S = 6.0
-#: The cost reports are re-read at most this often while the cost screen is open, seconds.
-COST_EVERY_S = 10.0
 
 #: Returns the current UTC time (injected for deterministic tests and screenshots).
 Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _rich_colour_style(value: str) -> str:
@@ -89,6 +101,9 @@ class InferwatchApp(App[None]):
         export_dir: where ``e`` writes its CSV files (default: the working directory).
         config: the prober's config, for the cost screen's feature projections and prices
             (without it the cost screen shows the cost of monitoring only).
+        reader: where snapshots come from instead of the database (``inferwatch view
+            --prometheus``: :class:`tui.prometheus_source.PrometheusSource`); such a source
+            has no connection, so commands answer "view only".
     """
 
     CSS_PATH = "app.tcss"
@@ -101,6 +116,25 @@ class InferwatchApp(App[None]):
     ]
     """Keys available on every screen; screens repeat them in their footer order."""
 
+    # ``var``: reactive without Textual's automatic repaint of the whole app; the watchers
+    # publish a view and each screen repaints only the panels whose content changed.
+    window_s: var[float] = var(3600.0, init=False)
+    """The window of every figure, seconds (``w`` cycles :data:`WINDOWS_S`)."""
+    sort: var[str] = var("config", init=False)
+    """The overview's sort order (an id of ``tui.table.SORTS``)."""
+    filter_text: var[str] = var("", init=False)
+    """The overview's filter ("" for none)."""
+    snap: var[Snapshot | None] = var(None, init=False, always_update=True)
+    """The newest snapshot, None before the first read."""
+    cost: var[CostReady | None] = var(None, init=False, always_update=True)
+    """The newest cost reports (read only while the cost screen is open)."""
+    pending: var[tuple[tuple[int, str], ...]] = var((), init=False)
+    """Commands sent and not yet taken by the prober: (id, human text)."""
+    done: var[tuple[tuple[float, str], ...]] = var((), init=False)
+    """Commands the prober took recently: (monotonic time, human text)."""
+    view: var[DashView | None] = var(None, init=False, always_update=True)
+    """What the screens draw, published whenever any of the above changes."""
+
     def __init__(
         self,
         db_path: Path,
@@ -108,45 +142,40 @@ class InferwatchApp(App[None]):
         refresh_s: float = 1.0,
         source_label: str = "",
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         export_dir: Path | None = None,
         config: Config | None = None,
+        reader: SnapshotSource | None = None,
     ) -> None:
         super().__init__()
+        self.set_reactive(InferwatchApp.window_s, window_s)
         self.db_path = db_path
-        self.window_s = window_s
         self.refresh_s = max(1.0, refresh_s)
-        self.source_label = source_label
+        self.source_label = printable(source_label)
         self.clock = clock
         self.export_dir = export_dir
-        self.config = config
-        self.snap: Snapshot | None = None
-        self.cost: CostReady | None = None
-        self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
-        self.sort = "config"
-        self.filter_text = ""
-        self._reader = SnapshotReader(db_path)
-        self._pending: dict[int, str] = {}
-        self._done: list[tuple[float, str]] = []
+        self.reader = DatabaseReader(db_path, self.post_message, clock, config, source=reader)
+        # Shown once the app is up: a key over plain http, a sub-second remote interval.
+        self._config_warnings = config_warnings(config) if config is not None else []
+        """The one reader thread; every database access goes through it."""
+        self._bell_seen: int | None = None
         self._state_styles: dict[State, str] = {}
         self._styles_theme: str | None = None
-        self._refreshing = False
-        self._again = False
         self._timer: Timer | None = None
-        self._wake = threading.Event()
-        self._stopping = False
-        self._request: tuple[float, str | None, datetime, bool] | None = None
         self.animation_level = "none"
 
     def get_default_screen(self) -> Screen[None]:
         """The overview."""
-        return OverviewScreen()
+        return OverviewScreen().data_bind(InferwatchApp.view)
 
     def on_mount(self) -> None:
         """Start the reader, read at once; watch the terminal; apply the size rule."""
+        self._publish()
         self._check_size(self.size.width, self.size.height)
-        self.reader_loop()
+        self._run_reader()
         self.request_refresh()
+        for warning in self._config_warnings:
+            self.say(f"config: {warning}", severity="warning", timeout=20)
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
             # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
@@ -155,167 +184,65 @@ class InferwatchApp(App[None]):
 
     def on_unmount(self) -> None:
         """Stop the reader thread (it closes its connection)."""
-        self._stopping = True
-        self._wake.set()
+        self.reader.stop()
 
-    # ---- refresh cycle -------------------------------------------------------------------
-    #
-    # One long-lived thread worker reads; the UI asks for a read by setting ``_wake`` and is
-    # answered by one SnapshotReady. A per-refresh worker would cost a thread start and three
-    # state-change messages a second: at an idle dashboard that was most of the UI's work.
+    # ---- state ---------------------------------------------------------------------------
 
-    def request_refresh(self) -> None:
-        """Read now, or right after the read in flight (reads never overlap)."""
-        if self._refreshing:
-            self._again = True
-            return
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._refreshing = True
-        cost = any(isinstance(s, CostScreen) for s in self.screen_stack)
-        self._request = (self.window_s, self.detail_target(), self.clock(), cost)
-        self._wake.set()
+    def watch_window_s(self, window_s: float) -> None:
+        """A new window: say so, redraw (the status line shows it) and read it."""
+        self.notify(f"window {fmt.window(window_s)}", timeout=2)
+        self._publish()
+        self.request_refresh()
 
-    def detail_target(self) -> str | None:
-        """The target whose detail screen is open, if any."""
-        for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen):
-                return screen.target_name
-        return None
+    def watch_sort(self, sort: str) -> None:
+        """A new sort order: say so and redraw."""
+        self.notify(f"sort: {dict(SORTS)[sort]}", timeout=2)
+        self._publish()
 
-    @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
-    def reader_loop(self) -> None:
-        """Answer each read request with one SnapshotReady (a thread: SQLite blocks)."""
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stopping:
-                    return
-                request = self._request
-                if request is None:
-                    continue
-                try:
-                    self.post_message(SnapshotReady(*self.load_snapshot(*request)))
-                except Exception as exc:  # shown on screen; the next tick tries again
-                    self.post_message(ReadFailed(str(exc)))
-        finally:
-            self._reader.close()
+    def watch_filter_text(self) -> None:
+        """A new filter: redraw."""
+        self._publish()
 
-    def load_snapshot(
-        self, window_s: float, detail: str | None, now: datetime, cost: bool = False
-    ) -> tuple[Snapshot, frozenset[int]]:
-        """Read the database (reader thread): the snapshot and the commands now done."""
-        snap = self._reader.read(window_s, now, detail)
-        if cost:
-            self._read_cost(snap, now)
-        pending = list(self._pending)
-        done: set[int] = set()
-        if pending:
-            db = open_db(self.db_path, migrate=False)
-            try:
-                done = {cid for cid in pending if control.command_done(db, cid)}
-            finally:
-                db.close()
-        return snap, frozenset(done)
+    def watch_snap(self) -> None:
+        """A new snapshot: redraw."""
+        self._publish()
 
-    def _read_done(self) -> None:
-        """A read finished: re-arm the timer only now, so reads never overlap."""
-        self._refreshing = False
-        if self._again:
-            self._again = False
-            self.request_refresh()
-        else:
-            self._timer = self.set_timer(self.refresh_s, self.request_refresh)
+    def watch_cost(self) -> None:
+        """New cost reports: redraw."""
+        self._publish()
 
-    @on(ReadFailed)
-    def _read_failed(self, message: ReadFailed) -> None:
-        self.notify(f"cannot read {self.db_path}: {message.error}", severity="error")
-        self._read_done()
+    def watch_pending(self) -> None:
+        """Commands sent or taken: redraw the status line."""
+        self._publish()
 
-    def _read_cost(self, snap: Snapshot, now: datetime) -> None:
-        """Cost reports for the cost screen (worker thread), when data or window changed."""
-        last = self._cost_read
-        mono = time.monotonic()
-        if (
-            last is not None
-            and last[0] == snap.window_s
-            and (last[1] == snap.version or mono - last[2] < COST_EVERY_S)
-        ):
-            return
-        from store.costs import feature_projections, monitoring_report
+    def watch_done(self) -> None:
+        """Commands confirmed or expired: redraw the status line."""
+        self._publish()
 
-        self._cost_read = (snap.window_s, snap.version, mono)
-        try:
-            db: sqlite_utils.Database | None = open_reader(self.db_path)
-        except SchemaNotReady:
-            db = None
-        try:
-            projections = (
-                feature_projections(db, self.config, snap.window_s, now)
-                if self.config is not None and self.config.features
-                else None
-            )
-            monitoring = monitoring_report(db, snap.window_s, now) if db is not None else None
-        finally:
-            if db is not None:
-                db.close()
-        self.post_message(CostReady(snap.window_s, projections, monitoring))
-
-    @on(CostReady)
-    def _cost_ready(self, message: CostReady) -> None:
-        if message.window_s != self.window_s:
-            return
-        self.cost = message
-        self.redraw()
-
-    @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group in ("command", "export", "reader") and event.state == WorkerState.ERROR:
-            self.notify(f"{worker.group} failed: {worker.error}", severity="error")
-
-    @on(SnapshotReady)
-    def _show(self, message: SnapshotReady) -> None:
-        self._read_done()
-        snap = message.snap
-        if snap.window_s != self.window_s:
-            return  # a read started before the window changed; a fresh one is on its way
-        self.snap = snap
-        for cid in message.done_commands:
-            what = self._pending.pop(cid, None)
-            if what is not None:
-                self._done.append((time.monotonic(), what))
-        cutoff = time.monotonic() - DONE_SHOWN_S
-        self._done = [(t, w) for t, w in self._done if t >= cutoff]
-        self.redraw()
-
-    def redraw(self) -> None:
-        """Hand the newest snapshot to the screen on top (covered screens skip the work)."""
-        screen = self.screen
-        if isinstance(screen, DashScreen):
-            screen.show_snapshot(self.snap)
-
-    # ---- state shared by the screens ------------------------------------------------------
-
-    def status_context(self) -> StatusContext:
-        """What the status line needs beside the snapshot."""
+    def _publish(self) -> None:
         sort_label = "" if self.sort == "config" else dict(SORTS)[self.sort]
-        return StatusContext(
-            source=self.source_label,
-            window_s=self.window_s,
-            sort_label=sort_label,
+        self.view = DashView(
+            snap=self.snap,
+            sort=self.sort,
             filter_text=self.filter_text,
-            pending=list(self._pending.values()),
-            done=[w for _, w in self._done],
+            status=StatusContext(
+                source=self.source_label,
+                window_s=self.window_s,
+                sort_label=sort_label,
+                filter_text=self.filter_text,
+                pending=[what for _, what in self.pending],
+                done=[what for _, what in self.done],
+            ),
+            styles=self._styles(),
+            cost=self.cost,
         )
 
-    def state_style(self, state: State) -> str:
-        """The Rich style of a state word (bold, in its theme colour)."""
-        # get_css_variables() regenerates the whole colour system: once per theme, not per cell.
+    def _styles(self) -> dict[State, str]:
+        """The Rich style of each state word (bold, in its theme colour)."""
         if self.no_color:
-            return "bold"  # Textual greys colours out; grey words are harder to read than bold
+            # Textual greys colours out; grey words are harder to read than bold.
+            return dict.fromkeys(State, "bold")
+        # get_css_variables() regenerates the whole colour system: once per theme, not per cell.
         if self._styles_theme != self.theme:
             variables = self.get_css_variables()
             self._state_styles = {
@@ -323,24 +250,77 @@ class InferwatchApp(App[None]):
                 for st, v in fmt.STATE_STYLES.items()
             }
             self._styles_theme = self.theme
-        return self._state_styles[state]
+        return self._state_styles
 
-    def set_filter(self, text: str) -> None:
-        """Show only targets matching ``text`` (name, model, provider, group or state)."""
-        if text != self.filter_text:
-            self.filter_text = text
-            self.redraw()
+    # ---- reading -------------------------------------------------------------------------
 
-    def cycle_sort(self) -> None:
-        """Switch to the next sort order."""
-        ids = [s for s, _ in SORTS]
-        self.sort = ids[(ids.index(self.sort) + 1) % len(ids)]
-        self.notify(f"sort: {dict(SORTS)[self.sort]}", timeout=2)
-        self.redraw()
+    @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
+    def _run_reader(self) -> None:
+        """The reader thread (SQLite blocks; it never runs on the UI loop)."""
+        self.reader.run()
 
-    def open_detail(self, name: str) -> None:
-        """Open a target's detail screen and read its detail at once."""
-        self.push_screen(DetailScreen(name))
+    def request_refresh(self) -> None:
+        """Read now (right after the read in flight, if any; requests pile into one)."""
+        screens = self.screen_stack
+        detail = next((s.target_name for s in screens if isinstance(s, DetailScreen)), None)
+        cost = any(isinstance(s, CostScreen) for s in screens)
+        self.reader.submit(ReadRequest(self.window_s, detail, cost))
+
+    def _answered(self) -> None:
+        """A read finished: the next one in ``refresh_s``. One timer at most: a read asked for
+        by a key replaces the one that was due."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(self.refresh_s, self.request_refresh)
+
+    @on(SnapshotReady)
+    def _show(self, message: SnapshotReady) -> None:
+        self._answered()
+        snap = message.snap
+        now = time.monotonic()
+        taken = {cid: what for cid, what in self.pending if cid in message.done_commands}
+        if taken:
+            self.pending = tuple((c, w) for c, w in self.pending if c not in taken)
+        cutoff = now - DONE_SHOWN_S
+        self.done = tuple((t, w) for t, w in self.done if t >= cutoff) + tuple(
+            (now, what) for what in taken.values()
+        )
+        self._ring(snap)
+        if snap.window_s == self.window_s:  # else: read before the window changed; one follows
+            self.snap = snap
+
+    def _ring(self, snap: Snapshot) -> None:
+        """The terminal bell for each new ``bell`` channel notification (docs/alerts.md)."""
+        newest = snap.notifications.newest_bell_id if snap.notifications else 0
+        if self._bell_seen is not None and newest > self._bell_seen:
+            self.bell()
+        self._bell_seen = newest
+
+    @on(ReadFailed)
+    def _read_failed(self, message: ReadFailed) -> None:
+        self.say(f"cannot read {self.db_path}: {message.error}", severity="error")
+        self._answered()
+
+    @on(CostReady)
+    def _cost_ready(self, message: CostReady) -> None:
+        if message.window_s == self.window_s:
+            self.cost = message
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group in ("export", "reader") and event.state == WorkerState.ERROR:
+            self.say(f"{worker.group} failed: {worker.error}", severity="error")
+
+    # ---- what the screens tell the app -----------------------------------------------------
+
+    @on(FilterChanged)
+    def _filter_changed(self, message: FilterChanged) -> None:
+        self.filter_text = message.text
+
+    @on(TargetTable.Selected)
+    def _open_detail(self, message: TargetTable.Selected) -> None:
+        self.push_screen(DetailScreen(message.name).data_bind(InferwatchApp.view))
         self.request_refresh()
 
     def filtered_targets(self) -> list[str]:
@@ -392,11 +372,26 @@ class InferwatchApp(App[None]):
         self.push_screen(HelpScreen(entries))
 
     def action_cycle_window(self) -> None:
-        """Switch to the next window length and read it."""
+        """Switch to the next window length (its watcher reads it)."""
         later = [w for w in WINDOWS_S if w > self.window_s]
         self.window_s = later[0] if later else WINDOWS_S[0]
-        self.notify(f"window {fmt.window(self.window_s)}", timeout=2)
-        self.redraw()
+
+    def action_cycle_sort(self) -> None:
+        """Switch to the next sort order."""
+        ids = [s for s, _ in SORTS]
+        self.sort = ids[(ids.index(self.sort) + 1) % len(ids)]
+
+    def action_open_compare(self) -> None:
+        """Open the comparison screen."""
+        self.push_screen(CompareScreen().data_bind(InferwatchApp.view))
+
+    def action_open_incidents(self) -> None:
+        """Open the incidents screen."""
+        self.push_screen(IncidentsScreen().data_bind(InferwatchApp.view))
+
+    def action_open_cost(self) -> None:
+        """Open the cost screen and read its reports at once."""
+        self.push_screen(CostScreen().data_bind(InferwatchApp.view))
         self.request_refresh()
 
     def _target(self) -> str | None:
@@ -435,32 +430,28 @@ class InferwatchApp(App[None]):
         """Probe every target now."""
         self.send_command("probe_now")
 
-    @work(thread=True, group="command", exit_on_error=False)
     def send_command(self, command: str, target: str | None = None) -> None:
-        """Queue a command for the prober (in a thread: it writes to the database)."""
-        db = open_db(self.db_path, migrate=False)
-        try:
-            command_id = control.send_command(db, command, target)
-        finally:
-            db.close()
-        what = command.replace("_", " ") + (f" {target}" if target else " all")
-        self.post_message(CommandSent(command_id, what))
+        """Queue a command for the prober (the reader thread writes it)."""
+        self.reader.submit(SendCommand(command, target))
 
     @on(CommandSent)
     def _command_sent(self, message: CommandSent) -> None:
-        self._pending[message.command_id] = message.what
-        self.redraw()
+        self.pending = (*self.pending, (message.command_id, message.what))
         self.request_refresh()
+
+    @on(CommandFailed)
+    def _command_failed(self, message: CommandFailed) -> None:
+        self.say(f"command failed: {message.what}: {message.error}", severity="error")
 
     def action_export(self) -> None:
         """Export the window's probes (the detail's target, or the filtered targets)."""
         name = self._target() if isinstance(self.screen, DetailScreen) else None
         targets = [name] if name else (self.filtered_targets() if self.filter_text else [])
         stamp = file_stamp(self.clock())
-        label = name or "all"
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", name or "all")  # a name may hold "/"
         directory = self.export_dir or Path.cwd()
         path = directory / f"inferwatch-{label}-{fmt.window(self.window_s)}-{stamp}.csv"
-        self.notify(f"exporting to {path}…", timeout=2)
+        self.say(f"exporting to {path}…", timeout=2)
         self.export(path, self.window_s, targets)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -478,6 +469,11 @@ class InferwatchApp(App[None]):
     @on(ExportFinished)
     def _export_finished(self, message: ExportFinished) -> None:
         if message.error:
-            self.notify(f"export failed: {message.error}", severity="error", timeout=8)
+            self.say(f"export failed: {message.error}", severity="error", timeout=8)
         else:
-            self.notify(f"exported {message.rows} probes to {message.path}", timeout=8)
+            self.say(f"exported {message.rows} probes to {message.path}", timeout=8)
+
+    def say(self, text: str, **kwargs: Any) -> None:
+        """A notification whose text may come from outside (a path, an exception, config):
+        made printable and shown without markup, so ``[`` or ESC in it are just text."""
+        self.notify(printable(text), markup=False, **kwargs)

@@ -1,6 +1,6 @@
 """Small text charts, as pure functions of data and size (testable without a terminal).
 
-The widgets only hold data and call these; see tui-style.md §4.17.
+The widgets only hold data and call these; see docs/architecture.md, "The dashboard".
 """
 
 from __future__ import annotations

@@ -23,10 +23,19 @@ from pathlib import Path
 
 import platformdirs
 
-from probes.config import Config, ConfigError, ResolvedTarget, load_config
+from probes.config import (
+    Config,
+    ConfigError,
+    ResolvedTarget,
+    config_warnings,
+    display_url,
+    key_problem,
+    load_config,
+)
 from probes.errors import ERROR_KIND_DOCS
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
+from probes.text import printable, printable_tree
 from store.db import default_db_path
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -41,7 +50,8 @@ def default_config_path() -> Path:
 
 
 def _err(message: str) -> None:
-    print(f"inferwatch: {message}", file=sys.stderr)
+    """One line on stderr; provider, config and exception text in it is made printable."""
+    print(f"inferwatch: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -85,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
     p.add_argument("--demo-port", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve Prometheus /metrics there (default: [metrics] listen; off)",
+    )
+
+    p = sub.add_parser(
+        "view",
+        help="open the dashboard without probing: on the database, or on Prometheus "
+        "(every vantage it scrapes, side by side)",
+    )
+    _add_common(p)
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="read Prometheus at URL (http://127.0.0.1:9090) instead of a database",
+    )
+
+    p = sub.add_parser("notify", help="send a test notification to a [[channels]] entry")
+    _add_common(p)
+    p.add_argument("--test", metavar="CHANNEL", required=True, help="the channel's name")
 
     p = sub.add_parser("probe", help="probe every target once and print the results")
     _add_common(p)
@@ -122,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cost",
-        help="what each [[features]] entry would cost and feel like per target, and "
-        "what monitoring costs",
+        help="what each [[features]] entry would cost and feel like per target, whether "
+        "each group's fallback takes the primary's load, and what monitoring costs",
     )
     _add_common(p)
     p.add_argument("--feature", help="only this feature (a [[features]] name)")
@@ -169,18 +201,18 @@ def _demo_servers(interval_s: float) -> Iterator[Config]:
 
 def _print_record(record: ProbeRecord, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(record.to_dict(), ensure_ascii=False), flush=True)
+        # Records are sanitised (probes.sanitize): finite numbers, escaped control characters.
+        print(json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False), flush=True)
         return
+    name = printable(record.target)
     if record.status == "ok":
         tps = f"{record.decode_tps:.0f} tok/s" if record.decode_tps is not None else "tps n/a"
         cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "price unknown"
         ttft = f"{record.ttft_ms:.0f} ms" if record.ttft_ms is not None else "n/a"
-        print(f"{record.target:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
+        print(f"{name:<20} ok     TTFT {ttft:>8}  {tps:>12}  {cost}", flush=True)
     else:
-        print(
-            f"{record.target:<20} {record.error_kind:<16} {record.error_message or ''}",
-            flush=True,
-        )
+        kind, message = printable(record.error_kind or ""), printable(record.error_message or "")
+        print(f"{name:<20} {kind:<16} {message}", flush=True)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -207,13 +239,38 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return report(config, None if args.no_store else (args.db or default_db_path()))
 
 
-def cmd_run_headless(config: Config, db: Path, label: str, parent_pid: int | None = None) -> int:
+def cmd_run_headless(
+    config: Config,
+    db: Path,
+    label: str,
+    parent_pid: int | None = None,
+    metrics: str | None = None,
+) -> int:
     """Run the prober in this process until SIGINT/SIGTERM (or its parent exits)."""
+    from tui.metrics import parse_listen
     from tui.prober import run_prober
 
-    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_prober(config, db, config_label=label, parent_pid=parent_pid))
+    listen = metrics or config.metrics.listen
+    if listen:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_CONFIG
+    served = f"; /metrics on {listen}" if listen else ""
+    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops){served}")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                run_prober(
+                    config, db, config_label=label, parent_pid=parent_pid, metrics_listen=metrics
+                )
+            )
+    except OSError as exc:
+        if listen and exc.filename is None:
+            _err(f"cannot serve /metrics on {listen}: {exc.strerror or exc}")
+            return EXIT_CONFIG
+        raise
     return EXIT_OK
 
 
@@ -287,23 +344,115 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tui.demo import demo_config
 
     db = args.db or default_db_path()
+    metrics = getattr(args, "metrics", None)
     if args.demo_port is not None:
         config, label = demo_config(args.demo_port), "demo"
     elif args.demo:
         if args.headless:
             with _demo_servers(5.0) as config:
-                return cmd_run_headless(config, db, "demo")
+                return cmd_run_headless(config, db, "demo", metrics=metrics)
         args.db = db
         return cmd_demo(argparse.Namespace(db=db, headless=False, interval=5.0))
     else:
         path = args.config or default_config_path()
         config, label = _load(path), str(path)
     if args.headless:
-        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None))
+        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None), metrics)
     argv = ["run", "--headless", "--db", str(db)]
     if args.config:
         argv += ["--config", str(args.config)]
+    if metrics:
+        argv += ["--metrics", metrics]
     return _dashboard(db, config, label, argv)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """``inferwatch view``: the dashboard without a prober, on the database or on Prometheus."""
+    from tui.app import InferwatchApp
+
+    if args.prometheus:
+        from tui.prometheus_source import PrometheusSource
+
+        source = PrometheusSource(args.prometheus)
+        try:
+            source.check()
+        except ConnectionError as exc:
+            _err(str(exc))
+            return EXIT_CONFIG
+        app = InferwatchApp(
+            db_path=Path(os.devnull),
+            window_s=900.0,
+            refresh_s=5.0,
+            source_label=f"prometheus {source.label}",
+            reader=source,
+        )
+        app.run()
+        return EXIT_OK
+    db = args.db or default_db_path()
+    if not db.exists():
+        _err(f"no database at {db}")
+        return EXIT_CONFIG
+    path = args.config or default_config_path()
+    config = _load(path) if path.exists() else Config()
+    return _dashboard(db, config, f"{db} (view only)", None)
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """``inferwatch notify --test CHANNEL``: send one test notification, record it, exit 1 on
+    failure."""
+    from datetime import UTC, datetime
+
+    from store.alerting import trial_notice
+    from store.db import open_db
+    from store.notifications import queue_notice
+    from tui.notify import send_test, where
+
+    config = _load(args.config)
+    names = [c.name for c in config.channels]
+    conf = next((c for c in config.channels if c.name == args.test), None)
+    if conf is None:
+        close = difflib.get_close_matches(args.test, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        _err(f"no channel {args.test!r}{hint} (channels: {', '.join(names) or 'none configured'})")
+        return EXIT_CONFIG
+    now = datetime.now(UTC)
+    notice = trial_notice(conf.name, config.prober.vantage_name(), now)
+    payload = notice.payload()
+    db_path = args.db or default_db_path()
+    row_id = 0
+    if db_path.exists():
+        db = open_db(db_path)
+        try:
+            row_id = queue_notice(db, notice, {conf.name: conf.type}, now)[0]
+            db.execute("UPDATE notifications SET status = 'sending' WHERE id = ?", [row_id])
+            db.conn.commit()
+        finally:
+            db.close()
+    payload["id"] = row_id
+    result = send_test(conf, config.alerts, payload)
+    if row_id:
+        from probes.timestamps import iso
+
+        db = open_db(db_path)
+        try:
+            db.execute(
+                "UPDATE notifications SET status = ?, attempts = 1, last_attempt_at = ?, "
+                "result = ?, sent_at = ? WHERE id = ?",
+                [
+                    "sent" if result.ok else "failed",
+                    iso(datetime.now(UTC)),
+                    result.detail,
+                    iso(datetime.now(UTC)) if result.ok else None,
+                    row_id,
+                ],
+            )
+            db.conn.commit()
+        finally:
+            db.close()
+    verdict = "sent" if result.ok else "FAILED"
+    # result.detail may quote the receiver's reply: shown printable, like all outside text.
+    print(printable(f"{conf.name} ({conf.type}, {where(conf)}): {verdict}: {result.detail}"))
+    return EXIT_OK if result.ok else EXIT_PROBE_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -366,9 +515,11 @@ def parse_window_s(text: str) -> float:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    """``inferwatch cost``: feature projections and the cost of monitoring, table or JSON."""
+    """``inferwatch cost``: feature projections, fallback capacity and the cost of monitoring,
+    table or JSON."""
     from store.costs import feature_projections, monitoring_report
     from store.db import SchemaNotReady, open_reader
+    from store.fallback import fallback_report
 
     if args.demo:
         from tui.demo import demo_config
@@ -402,16 +553,20 @@ def cmd_cost(args: argparse.Namespace) -> int:
         monitoring = (
             monitoring_report(db, window_s) if db is not None and args.feature is None else None
         )
+        fallbacks = fallback_report(db, config, window_s) if args.feature is None else []
     finally:
         if db is not None:
             db.close()
     if not names:
         _err("no [[features]] in the config: showing the cost of monitoring only")
+    # Target names and models come from config and database: printable before printing.
+    projections, monitoring, fallbacks = printable_tree((projections, monitoring, fallbacks))
     if args.json:
         doc = {
             "window_s": window_s,
             "projections": dataclasses.asdict(projections) if projections else None,
             "monitoring": dataclasses.asdict(monitoring) if monitoring else None,
+            "fallbacks": [dataclasses.asdict(f) for f in fallbacks],
         }
         print(json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2))
         return EXIT_OK
@@ -420,7 +575,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from tui.cost_panel import render_cost_panel
 
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-    console.print(render_cost_panel(projections, monitoring))
+    console.print(render_cost_panel(projections, monitoring, fallbacks))
     return EXIT_OK
 
 
@@ -438,33 +593,82 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.path or args.config or default_config_path()
     config = _load(path)
     targets = config.resolved()
-    print(f"{path}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
+    print(f"{printable(str(path))}: OK, {len(config.targets)} targets ({len(targets)} enabled)")
     for t in targets:
         key = t.config.api_key_env
+        value = t.api_key()
         if key is None:
             key_state = "no key needed"
-        elif t.is_configured():
-            key_state = f"key from ${key} (set)"
-        else:
+        elif not t.is_configured():
             key_state = f"NOT CONFIGURED: ${key} is unset"
+        elif value is not None and key_problem(value):
+            key_state = f"UNUSABLE KEY: ${key} {key_problem(value)} (value not shown)"
+        else:
+            key_state = f"key from ${key} (set)"
         s = t.settings
         print(
-            f"  {t.name}: {t.config.provider} {t.config.model} at {t.base_url} "
-            f"every {s.interval_s:g}s, timeout {s.timeout_s:g}s, max_tokens {s.max_tokens}; "
-            f"{key_state}"
+            f"  {printable(t.name)}: {t.config.provider} {printable(t.config.model)} at "
+            f"{display_url(t.base_url)} every {s.interval_s:g}s, timeout {s.timeout_s:g}s, "
+            f"max_tokens {s.max_tokens}; {key_state}"
         )
         print(f"    prices: {_explain_prices(t)}")
         if s.daily_budget_usd is not None:
             print(f"    probing budget: ${s.daily_budget_usd:g}/day")
+        for line in _explain_questions(config, t):
+            print(f"    {printable(line)}")
     if config.prober.daily_budget_usd is not None:
         print(f"  prober budget: ${config.prober.daily_budget_usd:g}/day for all targets")
     for f in config.features:
         scope = ", ".join(f.targets) if f.targets else "all targets"
         print(
-            f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
-            f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            printable(
+                f"  feature {f.name}: {f.input_tokens} in ({f.cached_input_tokens} cached) / "
+                f"{f.output_tokens} out, {f.requests_per_day:,.0f} requests/day on {scope}"
+            )
         )
+    from tui.oncall import explain
+
+    for line in explain(config):
+        print(printable(line))
+    for warning in config_warnings(config):
+        print(f"  warning: {warning}")
     return EXIT_OK
+
+
+def _explain_questions(config: Config, target: ResolvedTarget) -> list[str]:
+    """What issue #13's checks will do for ``target`` (docs/questions.md), one line each."""
+    from probes.cache_check import cache_shape
+    from probes.official_status import resolve_source
+    from probes.questions import QuestionChecks
+
+    lines = []
+    for sched in QuestionChecks(config).schedules():
+        if sched.target != target.name:
+            continue
+        if sched.kind == "cache_check":
+            shape = cache_shape(target.config.provider)
+            how = f"{shape.mode}, prefix >= {shape.min_prefix_tokens} tokens" if shape else ""
+            what = (
+                f"prompt-caching check ({how})" if shape else "prompt-caching check: not supported"
+            )
+        elif sched.kind == "workload":
+            what = f"workload {sched.workload}"
+        else:
+            what = "cold-start probe"
+        lines.append(f"{what} every {sched.interval_s:g}s")
+    if target.config.scaledown_window_s is not None:
+        window = target.config.scaledown_window_s
+        lines.append(f"scales to zero after {window:g}s idle: probes after longer idle are cold")
+    source = resolve_source(
+        target.config.provider,
+        target.config.status_url,
+        target.config.status_component,
+        config.status,
+    )
+    if source is not None and config.status.enabled:
+        part = f" ({source.component})" if source.component else ""
+        lines.append(f"official status: {source.url}{part} every {config.status.interval_s:g}s")
+    return lines
 
 
 def _explain_prices(target: ResolvedTarget) -> str:
@@ -502,11 +706,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check_config(args)
         if args.command == "cost":
             return cmd_cost(args)
+        if args.command == "view":
+            return cmd_view(args)
+        if args.command == "notify":
+            return cmd_notify(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK

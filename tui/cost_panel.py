@@ -8,12 +8,16 @@ marked with words, an unknown price reads "price unknown", never $0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from store.costs import MonitoringReport, Projection, ProjectionReport, RateFit
+from store.fallback import FallbackFit
 from tui import format as fmt
+from tui.fallback_panel import fallback_table
 
 PRICE_UNKNOWN = "price unknown"
 CHEAPEST = "cheapest"
@@ -174,16 +178,21 @@ def monitoring_table(report: MonitoringReport) -> Table:
 
 
 def render_cost_panel(
-    projections: ProjectionReport | None, monitoring: MonitoringReport | None
+    projections: ProjectionReport | None,
+    monitoring: MonitoringReport | None,
+    fallbacks: Sequence[FallbackFit] = (),
 ) -> RenderableType:
-    """The whole cost panel: one table per feature, then the cost of monitoring.
+    """The whole cost panel: one table per feature, whether each group's fallback takes the
+    primary's load, then the cost of monitoring.
 
-    Either part may be None (no features configured, no database yet).
+    Either report may be None (no features configured, no database yet).
     """
     parts: list[RenderableType] = []
     if projections is not None:
         for name in dict.fromkeys(p.feature for p in projections.projections):
             parts.append(projection_table(projections, name))
+    if fallbacks:
+        parts.append(fallback_table(fallbacks))
     if monitoring is not None:
         parts.append(monitoring_table(monitoring))
     if not parts:

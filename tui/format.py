@@ -14,6 +14,7 @@ STATE_LABELS: dict[State, str] = {
     State.NO_DATA: "… no data",
     State.NOT_CONFIGURED: "○ not configured",
     State.PAUSED: "‖ paused",
+    State.MAINTENANCE: "◇ maintenance",
 }
 
 #: Theme variable per state (never hard-coded colours).
@@ -25,6 +26,7 @@ STATE_STYLES: dict[State, str] = {
     State.NO_DATA: "$text-muted",
     State.NOT_CONFIGURED: "$text-muted",
     State.PAUSED: "$text-muted",
+    State.MAINTENANCE: "$text-muted",
 }
 
 
@@ -105,7 +107,11 @@ def window(seconds: float) -> str:
 
 
 #: Shorter state words for the overview's narrow state column (same symbols).
-STATE_SHORT: dict[State, str] = {**STATE_LABELS, State.NOT_CONFIGURED: "○ no key"}
+STATE_SHORT: dict[State, str] = {
+    **STATE_LABELS,
+    State.NOT_CONFIGURED: "○ no key",
+    State.MAINTENANCE: "◇ maint",
+}
 
 #: Symbol of each state alone (comparison and incident lists put the word beside it).
 STATE_SYMBOLS: dict[State, str] = {s: label.split(" ", 1)[0] for s, label in STATE_LABELS.items()}
@@ -117,6 +123,7 @@ STATE_SEVERITY: dict[State, int] = {
     State.DEGRADED: 2,
     State.NO_DATA: 3,
     State.PAUSED: 4,
+    State.MAINTENANCE: 4,
     State.NOT_CONFIGURED: 5,
     State.UP: 6,
 }

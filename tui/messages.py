@@ -1,13 +1,19 @@
-"""Typed messages posted by the dashboard's workers (tui-style.md §4.2-4.3)."""
+"""Typed messages of the dashboard: the reader thread's answers, and what screens tell the app.
+
+Data flows down (the app hands its screens a :class:`~tui.view.DashView`), events flow up as
+these messages; nothing below the app calls into it (docs/architecture.md, "The dashboard").
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from store.costs import MonitoringReport, ProjectionReport
-from store.reader import Snapshot
+if TYPE_CHECKING:  # the cost reports are only built by the reader when the cost screen opens
+    from store.costs import MonitoringReport, ProjectionReport
+    from store.reader import Snapshot
 
 
 class SnapshotReady(Message):
@@ -21,8 +27,12 @@ class SnapshotReady(Message):
         """Ids of commands the prober has taken since they were sent."""
 
     def can_replace(self, message: Message) -> bool:
-        """Coalesce: only the newest snapshot needs drawing."""
-        return isinstance(message, SnapshotReady)
+        """Coalesce: only the newest snapshot needs drawing (it takes over the commands the
+        replaced one confirmed, which the reader reports only once)."""
+        if not isinstance(message, SnapshotReady):
+            return False
+        self.done_commands |= message.done_commands
+        return True
 
 
 class ReadFailed(Message):
@@ -32,6 +42,26 @@ class ReadFailed(Message):
         super().__init__()
         self.error = error
         """What went wrong."""
+
+
+class CommandFailed(Message):
+    """A command could not be queued for the prober."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__()
+        self.what = what
+        """Human text (``pause chat-primary``)."""
+        self.error = error
+        """Why it failed."""
+
+
+class FilterChanged(Message):
+    """The overview's filter text changed (the app keeps it, every screen shows it)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        """The filter ("" for none)."""
 
 
 class CommandSent(Message):

@@ -1,8 +1,9 @@
 """What each panel says, as pure functions of store data and a width, returning Rich ``Text``.
 
-The widgets only decide *when* to redraw; these decide *what* (tui-style.md §4.17), so they
-can be tested with a plain ``rich.Console`` and never see a terminal. Every line fits the width
-it is given (cut, never wrapped), and every state is a word plus a symbol, never colour alone.
+The widgets only decide *when* to redraw; these decide *what* (docs/architecture.md, "The
+dashboard"), so they can be tested with a plain ``rich.Console`` and never see a terminal.
+Every line fits the width it is given (cut, never wrapped), and every state is a word plus a
+symbol, never colour alone.
 """
 
 from __future__ import annotations
@@ -310,6 +311,27 @@ def incident_line(i: Incident, now: datetime, width: int, show_target: bool = Tr
     elif cause:
         # Narrow panel: the cause gets its own indented line instead of a few cut words.
         line.append("\n   " + cause, style="dim")
+    return cut(line, width)
+
+
+def notifications_line(snap: Snapshot, width: int) -> Text:
+    """One line on alert notifications: counts and the newest (channel, what, result)."""
+    n = snap.notifications
+    if n is None or n.newest is None:
+        return Text("Notifications: none sent yet", style="dim")
+    last = n.newest
+    when = fmt.clock(last.created_at, iso(snap.taken_at))
+    line = Text(no_wrap=True)
+    line.append("Notifications: ", style="bold")
+    line.append(f"{n.sent} sent")
+    if n.failed:
+        line.append(f" · {n.failed} failed", style="bold")
+    if n.waiting:
+        line.append(f" · {n.waiting} waiting")
+    line.append(
+        f" · last {when} {last.event} {last.alert_key} → {last.channel}: "
+        f"{last.status}{' (' + last.result + ')' if last.result else ''}"
+    )
     return cut(line, width)
 
 

@@ -66,6 +66,7 @@ from store.history import (
 )
 from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
+from tui.oncall import OnCall, under_maintenance
 from tui.prober_worker import WorkerInit
 
 T = TypeVar("T")
@@ -501,8 +502,10 @@ class Prober:
         config_label: str,
         on_record: Callable[[ProbeRecord], None] | None,
         parent_pid: int | None,
+        oncall: OnCall | None = None,
     ) -> None:
         self.config = config
+        self.oncall = oncall
         self.writer = writer
         self.stop = stop
         self.config_label = config_label
@@ -540,9 +543,12 @@ class Prober:
         resolved = self.resolved
         targets = published(config, resolved)
         await writer.call(lambda db: control.publish_targets(db, targets))
-        watched = monitored(config, resolved)
+        watched = monitored(config, resolved=resolved)
         self.history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
         history = self.history
+        oncall = self.oncall
+        if oncall is not None:
+            await writer.call(lambda db: oncall.attach(history))
         # The dashboard sees this prober from now on (the gap since the last one is recorded).
         await self.beat()
         writer.store_fn = lambda db, records: history.store_probes(records)
@@ -693,6 +699,8 @@ class Prober:
     def _record(self, record: ProbeRecord) -> None:
         assert self.planner is not None
         self.last_start[record.target] = self.loop.time() - (record.total_ms or 0.0) / 1000
+        if self.oncall is not None:
+            self.oncall.on_record(record)  # vantage stamp and metrics, before it is stored
         if record.cost_usd is not None:
             self.planner.record_cost(record.target, record.cost_usd)
             self._replan()
@@ -867,6 +875,8 @@ class Prober:
                     last_beat = (now, all_paused)
                     await self.beat()
                 await self.publish()
+                if self.oncall is not None:
+                    await self.writer.call(functools.partial(_tick, self.oncall))
                 for cmd in await self.writer.call(control.take_commands):
                     self.command(cmd)
                     if cmd.command in ("pause", "resume"):
@@ -925,20 +935,28 @@ def published(
     ]
 
 
+def _tick(oncall: OnCall, db: sqlite_utils.Database) -> None:
+    oncall.tick()
+
+
 def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
 
 def monitored(
-    config: Config, resolved: Sequence[ResolvedTarget] | None = None
+    config: Config,
+    now: datetime | None = None,
+    resolved: Sequence[ResolvedTarget] | None = None,
 ) -> list[MonitoredTarget]:
-    """The config's enabled targets with their hosts and outage rules."""
+    """The config's enabled targets with their hosts, outage rules and maintenance now."""
+    maintenance = under_maintenance(config, now or datetime.now(UTC))
     return [
         MonitoredTarget(
             name=t.name,
             host=host_of(t.base_url),
             rules=OutageRules.from_settings(t.settings),
             configured=t.is_configured(),
+            maintenance=t.name in maintenance,
         )
         for t in (config.resolved() if resolved is None else resolved)
     ]
@@ -952,6 +970,7 @@ async def run_prober(
     stop: asyncio.Event | None = None,
     on_record: Callable[[ProbeRecord], None] | None = None,
     parent_pid: int | None = None,
+    metrics_listen: str | None = None,
 ) -> None:
     """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
 
@@ -963,12 +982,17 @@ async def run_prober(
         on_record: optional callback for each stored record (e.g. a log line).
         parent_pid: stop when this process (the dashboard that started us) is gone, so a
             killed dashboard never leaves an orphan prober behind.
+        metrics_listen: ``HOST:PORT`` of ``/metrics`` (default: ``[metrics] listen``).
+
+    Raises:
+        OSError: the metrics port cannot be bound.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    oncall = OnCall(config, db_path, metrics_listen=metrics_listen)  # alerts and /metrics
     writer = DbWriter(db_path)
     prober = Prober(
         config,
@@ -977,6 +1001,7 @@ async def run_prober(
         config_label=config_label,
         on_record=on_record,
         parent_pid=parent_pid,
+        oncall=oncall,
     )
     retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
     try:
@@ -994,6 +1019,7 @@ async def run_prober(
         await prober.stop_workers()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        oncall.close()
         await loop.run_in_executor(None, writer.close)
 
 
@@ -1005,7 +1031,10 @@ async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
             targets = published(config)
             await writer.call(lambda db: control.publish_targets(db, targets))
 
+        vantage = config.prober.vantage_name()
+
         async def sink(record: ProbeRecord) -> None:
+            record.vantage = record.vantage or vantage
             if writer is not None:
                 await writer.call(lambda db: insert_probe(db, record))
 

@@ -1,20 +1,24 @@
-"""The dashboard's screens: overview, one target's detail, comparison, incidents, help and
-"terminal too small".
+"""The dashboard's screens: overview, one target's detail, comparison, incidents, cost, help
+and "terminal too small".
 
-Screens never read the database: the app's refresh worker posts a snapshot and the app hands
-it to the screen on top (:meth:`DashScreen.show_snapshot`); a covered screen is redrawn when it
-comes back (:meth:`DashScreen.on_screen_resume`), so hidden screens cost nothing.
+Screens never read the database and never call the app. Each dashboard screen's ``view`` is
+bound to the app's (:class:`~tui.view.DashView`); the screen on top draws every new view
+(:meth:`DashScreen.show_view`), a covered screen draws the newest one when it comes back
+(:meth:`DashScreen.on_screen_resume`), so hidden screens cost nothing. What the user does that
+changes shared state goes up as messages (:class:`~tui.messages.FilterChanged`,
+``TargetTable.Selected``) or app actions (``app.cycle_sort``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, ScrollableContainer, VerticalScroll
+from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
@@ -23,6 +27,7 @@ from store.reader import Snapshot
 from store.summary import TargetSummary
 from tui import format as fmt
 from tui import keys, panels
+from tui.messages import FilterChanged
 from tui.table import (
     COLUMNS,
     Column,
@@ -36,11 +41,8 @@ from tui.table import (
     state_of,
     visible_columns,
 )
+from tui.view import DashView
 from tui.widgets import Drawing
-
-if TYPE_CHECKING:
-    from tui.app import InferwatchApp
-
 
 _SINCE = next(c for c in COLUMNS if c.key == "since")
 
@@ -69,27 +71,26 @@ class DashScreen(Screen[None]):
     ]
     """At 120 columns and more, panels sit side by side."""
 
-    @property
-    def dash(self) -> InferwatchApp:
-        """The app, typed."""
-        from tui.app import InferwatchApp
+    view: var[DashView | None] = var(None, init=False, always_update=True)
+    """What to draw (bound to the app's ``view``)."""
 
-        app = self.app
-        assert isinstance(app, InferwatchApp)
-        return app
+    def watch_view(self, view: DashView | None) -> None:
+        """Draw a new view while on top (a covered screen catches up when it comes back)."""
+        if view is not None and self.is_current and self.is_mounted:
+            self.show_view(view)
 
     def current_target(self) -> str | None:
         """The target that ``p``, ``r`` and ``e`` act on here (None: none selected)."""
         return None
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
-        """Redraw from ``snap`` (only what changed)."""
-        self.show_status(snap)
+    def show_view(self, view: DashView) -> None:
+        """Redraw from ``view`` (only what changed)."""
+        self.show_status(view)
 
-    def show_status(self, snap: Snapshot | None) -> None:
+    def show_status(self, view: DashView) -> None:
         """Redraw the status line."""
         status = self.query_one("#status", Drawing)
-        ctx = self.dash.status_context()
+        snap, ctx = view.snap, view.status
 
         def draw(width: int, height: int) -> Text:
             line, blind = panels.status_text(snap, ctx, width)
@@ -98,13 +99,21 @@ class DashScreen(Screen[None]):
 
         status.show(draw, panels.status_key(snap, ctx))
 
+    def _draw(self) -> None:
+        if self.view is not None:
+            self.show_view(self.view)
+
+    def on_mount(self) -> None:
+        """First paint from the view bound so far."""
+        self._draw()
+
     def on_screen_resume(self) -> None:
-        """Catch up with the newest snapshot when this screen comes back on top."""
-        self.show_snapshot(self.dash.snap)
+        """Catch up with the newest view when this screen comes back on top."""
+        self._draw()
 
     def on_resize(self) -> None:
         """Redraw at the new size (columns and panels depend on it)."""
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
 
 class OverviewScreen(DashScreen):
@@ -117,12 +126,14 @@ class OverviewScreen(DashScreen):
         keys.PROBE,
         keys.WINDOW,
         Binding("slash", "filter", "filter", tooltip="Filter targets by name, model, group"),
-        Binding("s", "sort", "sort", tooltip="Cycle the sort order (groups stay together)"),
-        Binding("c", "compare", "compare", tooltip="Compare targets on shared axes"),
-        Binding("i", "incidents", "incidents", tooltip="Open and recent incidents"),
+        Binding(
+            "s", "app.cycle_sort", "sort", tooltip="Cycle the sort order (groups stay together)"
+        ),
+        Binding("c", "app.open_compare", "compare", tooltip="Compare targets on shared axes"),
+        Binding("i", "app.open_incidents", "incidents", tooltip="Open and recent incidents"),
         Binding(
             "dollar_sign",
-            "cost",
+            "app.open_cost",
             "cost",
             key_display="$",
             tooltip="Cost: feature projections (cheapest, fastest) and cost of monitoring",
@@ -152,18 +163,18 @@ class OverviewScreen(DashScreen):
         """First paint: "no data yet" states before the first read lands."""
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one(TargetTable).focus()
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
     def current_target(self) -> str | None:
         """The target under the cursor."""
         return self.query_one(TargetTable).cursor_key
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
+    def show_view(self, view: DashView) -> None:
         """Redraw the table (changed lines only), the selected panel and incidents."""
-        self.show_status(snap)
+        self.show_status(view)
         table = self.query_one(TargetTable)
         columns = visible_columns(table.size.width or self.size.width)
-        app = self.dash
+        snap = view.snap
         if snap is None:
             table.set_lines(
                 header_text(columns), [("empty", False, Text(" reading the database…"))]
@@ -180,23 +191,25 @@ class OverviewScreen(DashScreen):
                 ],
             )
         else:
-            rows = build_rows(snap.targets, app.sort, app.filter_text)
+            rows = build_rows(snap.targets, view.sort, view.filter_text)
             now_s = snap.taken_at.timestamp()
             lines: list[tuple[str, bool, Text]] = []
             for row in rows:
                 if row.summary is None:
                     lines.append((row.key, False, group_text(row)))
                 else:
-                    lines.append((row.key, True, self._row_text(columns, row, now_s)))
+                    lines.append((row.key, True, self._row_text(columns, row, now_s, view)))
             if not lines:
                 lines.append(
-                    ("empty", False, Text(f" no target matches “{app.filter_text}” (esc clears)"))
+                    ("empty", False, Text(f" no target matches “{view.filter_text}” (esc clears)"))
                 )
             table.set_lines(header_text(columns), lines)
-        self._show_selected(snap)
+        self._show_selected(view)
         self._show_incidents(snap)
 
-    def _row_text(self, columns: tuple[Column, ...], row: Row, now_s: float) -> Text:
+    def _row_text(
+        self, columns: tuple[Column, ...], row: Row, now_s: float, view: DashView
+    ) -> Text:
         s = row.summary
         assert s is not None
         # Only the ages move between two reads without a probe: reuse the row otherwise.
@@ -209,7 +222,7 @@ class OverviewScreen(DashScreen):
             s.paused,
             fmt.age(s.last_age_s),
             since,
-            self.dash.state_style(state_of(s)),
+            view.style(state_of(s)),
         )
         cached = self._rows.get(s.name)
         if cached is not None and cached[0] == key:
@@ -218,7 +231,7 @@ class OverviewScreen(DashScreen):
         for col in columns:
             cell = fit(cell_text(col, s, row.branch, now_s), col.width, col.right)
             if col.key == "state":
-                text.append(cell, style=self.dash.state_style(state_of(s)))
+                text.append(cell, style=view.style(state_of(s)))
             else:
                 text.append(cell)
         self._rows[s.name] = (key, text)
@@ -230,9 +243,9 @@ class OverviewScreen(DashScreen):
         key = self.query_one(TargetTable).cursor_key
         return next((s for s in snap.targets if s.name == key), None)
 
-    def _show_selected(self, snap: Snapshot | None) -> None:
+    def _show_selected(self, view: DashView) -> None:
         panel = self.query_one("#selected", Drawing)
-        app = self.dash
+        snap = view.snap
         if snap is None:
             panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
             return
@@ -240,7 +253,7 @@ class OverviewScreen(DashScreen):
         if s is None and snap.targets:
             panel.show(lambda w, h: Text("no target selected", style="dim"), ("none",))
             return
-        style = app.state_style(state_of(s)) if s else ""
+        style = view.style(state_of(s)) if s else ""
         window, now = snap.window_s, snap.taken_at
         key = (fingerprint(s) if s else None, window, bool(snap.targets))
         panel.show(lambda w, h: panels.selected_text(s, window, w, now, style, h), key)
@@ -257,15 +270,13 @@ class OverviewScreen(DashScreen):
 
     @on(TargetTable.Highlighted)
     def _highlighted(self) -> None:
-        self._show_selected(self.dash.snap)
+        if self.view is not None:
+            self._show_selected(self.view)
 
     def action_details(self) -> None:
-        """Open the detail screen of the target under the cursor."""
+        """Open the detail screen of the target under the cursor (the table's ``Selected``
+        message goes up to the app, which opens it)."""
         self.query_one(TargetTable).action_select()
-
-    @on(TargetTable.Selected)
-    def _selected(self, message: TargetTable.Selected) -> None:
-        self.dash.open_detail(message.name)
 
     # ---- filter and sort ------------------------------------------------------------------
 
@@ -280,12 +291,12 @@ class OverviewScreen(DashScreen):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.remove_class("visible")
-        self.dash.set_filter("")
+        self.post_message(FilterChanged(""))
         self.query_one(TargetTable).focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.dash.set_filter(event.value)
+        self.post_message(FilterChanged(event.value))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -293,23 +304,6 @@ class OverviewScreen(DashScreen):
         if not event.value:
             box.remove_class("visible")
         self.query_one(TargetTable).focus()
-
-    def action_sort(self) -> None:
-        """Cycle the sort order."""
-        self.dash.cycle_sort()
-
-    def action_compare(self) -> None:
-        """Open the comparison screen."""
-        self.app.push_screen(CompareScreen())
-
-    def action_incidents(self) -> None:
-        """Open the incidents screen."""
-        self.app.push_screen(IncidentsScreen())
-
-    def action_cost(self) -> None:
-        """Open the cost screen and read its reports at once."""
-        self.app.push_screen(CostScreen())
-        self.dash.request_refresh()
 
 
 class _SubScreen(DashScreen):
@@ -356,15 +350,16 @@ class DetailScreen(_SubScreen):
     def on_mount(self) -> None:
         """Draw what is known now; the detail arrives with the next refresh."""
         self.query_one("#detail-body").focus()
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
     def current_target(self) -> str | None:
         """This screen's target."""
         return self.target_name
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
+    def show_view(self, view: DashView) -> None:
         """Redraw every panel whose data changed."""
-        self.show_status(snap)
+        self.show_status(view)
+        snap = view.snap
         s = next((t for t in snap.targets if t.name == self.target_name), None) if snap else None
         head = self.query_one("#head", Drawing)
         if snap is None or s is None:
@@ -373,7 +368,7 @@ class DetailScreen(_SubScreen):
             return
         detail = snap.detail if snap.detail and snap.detail.name == s.name else None
         window, now = snap.window_s, snap.taken_at
-        style = self.dash.state_style(state_of(s))
+        style = view.style(state_of(s))
         fp = (fingerprint(s), window)
         head.show(lambda w, h: panels.detail_head(s, window, w, now, style), (*fp, s.verdict))
         marks_t = [("P50", s.ttft_p50_ms), ("P95", s.ttft_p95_ms), ("P99", s.ttft_p99_ms)]
@@ -422,22 +417,22 @@ class CompareScreen(_SubScreen):
     def on_mount(self) -> None:
         """Draw what is known now."""
         self.query_one("#compare-body").focus()
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
+    def show_view(self, view: DashView) -> None:
         """Redraw when any target's figures changed."""
-        self.show_status(snap)
+        self.show_status(view)
         panel = self.query_one("#compare", Drawing)
+        snap = view.snap
         if snap is None:
             panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
             return
-        app = self.dash
         targets = [
             r.summary
-            for r in build_rows(snap.targets, app.sort, app.filter_text)
+            for r in build_rows(snap.targets, view.sort, view.filter_text)
             if r.summary is not None
         ]
-        styles = {st: app.state_style(st) for st in State}
+        styles = {st: view.style(st) for st in State}
         window = snap.window_s
         key = (tuple(fingerprint(s) for s in targets), window)
         panel.show(lambda w, h: panels.compare_text(targets, window, w, styles), key)
@@ -456,19 +451,32 @@ class IncidentsScreen(_SubScreen):
     def on_mount(self) -> None:
         """Draw what is known now."""
         self.query_one("#incidents-body").focus()
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
+    def show_view(self, view: DashView) -> None:
         """Redraw when incidents changed (and once a minute while one is open)."""
-        self.show_status(snap)
+        self.show_status(view)
+        snap = view.snap
         panel = self.query_one("#incidents-all", Drawing)
         if snap is None:
             panel.show(lambda w, h: Text("reading the database…", style="dim"), ("loading",))
             return
         incidents, window, now = snap.incidents, snap.window_s, snap.taken_at
         open_minute = int(now.timestamp() // 60) if any(i.open for i in incidents) else 0
-        key = (tuple((i.id, i.ended_at, i.failures) for i in incidents), window, open_minute)
-        panel.show(lambda w, h: panels.incidents_text(incidents, now, window, w), key)
+        key = (
+            tuple((i.id, i.ended_at, i.failures) for i in incidents),
+            window,
+            open_minute,
+            snap.notifications,
+        )
+        panel.show(
+            lambda w, h: (
+                panels.notifications_line(snap, w)
+                + Text("\n")
+                + panels.incidents_text(incidents, now, window, w)
+            ),
+            key,
+        )
 
 
 class CostScreen(_SubScreen):
@@ -489,27 +497,27 @@ class CostScreen(_SubScreen):
     def on_mount(self) -> None:
         """Draw what is known now; the reports arrive with the next refresh."""
         self.query_one("#cost-body").focus()
-        self.show_snapshot(self.dash.snap)
+        self._draw()
 
-    def show_snapshot(self, snap: Snapshot | None) -> None:
+    def show_view(self, view: DashView) -> None:
         """Redraw when new reports arrived."""
-        self.show_status(snap)
-        app = self.dash
+        self.show_status(view)
         panel = self.query_one("#cost", Static)
-        key = (id(app.cost), app.window_s)
+        cost, window_s = view.cost, view.status.window_s
+        key = (id(cost), window_s)
         if self._cost_key == key:
             return
         self._cost_key = key
-        if app.cost is None or app.cost.window_s != app.window_s:
+        if cost is None or cost.window_s != window_s:
             panel.update(Text("reading costs…", style="dim"))
             return
         from rich.measure import Measurement
 
         from tui.cost_panel import render_cost_panel
 
-        tables = render_cost_panel(app.cost.projections, app.cost.monitoring)
+        tables = render_cost_panel(cost.projections, cost.monitoring)
         # At their natural width the tables scroll sideways instead of wrapping cells.
-        console = app.console
+        console = self.app.console
         natural = Measurement.get(console, console.options.update_width(1000), tables)
         panel.styles.width = max(natural.maximum, 20)
         panel.update(tables)

@@ -23,6 +23,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -202,6 +203,11 @@ def group_text(row: Row) -> Text:
     """The group row: its name, then the primary's and each fallback's state in words, so
     "primary down, fallback healthy" reads without looking at the rows below."""
     members = row.members
+    if members and members[0].vantage is not None:
+        # One target seen from several vantages (``view --prometheus``): the split in words.
+        text = Text(f" {row.group}", style="bold")
+        verdict = members[0].verdict
+        return text.append(f" · {verdict.reason}" if verdict else "")
     text = Text(f" group {row.group}", style="bold")
     if not members:
         return text
@@ -233,7 +239,7 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
             return "–"
         return fmt.span(now_s - parse_iso(since).timestamp())
     if k == "target":
-        return branch + s.name
+        return branch + (s.vantage if s.vantage is not None else s.name)
     if k == "p50":
         return fmt.ms(s.ttft_p50_ms)
     if k == "p95":
@@ -352,21 +358,39 @@ class TargetTable(ScrollView, can_focus=True):
             self.name = name
             """The target."""
 
+    cursor_key: var[str | None] = var(None, init=False)
+    """The target under the cursor, or None when no target row is shown (the selection:
+    validated to a shown target row; a change repaints, scrolls and posts
+    :class:`Highlighted`, as Textual's ``ListView.index`` does)."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._lines: list[_Line] = []
         self._header = ""
-        self._cursor = -1
+        self._index = -1  # row of cursor_key in _lines (-1: none)
         self._strips: dict[tuple[tuple[object, ...], bool, int], Strip] = {}
 
-    # ---- content -------------------------------------------------------------------------
+    def validate_cursor_key(self, key: str | None) -> str | None:
+        """Only a shown target row can be selected; anything else selects the first one."""
+        if key is not None and self._row_of(key) >= 0:
+            return key
+        first = self._first_selectable(0, 1)
+        return self._lines[first].key if first >= 0 else None
 
-    @property
-    def cursor_key(self) -> str | None:
-        """The target under the cursor, or None."""
-        if 0 <= self._cursor < len(self._lines):
-            return self._lines[self._cursor].key
-        return None
+    def watch_cursor_key(self, key: str | None) -> None:
+        """Repaint and scroll to the new selection and tell the screen."""
+        self._index = self._row_of(key) if key is not None else -1
+        self.refresh()
+        self._scroll_to_cursor()
+        self.post_message(self.Highlighted(key))
+
+    def _row_of(self, key: str) -> int:
+        for i, line in enumerate(self._lines):
+            if line.key == key and line.selectable:
+                return i
+        return -1
+
+    # ---- content -------------------------------------------------------------------------
 
     @property
     def keys(self) -> list[str]:
@@ -384,7 +408,7 @@ class TargetTable(ScrollView, can_focus=True):
             header: the header line.
             lines: ``(key, selectable, text)`` per row, in display order.
         """
-        old_key = self.cursor_key
+        old_key, old_index = self.cursor_key, self._index
         old = self._lines
         # Plain text plus style spans identify a line's look (cheaper than Text.markup).
         new = [_Line(k, sel, t, (t.plain, *t.spans)) for k, sel, t in lines]
@@ -393,27 +417,27 @@ class TargetTable(ScrollView, can_focus=True):
         if structure_changed:
             self._header = header
             self.virtual_size = Size(self.size.width, len(new) + 1)
-        # Keep the cursor on the same target if it is still shown.
-        keys = [line.key for line in new]
-        if old_key in keys and new[keys.index(old_key)].selectable:
-            cursor = keys.index(old_key)
-        else:
-            cursor = self._first_selectable(max(self._cursor, 0), 1)
-        moved = cursor != self._cursor or (cursor >= 0 and old_key != keys[cursor])
-        self._cursor = cursor
-        if structure_changed:
+        if len(self._strips) > 8 * (len(new) + 1):
+            self._strips.clear()
+        # Keep the cursor on the same target if it is still shown, else near where it was.
+        index = self._row_of(old_key) if old_key is not None else -1
+        if index < 0:
+            index = self._first_selectable(max(old_index, 0), 1)
+        key = new[index].key if index >= 0 else None
+        if key != old_key:
+            self.cursor_key = key  # the watcher repaints, scrolls and tells the screen
+            return
+        moved = index != old_index
+        self._index = index
+        if structure_changed or moved:
             self.refresh()
         else:
             for i, (a, b) in enumerate(zip(old, new, strict=True)):
                 if a.sig != b.sig or a.key != b.key:
                     self._refresh_row(i)
-            if moved:
-                self.refresh()
-        if len(self._strips) > 8 * (len(new) + 1):
-            self._strips.clear()
         if moved or structure_changed:
             self._scroll_to_cursor()
-            self.post_message(self.Highlighted(self.cursor_key))
+            self.post_message(self.Highlighted(key))
 
     def _first_selectable(self, start: int, step: int) -> int:
         n = len(self._lines)
@@ -438,18 +462,18 @@ class TargetTable(ScrollView, can_focus=True):
             self.refresh(Region(0, y, self.size.width, 1))
 
     def _scroll_to_cursor(self) -> None:
-        if self._cursor < 0:
+        if self._index < 0:
             return
         visible = max(self.size.height - 1, 1)
         top = round(self.scroll_y)
         # Show the group row above a first member too.
-        first = self._cursor
+        first = self._index
         if first > 0 and not self._lines[first - 1].selectable:
             first -= 1
         if first < top:
             self.scroll_to(y=first, animate=False)
-        elif self._cursor >= top + visible:
-            self.scroll_to(y=self._cursor - visible + 1, animate=False)
+        elif self._index >= top + visible:
+            self.scroll_to(y=self._index - visible + 1, animate=False)
 
     # ---- actions -------------------------------------------------------------------------
 
@@ -458,32 +482,21 @@ class TargetTable(ScrollView, can_focus=True):
         if not self._lines:
             return
         step = 1 if delta > 0 else -1
-        target = self._cursor
+        target = self._index
         remaining = abs(delta)
-        i = self._cursor
+        i = self._index
         while remaining and 0 <= i + step < len(self._lines):
             i += step
             if self._lines[i].selectable:
                 target = i
                 remaining -= 1
-        if target != self._cursor:
-            old = self._cursor
-            self._cursor = target
-            self._refresh_row(old)
-            self._refresh_row(target)
-            self._scroll_to_cursor()
-            self.post_message(self.Highlighted(self.cursor_key))
+        if target != self._index and target >= 0:
+            self.cursor_key = self._lines[target].key
 
     def select_key(self, key: str) -> None:
         """Put the cursor on the row ``key`` (if shown and selectable)."""
-        for i, line in enumerate(self._lines):
-            if line.key == key and line.selectable:
-                old, self._cursor = self._cursor, i
-                self._refresh_row(old)
-                self._refresh_row(i)
-                self._scroll_to_cursor()
-                self.post_message(self.Highlighted(self.cursor_key))
-                return
+        if self._row_of(key) >= 0:
+            self.cursor_key = key
 
     def action_cursor(self, delta: int) -> None:
         """Move the cursor (bound to arrows, page keys, home/end and j/k/g/G)."""
@@ -502,7 +515,7 @@ class TargetTable(ScrollView, can_focus=True):
             return
         if not self._lines[index].selectable:
             return
-        if index == self._cursor:
+        if index == self._index:
             self.action_select()
         else:
             self.select_key(self._lines[index].key)
@@ -536,7 +549,7 @@ class TargetTable(ScrollView, can_focus=True):
         if not 0 <= index < len(self._lines):
             return Strip([Segment(" " * width, base)], width)
         line = self._lines[index]
-        selected = index == self._cursor
+        selected = index == self._index
         key = (line.sig, selected, width)
         cached = self._strips.get(key)
         if cached is not None:

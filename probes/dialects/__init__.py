@@ -10,6 +10,7 @@ from probes.dialects.gemini import GeminiDialect
 from probes.dialects.ollama_native import OllamaNativeDialect
 from probes.dialects.openai_chat import OpenAIChatDialect
 from probes.dialects.openai_responses import OpenAIResponsesDialect
+from probes.dialects.replicate import ReplicateDialect
 
 _ALL: list[Dialect] = [
     OpenAIChatDialect(),
@@ -19,6 +20,7 @@ _ALL: list[Dialect] = [
     GeminiDialect(),
     OllamaNativeDialect(),
     BedrockConverseDialect(),
+    ReplicateDialect(),
 ]
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in _ALL}

@@ -2,7 +2,7 @@
 
 Source: Anthropic API reference, "Streaming Messages" (anthropic-sdk-python
 ``types/raw_message_stream_event.py``, ``types/usage.py``, ``types/message_delta_usage.py``);
-../shared/reference/wire-formats.md §5. Headers ``x-api-key`` and ``anthropic-version:
+docs/dialects.md. Headers ``x-api-key`` and ``anthropic-version:
 2023-06-01``. Each SSE event is ``event: <type>`` plus ``data: {"type": <type>, ...}``:
 
 * ``message_start``: ``message.id`` and ``message.usage`` with the input side
@@ -19,7 +19,8 @@ Source: Anthropic API reference, "Streaming Messages" (anthropic-sdk-python
   ends without ``message_stop``.
 
 ``input_tokens`` excludes both cache buckets, so the normalised input total is
-``input_tokens + cache_creation_input_tokens + cache_read_input_tokens`` (FC-12 B).
+``input_tokens + cache_creation_input_tokens + cache_read_input_tokens`` (docs/field-cases.md
+FC-12 B).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class _UsageState:
 
 
 def anthropic_usage(usage: dict[str, Any]) -> Usage:
-    """Normalise one complete Anthropic ``usage`` object (metrics.md §4; FC-12 B).
+    """Normalise one complete Anthropic ``usage`` object (docs/metrics.md §4; FC-12 B).
 
     Example: ``{"input_tokens":3,"cache_creation_input_tokens":12304,
     "cache_read_input_tokens":0,"output_tokens":550}`` gives input 12307 (inclusive), cache

@@ -2,7 +2,7 @@
 
 Source: Azure OpenAI REST reference and MicrosoftDocs/azure-ai-docs
 ``articles/ai-foundry/openai/concepts/content-streaming.md``; openai-python ``lib/azure.py``;
-../shared/reference/wire-formats.md §4. The request goes to
+docs/dialects.md. The request goes to
 ``{base_url}/openai/deployments/{deployment}/chat/completions?api-version={api_version}`` with
 the key in an ``api-key`` header (not ``Authorization: Bearer``). The stream is OpenAI
 ``chat.completion.chunk`` events ending in ``data: [DONE]``, read by the OpenAI chat parser

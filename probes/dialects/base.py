@@ -8,15 +8,20 @@ else; timing, token accounting, classification and the record are shared (``prob
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from probes.config import ResolvedTarget
+
+if TYPE_CHECKING:  # the price and config paths import this module without loading httpx
+    import httpx
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage normalised to metrics.md §4. ``None`` means "not reported", never 0.
+    """Token usage normalised to docs/metrics.md §4. ``None`` means "not reported", never 0.
 
     Attributes:
         input_tokens: whole prompt processed, cache reads and writes included.
@@ -54,7 +59,7 @@ class ProviderError:
 
 @dataclass(slots=True)
 class ParsedEvent:
-    """What one wire event said, in the dialect-neutral terms of metrics.md §2.
+    """What one wire event said, in the dialect-neutral terms of docs/metrics.md §2.
 
     Attributes:
         answer: visible answer text carried by this event ("" if none).
@@ -92,7 +97,7 @@ class ParsedEvent:
 
     @property
     def has_token(self) -> bool:
-        """True when the event carries a generated token of any channel (metrics.md §2)."""
+        """True when the event carries a generated token of any channel (docs/metrics.md §2)."""
         return bool(self.answer or self.reasoning or self.tool_call)
 
 
@@ -150,6 +155,41 @@ class Dialect(Protocol):
         ...
 
 
+@runtime_checkable
+class MultiRequestDialect(Protocol):
+    """A dialect whose probe is more than one HTTP request (Replicate: create a prediction,
+    read its event stream, read the finished prediction).
+
+    It has everything a :class:`Dialect` has plus :meth:`open_stream`; the runner then calls
+    ``open_stream`` instead of sending ``build_request``'s request itself, and reads the
+    yielded response exactly like any other stream (status, content type, events), so timing,
+    classification and the record stay shared. The clock starts before ``open_stream``.
+    """
+
+    def open_stream(
+        self,
+        client: httpx.AsyncClient,
+        request: HttpRequest,
+        *,
+        extensions: dict[str, Any],
+        report: Callable[[ParsedEvent], None],
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Send the requests that lead to the stream; yield the response to read.
+
+        Args:
+            client: the probe's client (pooled connections, no read timeout).
+            request: what :meth:`Dialect.build_request` built (the first request).
+            extensions: httpx request extensions to pass on every request (connection trace).
+            report: takes non-token facts learned outside the stream (usage, server timings,
+                request id) as a :class:`ParsedEvent`; later reports replace earlier usage.
+
+        The yielded response may be an error response (any status, already read): the runner
+        classifies it. Work after the stream (reading a result) runs on normal exit only,
+        inside the probe's deadline, after ``total_ms`` has ended.
+        """
+        ...
+
+
 def load_json(data: str, what: str = "event data") -> Any:
     """Decode one event's JSON payload.
 
@@ -159,7 +199,8 @@ def load_json(data: str, what: str = "event data") -> Any:
 
     Returns:
         The decoded value, or None when ``data`` is empty or blank (heartbeats and the empty
-        events SSE decoders dispatch after an ``id:``; FC-05), which carry nothing.
+        events SSE decoders dispatch after an ``id:``; docs/field-cases.md FC-05),
+        which carry nothing.
 
     Raises:
         ValueError: when the data is not JSON; the message quotes its first 80 characters.

@@ -6,7 +6,7 @@ Source: Amazon Bedrock API reference, ``ConverseStream`` and ``ConverseStreamOut
 ``modelStreamErrorException``, ``serviceUnavailableException``, ``throttlingException``,
 ``validationException``), ``ConverseStreamMetadataEvent`` (``usage``, ``metrics.latencyMs``)
 and "Use an Amazon Bedrock API key" (``Authorization: Bearer <key>``);
-../shared/reference/wire-formats.md §9.
+docs/dialects.md.
 
 The body is ``application/vnd.amazon.eventstream``: binary frames decoded by
 ``probes.sse.aiter_eventstream`` (botocore's CRC-checked decoder). Each frame's
@@ -43,7 +43,7 @@ def _int(value: Any) -> int | None:
 
 
 def bedrock_usage(usage: dict[str, Any]) -> Usage:
-    """Normalise a Converse ``TokenUsage`` object (metrics.md §4).
+    """Normalise a Converse ``TokenUsage`` object (docs/metrics.md §4).
 
     input = ``inputTokens + cacheReadInputTokens + cacheWriteInputTokens``; output =
     ``outputTokens`` (no reasoning breakdown is reported, so reasoning stays null).

@@ -2,7 +2,7 @@
 
 Source: Gemini API reference, ``models.streamGenerateContent`` and ``GenerateContentResponse``
 (googleapis/python-genai ``_api_client.py``, ``models.py``, ``types.py``
-``GenerateContentResponseUsageMetadata``); ../shared/reference/wire-formats.md §6.
+``GenerateContentResponseUsageMetadata``); docs/dialects.md.
 
 * Request: ``POST {base_url}/models/{model}:streamGenerateContent?alt=sse`` with the key in the
   ``x-goog-api-key`` header. The key is never put in the URL (no ``?key=``), so it cannot
@@ -15,7 +15,8 @@ Source: Gemini API reference, ``models.streamGenerateContent`` and ``GenerateCon
   ``functionCall`` parts are tool calls. ``responseId`` identifies the response.
 * ``usageMetadata`` is running (cumulative) on every chunk: the latest replaces earlier ones.
   ``promptTokenCount`` includes ``cachedContentTokenCount``; ``candidatesTokenCount``
-  **excludes** ``thoughtsTokenCount``, so output = candidates + thoughts (FC-12 C).
+  **excludes** ``thoughtsTokenCount``, so output = candidates + thoughts
+  (docs/field-cases.md FC-12 C).
 * Errors: ``{"error":{"code","message","status","details"}}`` as a body (429 carries
   ``google.rpc.RetryInfo.retryDelay``, e.g. ``"47s"``), as a ``data:`` event, or as a raw JSON
   body appended after the events (read via ``probes.sse``'s raw items).
@@ -85,7 +86,7 @@ def generation_config(model: str, max_tokens: int, temperature: float | None) ->
 
 
 def gemini_usage(meta: dict[str, Any]) -> Usage:
-    """Normalise a ``usageMetadata`` object (metrics.md §4).
+    """Normalise a ``usageMetadata`` object (docs/metrics.md §4).
 
     input = ``promptTokenCount`` (+ ``toolUsePromptTokenCount``), inclusive of
     ``cachedContentTokenCount``; output = ``candidatesTokenCount + thoughtsTokenCount`` (either

@@ -2,7 +2,7 @@
 
 Source: ollama/ollama ``docs/api.md`` "Generate a chat completion" (streaming),
 ``docs/api/usage.mdx``, ``docs/api/errors.mdx`` and ``api/types.go`` (``ChatResponse``,
-``Metrics``); ../shared/reference/wire-formats.md §8.2. Content type ``application/x-ndjson``,
+``Metrics``); docs/dialects.md. Content type ``application/x-ndjson``,
 one JSON object per line:
 
 * ``{"message":{"role":"assistant","content":"…","thinking":"…"},"done":false}``: answer in
@@ -13,7 +13,7 @@ one JSON object per line:
   ``omitempty``: a missing count is "not reported" (it used to vanish when the prompt was
   cached, ollama#2068), never 0;
 * an error is a line ``{"error": "…"}``, before the stream as the whole body (400/404/429/500)
-  or after content with the status still 200 (FC-07 C).
+  or after content with the status still 200 (docs/field-cases.md FC-07 C).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _int(value: Any) -> int | None:
 
 def _error(value: Any) -> ProviderError:
     if isinstance(value, dict):
-        return ProviderError(str(value.get("message") or json.dumps(value)[:300]))
+        return ProviderError(str(value.get("message") or json.dumps(value)))
     return ProviderError(str(value))
 
 

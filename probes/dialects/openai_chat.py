@@ -2,7 +2,7 @@
 
 Source: OpenAI API reference, "chat.completion.chunk" object (``choices[].delta.content``,
 ``delta.refusal``, ``delta.tool_calls``, ``finish_reason``) and ``stream_options.include_usage``
-(a last chunk with ``choices: []`` and ``usage``); ../shared/reference/wire-formats.md §2, §7, §8.
+(a last chunk with ``choices: []`` and ``usage``); docs/dialects.md for the hosts.
 
 Host quirks handled here: ``delta.reasoning_content`` (DeepSeek), ``delta.reasoning`` and
 ``reasoning_details`` (vLLM, OpenRouter, Groq, Ollama /v1), usage on the finish chunk (DeepSeek,
@@ -37,7 +37,7 @@ def _int(value: Any) -> int | None:
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
-    """Normalise an OpenAI-shaped ``usage`` object (metrics.md §4).
+    """Normalise an OpenAI-shaped ``usage`` object (docs/metrics.md §4).
 
     ``prompt_tokens`` already includes cached tokens; DeepSeek's ``prompt_cache_hit_tokens``
     and Together's top-level ``cached_tokens`` are read when the standard detail is absent.
@@ -61,7 +61,7 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
 def parse_error_object(obj: Any) -> ProviderError:
     """Build a :class:`ProviderError` from an ``error`` value (object or bare string)."""
     if isinstance(obj, dict):
-        message = str(obj.get("message") or obj.get("msg") or json.dumps(obj)[:300])
+        message = str(obj.get("message") or obj.get("msg") or json.dumps(obj))
         err_type = obj.get("type") or obj.get("status")
         code = obj.get("code")
         return ProviderError(
@@ -85,7 +85,7 @@ class OpenAIChatParser:
 
         Reasoning runs from an opening ``<think>`` (only at the start of the content) up to and
         including ``</think>``; whitespace right after it is still reasoning, so the first
-        answer token is the first non-whitespace content after the tag (metrics.md §2).
+        answer token is the first non-whitespace content after the tag (docs/metrics.md §2).
         """
         answer, reasoning = "", ""
         while text:
@@ -116,7 +116,7 @@ class OpenAIChatParser:
             return ParsedEvent(terminal=True)
         chunk = load_json_object(data)
         if chunk is None:
-            return None  # empty-data events after an id: + comment (FC-05)
+            return None  # empty data after id: + comment (docs/field-cases.md FC-05)
         out = ParsedEvent()
         if chunk.get("error"):
             out.error = parse_error_object(chunk["error"])

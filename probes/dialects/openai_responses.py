@@ -10,7 +10,7 @@ Source: OpenAI API reference, "Responses" streaming events (openai-python
 ``output_tokens`` inclusive of ``output_tokens_details.reasoning_tokens``). The stream ends with
 ``response.completed``, ``response.incomplete`` or ``response.failed``; there is no ``[DONE]``.
 In-stream failures: ``event: error`` (``{"type":"error","code","message","param"}``) and
-``response.failed`` (``response.error.{code,message}``). ../shared/reference/wire-formats.md §3.
+``response.failed`` (``response.error.{code,message}``). docs/dialects.md.
 
 ``max_output_tokens`` below 16 is rejected with 400 ``integer_below_min_value``, so the canary
 budget is clamped up to 16.
@@ -62,7 +62,7 @@ def is_reasoning_model(model: str) -> bool:
 
 
 def parse_responses_usage(usage: dict[str, Any]) -> Usage:
-    """Normalise a Responses ``usage`` object (``ResponseUsage``) to metrics.md §4.
+    """Normalise a Responses ``usage`` object (``ResponseUsage``) to docs/metrics.md §4.
 
     ``input_tokens`` already includes ``input_tokens_details.cached_tokens`` (and
     ``cache_write_tokens``); ``output_tokens`` already includes reasoning.

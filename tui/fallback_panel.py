@@ -1,0 +1,71 @@
+"""Rich table for "can the fallback take the load?" (``inferwatch cost`` and the cost panel).
+
+Pure: from :class:`store.fallback.FallbackFit` values to a table, words and symbols only
+(✔ fits, ✖ does not, ? unknown), so meaning never rests on colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from store.fallback import FallbackFit
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if value >= 10 else f"{value:,.2f}"
+
+
+def _mark(value: bool | None) -> str:
+    return "?" if value is None else ("✔" if value else "✖")
+
+
+def fallback_table(fits: Sequence[FallbackFit]) -> Table:
+    """One row per group fallback: the primary's traffic, the fallback's headroom, whether it
+    fits at 1x and 10x, and which limit fills first (and at what multiple)."""
+    table = Table(
+        title="Can the fallback take the load?",
+        title_justify="left",
+        caption=(
+            "traffic: the primary's [[features]] volume, spread evenly; headroom: the "
+            "fallback's rate-limit headers over the window (docs/questions.md)"
+        ),
+        caption_justify="left",
+    )
+    for name, justify in (
+        ("group", "left"),
+        ("primary → fallback", "left"),
+        ("traffic req/min", "right"),
+        ("tok/min", "right"),
+        ("headroom req/min", "right"),
+        ("tok/min ", "right"),
+        ("1x", "center"),
+        ("10x", "center"),
+        ("breaks first", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for fit in fits:
+        features = ", ".join(fit.features) or "no features"
+        if fit.assumed and fit.features:
+            features += " (no targets: assumed here)"
+        if fit.fits is None:
+            first = "unknown: no headroom headers"
+        elif fit.max_multiplier is None:
+            first = f"{fit.breaks_first} (no traffic)"
+        else:
+            first = f"{fit.breaks_first} at {fit.max_multiplier:,.1f}x"
+        table.add_row(
+            fit.group,
+            f"{fit.primary} → {fit.fallback}\n{features}",
+            _rate(fit.demand_rpm),
+            _rate(fit.demand_tpm),
+            _rate(fit.rpm_capacity),
+            _rate(fit.tpm_capacity),
+            _mark(fit.fits),
+            _mark(fit.fits_at_10x),
+            first,
+        )
+    return table
