@@ -54,6 +54,8 @@ from probes.timestamps import iso
 
 Sink = Callable[[ProbeRecord], Awaitable[None]]
 ProbeFn = Callable[[ResolvedTarget, Any], Awaitable[ProbeRecord]]
+#: A schedule's own probe function may return several records (a two-request check).
+ScheduleFn = Callable[[ResolvedTarget, Any], Awaitable[ProbeRecord | Sequence[ProbeRecord]]]
 ErrorHook = Callable[[str, BaseException], None]
 ClientFactory = Callable[[int], Any]
 
@@ -132,7 +134,8 @@ class Schedule:
         interval_s: start-to-start interval in force (budgets may stretch it), seconds.
         kind: what is probed (``stream``: the canary; other kinds may have their own
             interval and probe function).
-        probe: the probe function; None uses the scheduler's.
+        probe: the probe function, which may return several records (a check made of two
+            requests); None uses the scheduler's.
         skipped: ticks that found the previous probe still running.
         probes: probes started.
     """
@@ -140,7 +143,7 @@ class Schedule:
     target: ResolvedTarget
     interval_s: float
     kind: str = STREAM
-    probe: ProbeFn | None = None
+    probe: ScheduleFn | None = None
     skipped: int = 0
     probes: int = 0
     phase: Phase | None = None
@@ -521,29 +524,39 @@ class Scheduler:
                 s.probes += 1
                 self.probes_done += 1
                 try:
-                    record = await (s.probe or self.probe)(s.target, self._client(s))
+                    result = await (s.probe or self.probe)(s.target, self._client(s))
+                    records = [result] if isinstance(result, ProbeRecord) else list(result)
                 except Exception as exc:
                     self._report(s.name, exc)
-                    record = self._internal_record(s.target, exc, datetime.fromtimestamp(wall, UTC))
+                    failed = self._internal_record(s.target, exc, datetime.fromtimestamp(wall, UTC))
+                    if s.kind != STREAM:  # "workload:long" -> kind workload, workload long
+                        failed.kind, _, workload = s.kind.partition(":")
+                        failed.workload = workload or None
+                    records = [failed]
             finally:
                 if self._semaphore is not None:
                     self._semaphore.release()
-            record.start_late_ms = max(0.0, launched - planned) * 1000.0
-            if self.lag is not None:
-                record.loop_lag_ms = self.lag.worst_since(lag_from) * 1000.0
+            late_ms = max(0.0, launched - planned) * 1000.0
+            lag_ms = self.lag.worst_since(lag_from) * 1000.0 if self.lag is not None else None
+            for record in records:
+                record.start_late_ms = late_ms
+                record.loop_lag_ms = lag_ms
         finally:
             s.running = False
             self._in_flight.discard(s.key)
-        if s.kind == STREAM:
+        retry_after: float | None = None
+        for record in records:
+            if s.kind == STREAM:
+                try:
+                    self.record_cost(s.name, record.cost_usd)
+                except Exception as exc:
+                    self._report(s.name, exc)
             try:
-                self.record_cost(s.name, record.cost_usd)
+                await self.sink(record)
             except Exception as exc:
                 self._report(s.name, exc)
-        try:
-            await self.sink(record)
-        except Exception as exc:
-            self._report(s.name, exc)
-        return record.retry_after_s
+            retry_after = max(retry_after or 0.0, record.retry_after_s or 0.0) or None
+        return retry_after
 
     def _report(self, name: str, exc: BaseException) -> None:
         self.errors += 1

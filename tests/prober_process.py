@@ -119,6 +119,12 @@ def query(db: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...
         conn.close()
 
 
+def scalar(db: Path, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first cell of ``sql``'s first row; None when there is none (yet)."""
+    rows = query(db, sql, params)
+    return rows[0][0] if rows else None
+
+
 def counts(db: Path) -> dict[str, int]:
     """Probes stored per target."""
     return dict(query(db, "SELECT target, count(*) FROM probes GROUP BY target"))  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from tests.prober_process import (
     counts,
     prober_row,
     query,
+    scalar,
     wait_for,
 )
 from tests.servers import ReplayServer, Script
@@ -199,6 +200,32 @@ def test_a_probe_loop_exception_keeps_the_target_and_says_so(
         assert prober.alive()
 
 
+def test_extra_schedules_run_beside_the_canary(tmp_path: Path, replay: ReplayServer) -> None:
+    # Issue #13's schedules through the engine: a long-prompt workload on its own interval
+    # beside the canary (its own schedule of the same target), and every probe marked with
+    # its endpoint's idle time (one tracker for all schedules).
+    url = replay.add("engine-kinds", FAST)
+    db = tmp_path / "k.db"
+    cfg = config_toml([("w", url)], 0.5, {"workers": 1, "jitter_s": 0}).replace(
+        'model = "m"', 'model = "m"\nscaledown_window_s = 0.1'
+    )
+    cfg += '[[workloads]]\nname = "long"\ninput_tokens = 64\ninterval_s = 1.5\n'
+    with ProberProcess(tmp_path, cfg, db):
+        wait_for(
+            "two workload probes",
+            lambda: (scalar(db, "SELECT count(*) FROM probes WHERE kind = 'workload'") or 0) >= 2,
+        )
+        kinds = dict(query(db, "SELECT kind, count(*) FROM probes GROUP BY kind"))
+        assert kinds["canary"] >= 2 * kinds["workload"]  # every 0.5 s against every 1.5 s
+        assert query(db, "SELECT DISTINCT workload FROM probes WHERE kind = 'workload'") == [
+            ("long",)
+        ]
+        idle = query(db, "SELECT idle_s, cold FROM probes WHERE kind = 'canary' AND idle_s > 0.2")
+        assert idle and all(cold == 1 for _, cold in idle)  # idle > 0.1 s window: cold
+        assert query(db, "SELECT count(*) FROM probes WHERE start_late_ms IS NULL")[0][0] == 0
+        assert query(db, "SELECT skipped_ticks FROM prober")[0][0] is not None
+
+
 FREEZE = textwrap.dedent(
     """
     # Test-only: the probe of target "freeze" blocks its worker's event loop (as the O(n^2)
@@ -336,7 +363,7 @@ def test_a_full_disk_holds_probes_and_stores_them_when_space_returns(
         wait_for("probes", lambda: stored() >= 4)
         # Fill the prober's private 16 MB file system (seen from here through its /proc root).
         filler = Path(f"/proc/{pid}/root") / str(mnt).lstrip("/") / "filler"
-        with open(filler, "wb") as f, pytest.raises(OSError):
+        with open(filler, "wb", buffering=0) as f, pytest.raises(OSError):
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,11 +50,14 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from probes.budget import BudgetInput, BudgetPlanner
+from probes.cache_check import CacheCheckResult
 from probes.config import Config, ResolvedTarget
+from probes.official_status import OfficialStatus, StatusPoller, config_sources
 from probes.record import ProbeRecord
 from probes.scheduler import Phase, Scheduler, assign_phases
 from probes.timestamps import parse_iso
 from store import control
+from store.cache_checks import save_cache_check
 from store.costs import recent_costs
 from store.db import insert_probe, open_db
 from store.history import (
@@ -64,6 +67,7 @@ from store.history import (
     host_of,
     last_probe_starts,
 )
+from store.official_status import save_statuses
 from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
@@ -527,6 +531,8 @@ class Prober:
         self.history: HistoryWriter | None = None
         self.planner: BudgetPlanner | None = None
         self.phases: dict[str, Phase] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._config_json: str | None = None
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -580,12 +586,6 @@ class Prober:
     def _init_for(self, w: Worker) -> WorkerInit:
         assert self.planner is not None
         names = set(w.names)
-        shard = self.config.model_copy(
-            update={
-                "targets": tuple(t for t in self.config.targets if t.name in names),
-                "features": (),
-            }
-        )
         now = self.loop.time()
         intervals = {n: self.planner.effective_interval(n) for n in w.names}
         not_before = {}
@@ -593,9 +593,12 @@ class Prober:
             last = self.last_start.get(n)
             if last is not None and last + intervals[n] > now:
                 not_before[n] = last + intervals[n] - now
+        if self._config_json is None:
+            self._config_json = self.config.model_dump_json()
         return WorkerInit(
             index=w.index,
-            config=shard.model_dump_json(),
+            config=self._config_json,
+            names=list(w.names),
             jitter_s=self.config.prober.jitter_s,
             # The cap is for the whole prober: each worker gets its share.
             max_concurrency=None
@@ -666,6 +669,39 @@ class Prober:
             await self._sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    def _background(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` (a database call) without waiting for it; a failure is logged."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log(f"storing a cache check failed: {exc!r}")
+
+        task = self.loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def poll_status(self) -> None:
+        """Read the providers' official status pages on their own slow schedule (own task,
+        own client: a hanging page never delays a probe) and store each round."""
+        status = self.config.status
+        sources = config_sources(self.config) if status.enabled else []
+        if not sources:
+            return
+
+        async def sink(readings: Sequence[tuple[OfficialStatus, tuple[str, ...]]]) -> None:
+            try:
+                await self.writer.call(lambda db: save_statuses(db, readings))
+            except Exception as exc:
+                log(f"storing official status failed: {exc!r}")
+
+        poller = StatusPoller(sources, sink, status.interval_s, status.timeout_s)
+        try:
+            await poller.run(self.stop)
+        except Exception as exc:  # the status pages are a side show: never take the prober down
+            log(f"official status poller stopped: {exc!r}")
+
     def _worker_problem(self, w: Worker, text: str) -> None:
         log(text)
         self.problems.set(f"worker:{w.index}", text, NOTICE_S)
@@ -692,6 +728,9 @@ class Prober:
             if target in self.by_name:
                 self.loop_errors[target] = f"{_clock_text()} {error}"
                 self._health_dirty.add(target)
+        elif kind == "cache":
+            result = CacheCheckResult(**msg["r"])
+            self._background(self.writer.call(lambda db: save_cache_check(db, result)))
         elif kind == "ready":
             w.pid = int(msg["pid"])
             log(f"worker {w.index} probing {len(w.names)} targets (pid {w.pid})")
@@ -701,7 +740,9 @@ class Prober:
         self.last_start[record.target] = self.loop.time() - (record.total_ms or 0.0) / 1000
         if self.oncall is not None:
             self.oncall.on_record(record)  # vantage stamp and metrics, before it is stored
-        if record.cost_usd is not None:
+        if record.cost_usd is not None and record.kind == "canary":
+            # Budgets stretch the canary's interval from the canary's cost: a workload's long
+            # prompt is not what one canary probe costs.
             self.planner.record_cost(record.target, record.cost_usd)
             self._replan()
         self.writer.store(record)
@@ -1013,6 +1054,7 @@ async def run_prober(
         tasks = [
             asyncio.create_task(prober.control_loop()),
             asyncio.create_task(prober.maintenance_loop(retention)),
+            asyncio.create_task(prober.poll_status()),
             *(asyncio.create_task(prober.supervise(w)) for w in prober.workers),
         ]
         await stop.wait()

@@ -30,9 +30,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from probes.config import Config
+from probes.coldstart import IdleTracker
+from probes.config import Config, ResolvedTarget
+from probes.questions import CheckSchedule, QuestionChecks
 from probes.record import ProbeRecord
-from probes.scheduler import Phase, Scheduler, report_to_stderr
+from probes.scheduler import Phase, Schedule, Scheduler, report_to_stderr
 
 #: Seconds between two stats messages.
 STATS_PERIOD_S = 2.0
@@ -52,7 +54,8 @@ class WorkerInit:
 
     Attributes:
         index: worker number (0-based), for messages.
-        config: the config as JSON (``Config.model_dump_json``), with this shard's targets.
+        config: the whole config as JSON (``Config.model_dump_json``).
+        names: the targets this worker probes (its shard).
         jitter_s: the scheduler's jitter, seconds.
         max_concurrency: probes in flight at once in this worker, None for no cap.
         intervals: effective interval per target name (budgets are planned by the prober).
@@ -64,6 +67,7 @@ class WorkerInit:
 
     index: int
     config: str
+    names: list[str] = field(default_factory=list)
     jitter_s: float = 0.0
     max_concurrency: int | None = None
     intervals: dict[str, float] = field(default_factory=dict)
@@ -142,6 +146,8 @@ async def serve(init: WorkerInit) -> None:
     """Probe the shard until told to stop or until stdin ends."""
     channel = await _channel()
     config = Config.model_validate_json(init.config)
+    shard = set(init.names)
+    targets = [t for t in config.resolved() if t.name in shard]
     stop = asyncio.Event()
 
     async def sink(record: ProbeRecord) -> None:
@@ -152,7 +158,7 @@ async def serve(init: WorkerInit) -> None:
         channel.send({"k": "err", "target": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
 
     scheduler = Scheduler(
-        config.resolved(),
+        targets,
         sink,
         max_concurrency=init.max_concurrency,
         jitter_s=init.jitter_s,
@@ -163,6 +169,7 @@ async def serve(init: WorkerInit) -> None:
         paused=init.paused,
         on_error=on_error,
     )
+    add_question_schedules(scheduler, config, channel)
 
     async def commands() -> None:
         while True:
@@ -222,6 +229,29 @@ async def serve(init: WorkerInit) -> None:
     await asyncio.gather(scheduler.run(stop), commands(), stats(), collect_old(stop))
     channel.flush()
     channel.out.close()
+
+
+def add_question_schedules(scheduler: Scheduler, config: Config, channel: Channel) -> None:
+    """Give the shard's targets their extra schedules (docs/questions.md): the prompt-caching
+    check, long-prompt workloads and the deliberately cold schedule, each on its own interval
+    beside the canary, and mark every probe's idle time (cold starts) with one tracker."""
+    tracker = IdleTracker()
+    scheduler.probe = tracker.wrap(scheduler.probe)
+    checks = QuestionChecks(config, tracker=tracker)
+    by_name = {t.name: t for t in scheduler.targets}
+    for check in checks.schedules():
+        target = by_name.get(check.target)
+        if target is None:
+            continue  # another worker's target (or not configured)
+
+        async def run(t: ResolvedTarget, client: Any, check: CheckSchedule = check) -> Any:
+            outcome = await checks.run(check, t, client)
+            if outcome.cache_check is not None:
+                channel.send({"k": "cache", "r": asdict(outcome.cache_check)})
+            return list(outcome.records)
+
+        kind = check.kind if check.workload is None else f"{check.kind}:{check.workload}"
+        scheduler.add_schedule(Schedule(target, check.interval_s, kind=kind, probe=run))
 
 
 def main() -> None:
