@@ -47,8 +47,15 @@ Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
 
 
+#: Seconds an idle pooled connection is kept (httpx's default).
+KEEPALIVE_EXPIRY_S = 5.0
+
+
 def make_client(
-    max_connections: int = 100, ssl_context: ssl.SSLContext | None = None
+    max_connections: int = 100,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    keep_alive: bool = True,
 ) -> httpx.AsyncClient:
     """An httpx client suited to probing.
 
@@ -60,13 +67,17 @@ def make_client(
         max_connections: pool size; the scheduler sizes it so a probe never waits for one.
         ssl_context: a TLS context to share between clients (building one per client costs
             milliseconds and a copy of the CA bundle); None builds the default.
+        keep_alive: keep idle connections (for :data:`KEEPALIVE_EXPIRY_S`); False closes
+            each one when its response ends (the scheduler's choice for targets probed less
+            often than that: their connection would expire unused anyway).
     """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=10.0, read=None, write=10.0, pool=10.0),
         headers={"Accept-Encoding": "identity", "User-Agent": "inferwatch/0.1"},
         limits=httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=min(20, max_connections),
+            max_keepalive_connections=min(20, max_connections) if keep_alive else 0,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
         ),
         verify=ssl_context if ssl_context is not None else True,
         follow_redirects=False,
@@ -257,6 +268,10 @@ async def run_probe(
                 outcome,
                 StreamLimits(settings.response_bytes_cap, settings.stream_events_cap),
             )
+        # httpx binds a response's stream to the response, a reference cycle per probe that
+        # only a full collection frees; unbound once closed, the probe's objects go at once
+        # and the prober's workers collect rarely (tui/prober_worker.py, settle_gc).
+        response.stream = httpx.ByteStream(b"")
 
     try:
         # Until the first token, first_token_timeout_s counts from the request (headers

@@ -49,7 +49,7 @@ from probes.config import ResolvedTarget
 from probes.errors import ErrorKind, redact
 from probes.looplag import LoopLagMonitor
 from probes.record import ProbeRecord
-from probes.runner import make_client, run_probe
+from probes.runner import KEEPALIVE_EXPIRY_S, make_client, run_probe
 from probes.timestamps import iso
 
 Sink = Callable[[ProbeRecord], Awaitable[None]]
@@ -502,7 +502,15 @@ class Scheduler:
             else:
                 if self._ssl is None:
                     self._ssl = httpx.create_ssl_context()
-                client = make_client(max_connections=size, ssl_context=self._ssl)
+                # A pooled connection idle longer than its expiry is closed at the next
+                # request anyway; until then it is dead weight (and, at a thousand targets,
+                # tens of thousands of objects for every full collection to walk).
+                shortest = min(x.interval_s for x in self._by_name.get(s.name, [s]))
+                client = make_client(
+                    max_connections=size,
+                    ssl_context=self._ssl,
+                    keep_alive=shortest <= KEEPALIVE_EXPIRY_S,
+                )
             self._clients[s.name] = client
         return client
 
