@@ -240,6 +240,8 @@ class Scheduler:
         self._phases = dict(phases or {})
         self._not_before = dict(not_before or {})
         self._semaphore: asyncio.Semaphore | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()
         self.probes_done = 0
         self.skipped_total = 0
@@ -394,24 +396,12 @@ class Scheduler:
         if self._lag_enabled:
             self.lag = LoopLagMonitor()
             self.lag.start()
-        origin = self.clock.time()
-        missing = [(s.key, s.interval_s) for s in self.schedules if s.key not in self._phases]
-        if missing:
-            self._phases.update(assign_phases(missing))
-        for s in self.schedules:
-            s.phase = self._phases[s.key]
-            s.grid = origin + s.phase.phase_s
-            wait = self._not_before.get(s.name, 0.0) if s.kind == STREAM else 0.0
-            if s.grid < origin + wait:
-                s.grid += math.ceil((origin + wait - s.grid) / s.interval_s) * s.interval_s
-            s.start_at = s.grid + self._jitter(s)
-        tasks = [
-            asyncio.create_task(self._run_schedule(s, stop), name=f"probe {s.key}")
-            for s in self.schedules
-        ]
+        self._stop = stop
+        self._start(self.schedules)
         try:
             await stop.wait()
         finally:
+            tasks = list(self._tasks.values())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -421,6 +411,62 @@ class Scheduler:
             for client in clients:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+
+    def _start(self, schedules: Sequence[Schedule]) -> None:
+        """Place ``schedules`` on their grids from now and start their tasks."""
+        assert self._stop is not None
+        origin = self.clock.time()
+        missing = [(s.key, s.interval_s) for s in schedules if s.key not in self._phases]
+        if missing:
+            self._phases.update(assign_phases(missing))
+        for s in schedules:
+            s.phase = self._phases[s.key]
+            s.grid = origin + s.phase.phase_s
+            wait = self._not_before.get(s.name, 0.0) if s.kind == STREAM else 0.0
+            if s.grid < origin + wait:
+                s.grid += math.ceil((origin + wait - s.grid) / s.interval_s) * s.interval_s
+            s.start_at = s.grid + self._jitter(s)
+            self._tasks[s.key] = asyncio.create_task(
+                self._run_schedule(s, self._stop), name=f"probe {s.key}"
+            )
+
+    def add_target(
+        self,
+        target: ResolvedTarget,
+        schedules: Sequence[Schedule],
+        *,
+        phases: Mapping[str, Phase] | None = None,
+        not_before_s: float = 0.0,
+        paused: bool = False,
+    ) -> None:
+        """Start probing ``target`` (its ``schedules``) while running: a target moved here
+        from another worker. ``not_before_s`` keeps its previous probe's interval."""
+        if target.name in self._by_name or not target.is_configured():
+            return
+        self.targets.append(target)
+        if paused:
+            self.paused.add(target.name)
+        self._phases.update(phases or {})
+        if not_before_s > 0:
+            self._not_before[target.name] = not_before_s
+        for schedule in schedules:
+            self.add_schedule(schedule)
+        if self._stop is not None:
+            self._start(schedules)
+
+    async def remove_target(self, name: str) -> None:
+        """Stop probing ``name`` (a probe in flight is abandoned) and close its client."""
+        schedules = self._by_name.pop(name, [])
+        self.schedules = [s for s in self.schedules if s.name != name]
+        self.targets = [t for t in self.targets if t.name != name]
+        tasks = [t for s in schedules if (t := self._tasks.pop(s.key, None)) is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        client = self._clients.pop(name, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     def _jitter(self, s: Schedule) -> float:
         if not self.jitter_s:

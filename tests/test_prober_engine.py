@@ -226,6 +226,50 @@ def test_extra_schedules_run_beside_the_canary(tmp_path: Path, replay: ReplaySer
         assert query(db, "SELECT skipped_ticks FROM prober")[0][0] is not None
 
 
+HEAVY = Script(
+    headers_at=0.0,
+    reads=[
+        (0.001 * i, b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n')
+        for i in range(2_500)
+    ]
+    + [(2.5, b"data: [DONE]\n\n")],
+)
+
+
+def test_a_heavy_target_moves_to_a_quarantine_worker(tmp_path: Path, replay: ReplayServer) -> None:
+    # 2,500 token events a probe (a canary asks for tens): the target leaves the worker it
+    # shared with healthy targets and goes on being probed in a worker of its own.
+    heavy = replay.add("engine-heavy", HEAVY)
+    url = replay.add("engine-light", FAST)
+    db = tmp_path / "q.db"
+    targets = [("fine1", url), ("heavy", heavy), ("fine2", url)]
+    cfg = config_toml(targets, 3, {"workers": 1, "jitter_s": 0})
+    with ProberProcess(tmp_path, cfg, db) as prober:
+        wait_for("the move", lambda: "moved to a quarantine worker" in prober.log_text())
+        assert "'heavy' moved to a quarantine worker" in prober.log_text()
+        row = wait_for(
+            "two workers reported",
+            lambda: (
+                (r := prober_row(db))
+                and len([w for w in r["stats"]["workers"] if w["pid"]]) == 2
+                and r
+            ),
+        )
+        normal, quarantine = row["stats"]["workers"]
+        assert (normal["targets"], normal["quarantine"]) == (2, False)
+        assert (quarantine["targets"], quarantine["quarantine"]) == (1, True)
+        assert "quarantine" in row["problem"]
+        before = counts(db)
+        wait_for(
+            "every target probed again",
+            lambda: all(
+                counts(db).get(n, 0) > before.get(n, 0) for n in ("fine1", "heavy", "fine2")
+            ),
+            timeout=20,
+        )
+        assert prober.alive()
+
+
 FREEZE = textwrap.dedent(
     """
     # Test-only: the probe of target "freeze" blocks its worker's event loop (as the O(n^2)

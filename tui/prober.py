@@ -97,6 +97,10 @@ RESERVE_BYTES = 2 * 1024 * 1024
 PROBES_PER_S_PER_WORKER = 40.0
 #: A problem that happened once (a worker restart, a loop error) stays shown this long.
 NOTICE_S = 600.0
+#: A probe that read more token events than this (a canary asks for tens of tokens), or hit a
+#: stream cap, held its worker's event loop for long: its target moves to a quarantine worker
+#: so that it stops delaying the stamps of the targets it shared a loop with.
+HEAVY_EVENTS = 2_000
 #: A worker that sends nothing for this long is killed and restarted (it reports every 2 s).
 WORKER_SILENT_S = 30.0
 #: Seconds a stopping worker gets before it is killed.
@@ -474,10 +478,12 @@ class Worker:
         restarts: times it was restarted.
         lag_ms: worst loop lag in its latest report, ms.
         in_flight: probes in flight in its latest report.
+        quarantine: it probes targets whose streams were too heavy to share a loop.
     """
 
     index: int
     names: list[str]
+    quarantine: bool = False
     pid: int | None = None
     restarts: int = 0
     lag_ms: float | None = None
@@ -746,6 +752,48 @@ class Prober:
             self.planner.record_cost(record.target, record.cost_usd)
             self._replan()
         self.writer.store(record)
+        heavy = record.error_kind == "too_large" or record.token_events > HEAVY_EVENTS
+        owner = self.owner.get(record.target)
+        if heavy and owner is not None and not owner.quarantine and len(owner.names) > 1:
+            why = record.error_kind if record.error_kind else f"{record.token_events} events"
+            self.quarantine(record.target, why)
+
+    def quarantine(self, name: str, why: str) -> None:
+        """Move ``name`` to the quarantine worker (started on first use): a target whose
+        streams take its loop for long must not delay the others' stamps. It stays there
+        until the prober restarts."""
+        assert self.planner is not None
+        old = self.owner[name]
+        worker = next((w for w in self.workers if w.quarantine), None)
+        if worker is None:
+            worker = Worker(len(self.workers), [], quarantine=True)
+            self.workers.append(worker)
+            task = self.loop.create_task(self.supervise(worker))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        old.names.remove(name)
+        worker.names.append(name)
+        self.owner[name] = worker
+        old.send({"k": "drop", "target": name})
+        interval = self.planner.effective_interval(name)
+        last = self.last_start.get(name)
+        phase = self.phases[name]
+        worker.send(
+            {
+                "k": "add",
+                "target": name,
+                "interval_s": interval,
+                "phase": [phase.phase_s, phase.slot_s],
+                "not_before_s": 0.0 if last is None else last + interval - self.loop.time(),
+                "paused": name in self.paused,
+            }
+        )
+        text = (
+            f"{name!r} moved to a quarantine worker at {_clock_text()}: "
+            f"its streams are heavy ({why})"
+        )
+        log(text)
+        self.problems.set(f"worker:quarantine:{name}", text, NOTICE_S)
 
     def _replan(self) -> None:
         assert self.planner is not None
@@ -850,6 +898,7 @@ class Prober:
                 "workers": [
                     {"pid": w.pid, "targets": len(w.names), "lag_ms": w.lag_ms}
                     | {"in_flight": w.in_flight, "restarts": w.restarts}
+                    | {"quarantine": w.quarantine}
                     for w in self.workers
                 ],
                 "held": status.held,
@@ -1059,7 +1108,7 @@ async def run_prober(
         ]
         await stop.wait()
         await prober.stop_workers()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *prober._tasks, return_exceptions=True)
     finally:
         oncall.close()
         await loop.run_in_executor(None, writer.close)

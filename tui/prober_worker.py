@@ -8,7 +8,9 @@ Protocol (JSON, one object per line):
 
 * stdin, first line: :class:`WorkerInit` as a dict; then commands ``{"k": "pause" | "resume"
   | "probe_now", "target": name or null}``, ``{"k": "intervals", "s": {name: seconds}}``,
-  ``{"k": "stop"}``. End of input (the prober died) stops the worker too.
+  ``{"k": "drop", "target": name}`` and ``{"k": "add", "target": name, "interval_s": s,
+  "phase": [phase_s, slot_s], "not_before_s": s, "paused": bool}`` (a target moving between
+  workers), ``{"k": "stop"}``. End of input (the prober died) stops the worker too.
 * stdout: ``{"k": "ready", "pid": n}`` once probing; ``{"k": "rec", "r": record}`` per probe;
   ``{"k": "err", "target": name, "error": text}`` when a probe loop hit an exception (also on
   stderr, which is the prober's log); ``{"k": "stats", ...}`` every couple of seconds with
@@ -170,7 +172,12 @@ async def serve(init: WorkerInit) -> None:
         paused=init.paused,
         on_error=on_error,
     )
-    add_question_schedules(scheduler, config, channel)
+    questions = Questions(config, channel)
+    scheduler.probe = questions.tracker.wrap(scheduler.probe)
+    for target in list(scheduler.targets):
+        for extra in questions.schedules_for(target):
+            scheduler.add_schedule(extra)
+    resolved = {t.name: t for t in config.resolved()}
 
     async def commands() -> None:
         while True:
@@ -191,6 +198,17 @@ async def serve(init: WorkerInit) -> None:
                 elif kind == "intervals":
                     for name, seconds in cmd["s"].items():
                         scheduler.set_interval(name, float(seconds))
+                elif kind == "drop":  # the target moves to another worker
+                    await scheduler.remove_target(target)
+                elif kind == "add":  # a target moved here
+                    t = resolved[target]
+                    scheduler.add_target(
+                        t,
+                        [Schedule(t, float(cmd["interval_s"])), *questions.schedules_for(t)],
+                        phases={target: Phase(*cmd["phase"])},
+                        not_before_s=float(cmd.get("not_before_s") or 0.0),
+                        paused=bool(cmd.get("paused")),
+                    )
             except Exception as exc:  # a malformed command must not end the worker
                 on_error("(command)", exc)
         stop.set()
@@ -232,27 +250,33 @@ async def serve(init: WorkerInit) -> None:
     channel.out.close()
 
 
-def add_question_schedules(scheduler: Scheduler, config: Config, channel: Channel) -> None:
-    """Give the shard's targets their extra schedules (docs/questions.md): the prompt-caching
-    check, long-prompt workloads and the deliberately cold schedule, each on its own interval
-    beside the canary, and mark every probe's idle time (cold starts) with one tracker."""
-    tracker = IdleTracker()
-    scheduler.probe = tracker.wrap(scheduler.probe)
-    checks = QuestionChecks(config, tracker=tracker)
-    by_name = {t.name: t for t in scheduler.targets}
-    for check in checks.schedules():
-        target = by_name.get(check.target)
-        if target is None:
-            continue  # another worker's target (or not configured)
+class Questions:
+    """Issue #13's extra schedules for this worker's targets (docs/questions.md): the
+    prompt-caching check, long-prompt workloads and the deliberately cold schedule, each on
+    its own interval beside the canary; one idle tracker marks every probe's cold start."""
 
-        async def run(t: ResolvedTarget, client: Any, check: CheckSchedule = check) -> Any:
-            outcome = await checks.run(check, t, client)
-            if outcome.cache_check is not None:
-                channel.send({"k": "cache", "r": asdict(outcome.cache_check)})
-            return list(outcome.records)
+    def __init__(self, config: Config, channel: Channel) -> None:
+        self.tracker = IdleTracker()
+        self.checks = QuestionChecks(config, tracker=self.tracker)
+        self.channel = channel
+        self.by_target: dict[str, list[CheckSchedule]] = {}
+        for check in self.checks.schedules():
+            self.by_target.setdefault(check.target, []).append(check)
 
-        kind = check.kind if check.workload is None else f"{check.kind}:{check.workload}"
-        scheduler.add_schedule(Schedule(target, check.interval_s, kind=kind, probe=run))
+    def schedules_for(self, target: ResolvedTarget) -> list[Schedule]:
+        """The extra schedules of ``target`` (none for most targets)."""
+        out = []
+        for check in self.by_target.get(target.name, []):
+
+            async def run(t: ResolvedTarget, client: Any, check: CheckSchedule = check) -> Any:
+                outcome = await self.checks.run(check, t, client)
+                if outcome.cache_check is not None:
+                    self.channel.send({"k": "cache", "r": asdict(outcome.cache_check)})
+                return list(outcome.records)
+
+            kind = check.kind if check.workload is None else f"{check.kind}:{check.workload}"
+            out.append(Schedule(target, check.interval_s, kind=kind, probe=run))
+        return out
 
 
 def main() -> None:
