@@ -118,7 +118,7 @@ class ProberConfig(_Strict):
     """Each start moves by a random 0..jitter_s seconds, never out of its own slot of the
     interval (starts stay evenly spread, the mean rate stays one per interval)."""
     workers: int | None = Field(None, ge=1, le=64)
-    """Worker processes that probe (each its own event loop); none (default): one per 40
+    """Worker processes that probe (each its own event loop); none (default): one per 20
     probes a second (targets / interval), at most one per core."""
     daily_budget_usd: float | None = Field(None, gt=0)
     """Most all probes together may cost per day, USD (none: no limit). When the measured cost

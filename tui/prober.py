@@ -94,7 +94,7 @@ WRITER_BUSY_TIMEOUT_S = 5.0
 #: minutes of heartbeats, two WAL pages every 2 s).
 RESERVE_BYTES = 2 * 1024 * 1024
 #: Default share of probes one worker takes: probes per second (targets / interval).
-PROBES_PER_S_PER_WORKER = 40.0
+PROBES_PER_S_PER_WORKER = 20.0
 #: A problem that happened once (a worker restart, a loop error) stays shown this long.
 NOTICE_S = 600.0
 #: A probe that read more token events than this (a canary asks for tens of tokens), or hit a

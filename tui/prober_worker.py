@@ -45,8 +45,6 @@ STATS_PERIOD_S = 2.0
 GC_THRESHOLDS = (2_000, 10, 1_000_000_000)
 #: Seconds between two full collections (see :func:`settle_gc`).
 GC_FULL_EVERY_S = 60.0
-#: Seconds between two writes of queued messages to the prober (records, stats).
-SEND_EVERY_S = 0.05
 
 
 @dataclass
@@ -118,10 +116,10 @@ class Channel:
         self._queued: list[bytes] = []
 
     def send(self, message: dict[str, Any]) -> None:
-        """Queue one message; queued ones go out together every :data:`SEND_EVERY_S`
-        (one system call instead of one per probe; the transport never blocks the loop)."""
+        """Queue one message; what is queued in one turn of the loop goes out in one write
+        (the transport never blocks the loop)."""
         if not self._queued:
-            asyncio.get_running_loop().call_later(SEND_EVERY_S, self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._queued.append(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
     def flush(self) -> None:
