@@ -78,13 +78,15 @@ class ProbeRecord:
     server_predict_ms: float | None = None
     vantage: str | None = None
     out_of_range_fields: str | None = None
-    # Issue 9 (appended: the column order is public, docs/fields.md).
+    # Appended, issues 9 then 15: the column order is public (docs/fields.md).
     response_model: str | None = None
     dns_ms: float | None = None
     connect_ms: float | None = None
     tls_ms: float | None = None
     cost_estimate_usd: float | None = None
     cold_load: bool = False
+    start_late_ms: float | None = None
+    loop_lag_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
@@ -269,6 +271,16 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "finite, negative or above 10^15, e.g. a header `inf` or a count of 10^20); those "
         "fields are null. Null when none",
     ),
+    "start_late_ms": (
+        "ms",
+        "how long after its scheduled start the probe began (intervals are start to start, "
+        "jitter included); large values mean the prober could not keep its schedule",
+    ),
+    "loop_lag_ms": (
+        "ms",
+        "worst lag of the prober's event loop while this probe ran (see Reading loop_lag_ms); "
+        "its timings may include up to this much waiting of ours",
+    ),
 }
 
 
@@ -305,6 +317,25 @@ def fields_markdown() -> str:
     lines += ["", "| error_kind | side | meaning |", "| --- | --- | --- |"]
     for kind, doc in ERROR_KIND_DOCS.items():
         lines.append(f"| `{kind.value}` | {SIDES[kind].value} | {doc} |")
+    lines += [
+        "",
+        "## Reading loop_lag_ms",
+        "",
+        "A probe stamps each read when the prober's event loop runs it. While that loop is busy"
+        " elsewhere (a garbage collection, another probe's work), bytes that already arrived"
+        " wait, and the wait lands in `ttfb_ms`, `ttft_ms`, `itl_*` and `total_ms`. A 20 ms"
+        " timer on the same loop notes how late it fires; `loop_lag_ms` is the worst such"
+        " lateness seen while the probe ran (null for probes that ran outside the scheduler).",
+        "",
+        "- Up to about 1 ms is the timer's own granularity: the probe's timings are as good as"
+        " the machine's.",
+        "- Above that, the probe's timings may each include up to `loop_lag_ms` of waiting that"
+        " was ours, not the provider's: read its `ttft_ms` as an upper bound, and do not page on"
+        " a latency outlier whose `loop_lag_ms` is of the same size.",
+        "- Many probes with a large `loop_lag_ms` (and a growing `start_late_ms`) mean the"
+        " prober is overloaded: fewer targets per worker (`[prober] workers`), or a busy"
+        " machine.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,13 @@ Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
 
 
+def _unbind(response: httpx.Response) -> None:
+    """Drop a closed response's stream. httpx binds a response's stream to the response, a
+    reference cycle per probe that only a full collection frees; unbound, the probe's objects
+    go at once and the prober's workers collect rarely (tui/prober_worker.py, settle_gc)."""
+    response.stream = httpx.ByteStream(b"")
+
+
 class _ProbeFailed(Exception):
     def __init__(self, kind: ErrorKind, message: str, provider_error: ProviderError | None = None):
         super().__init__(message)
@@ -247,12 +254,14 @@ async def run_probe(
             meas.t0 = clock()
             async with opened as response:
                 await read(response, deadline_cm)
+            _unbind(response)
             return
         response = await send()
         try:
             await read(response, deadline_cm)
         finally:
             await response.aclose()
+            _unbind(response)
 
     async def read(response: httpx.Response, deadline_cm: asyncio.Timeout) -> None:
         stream = response.extensions.get("network_stream")

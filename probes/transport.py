@@ -412,11 +412,16 @@ class PhasedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+#: Seconds an idle pooled connection is kept (httpx's default).
+KEEPALIVE_EXPIRY_S = 5.0
+
+
 def make_client(
     max_connections: int = 100,
     *,
     resolver: Resolver | None = None,
     verify: ssl.SSLContext | bool = True,
+    keep_alive: bool = True,
 ) -> httpx.AsyncClient:
     """The httpx client every probe uses.
 
@@ -427,11 +432,17 @@ def make_client(
     Args:
         max_connections: pool size; keep-alive connections are kept up to 20 (or fewer).
         resolver: name resolution (default: the system resolver on its own threads).
-        verify: TLS verification (an ``ssl.SSLContext`` to trust a private CA, as tests do).
+        verify: TLS verification: an ``ssl.SSLContext`` to share between clients (building
+            one per client costs milliseconds and a copy of the CA bundle) or to trust a
+            private CA, as tests do.
+        keep_alive: keep idle connections (for :data:`KEEPALIVE_EXPIRY_S`); False closes each
+            one when its response ends (the scheduler's choice for targets probed less often
+            than that: their connection would expire unused anyway).
     """
     limits = httpx.Limits(
         max_connections=max_connections,
-        max_keepalive_connections=min(20, max_connections),
+        max_keepalive_connections=min(20, max_connections) if keep_alive else 0,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
     )
     return httpx.AsyncClient(
         transport=PhasedTransport(limits=limits, verify=verify, resolver=resolver),

@@ -347,6 +347,26 @@ def m007h_hostile(db: sqlite_utils.Database) -> None:
         db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
 
 
+@migrations()
+def m008_engine(db: sqlite_utils.Database) -> None:
+    """Issue #15: how late each probe started and the loop lag it saw; the prober's workers,
+    skipped ticks, current problem (shown on the status line) and loop statistics; per target,
+    skipped ticks and the latest error of its probe loop."""
+    probes = db["probes"].columns_dict
+    for name in ("start_late_ms", "loop_lag_ms"):
+        if name not in probes:
+            db["probes"].add_column(name, float)  # type: ignore[union-attr]
+    columns = {
+        "prober": {"workers": int, "problem": str, "skipped_ticks": int, "stats": str},
+        "targets": {"skipped_ticks": int, "loop_error": str},
+    }
+    for table, wanted in columns.items():
+        have = db[table].columns_dict
+        for name, kind in wanted.items():
+            if name not in have:
+                db[table].add_column(name, kind)  # type: ignore[union-attr]
+
+
 def default_db_path() -> Path:
     """``$INFERWATCH_DB`` when set, else ``inferwatch.db`` under the user's data directory
     (platformdirs). Every command and the prober use this one default."""

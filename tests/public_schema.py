@@ -69,4 +69,6 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "tls_ms",
     "cost_estimate_usd",
     "cold_load",
+    "start_late_ms",
+    "loop_lag_ms",
 )

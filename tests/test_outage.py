@@ -360,3 +360,37 @@ def test_rules_come_from_the_config_field_by_field() -> None:
         error_rate_window_probes=20,
         rate_limited_state="degraded",
     )
+
+
+class CountingMachines(dict[str, TargetMachine]):
+    """The coordinator's machines, counting every walk over all of them."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        CountingMachines.walks += 1
+        return super().__iter__()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        CountingMachines.walks += 1
+        return super().items()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        CountingMachines.walks += 1
+        return super().values()
+
+
+def test_an_answered_probe_never_walks_every_target() -> None:
+    # Issue #15: flush_pending looped over all targets on every answered probe (O(targets)
+    # per probe at 1,000 targets). Pending failures are now tracked as they come and go.
+    names = [f"t{i}" for i in range(1000)]
+    c = coordinator(*names, hosts={n: f"h{i % 50}" for i, n in enumerate(names)})
+    c.machines = CountingMachines(c.machines)
+    CountingMachines.walks = 0
+    for i, n in enumerate(names):
+        c.observe(ok(i, n))
+    c.observe(conn(1001, "t1"))  # one pending connect failure...
+    for i, n in enumerate(names[2:50]):
+        c.observe(ok(1002 + i, n))  # ...settled by the next answer, then nothing pending
+    assert CountingMachines.walks == 0
+    assert c.machines["t1"].s.fail_streak == 1 and not c.machines["t1"].s.pending
