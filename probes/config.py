@@ -110,10 +110,16 @@ class DefaultsConfig(ProbeSettings):
 class ProberConfig(_Strict):
     """The ``[prober]`` table: how the scheduler runs."""
 
-    max_concurrency: int = Field(8, ge=1, le=256)
-    """Probes in flight at once across all targets."""
+    max_concurrency: int | None = Field(None, ge=1, le=100_000)
+    """Probes in flight at once across all targets (shared evenly by the workers); none
+    (default): no cap. Each target has at most one probe in flight anyway, so a cap only
+    makes healthy targets wait behind hanging ones."""
     jitter_s: float = Field(2.0, ge=0, le=600)
-    """Each interval is stretched by a random 0..jitter_s so targets do not probe in lockstep."""
+    """Each start moves by a random 0..jitter_s seconds, never out of its own slot of the
+    interval (starts stay evenly spread, the mean rate stays one per interval)."""
+    workers: int | None = Field(None, ge=1, le=64)
+    """Worker processes that probe (each its own event loop); none (default): one per 20
+    probes a second (targets / interval), at most one per core."""
     daily_budget_usd: float | None = Field(None, gt=0)
     """Most all probes together may cost per day, USD (none: no limit). When the measured cost
     per probe at the current schedule would exceed it, every paid target's interval stretches

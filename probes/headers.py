@@ -56,9 +56,22 @@ def _parse_reset_s(value: str, now: datetime) -> float | None:
         return seconds
     try:  # Anthropic: RFC 3339 timestamp
         when = parse_iso_utc(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return max((when - now).total_seconds(), 0.0)
+
+
+def response_date(headers: Mapping[str, str]) -> datetime | None:
+    """The response's ``Date`` header (RFC 9110 §6.6.1) as a UTC datetime; None when absent or
+    unparseable. Absolute times the provider sends (reset timestamps, a ``Retry-After`` date)
+    are counted from it, on the provider's clock, not from ours."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return parse_http_date(value.strip())
+    except (ValueError, IndexError, OverflowError):
+        return None
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
@@ -143,6 +156,11 @@ def _reset(value: str | None, now: datetime) -> float | None:
 
 def parse_ratelimit(headers: Mapping[str, str], now: datetime) -> RateLimit:
     """Read rate-limit headroom from whichever header family the provider sends.
+
+    Args:
+        headers: the response headers.
+        now: the time absolute resets are counted from: the response's ``Date`` header
+            (:func:`response_date`) when it has one, else the probe's start.
 
     Never raises: a value that is not a number is None; one that is a number out of range
     (``inf``, ``1e30``, ``nan``, a year-9999 reset) is None and named in

@@ -1,9 +1,9 @@
 """The shared measurement core: time points of one stream and the metrics derived from them.
 
 Every dialect feeds the same :class:`StreamMeasurement`, so TTFT, TPS and token rules
-(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself:
-the runner passes ``perf_counter`` readings in, which keeps it pure and testable with
-injected times (docs/field-cases.md FC-10).
+(docs/metrics.md §1–§4) are implemented once. It never reads a clock itself: the runner passes the
+``perf_counter`` reading taken when each event's bytes were read (before any parsing), which
+keeps it pure and testable with injected times (docs/field-cases.md FC-10).
 
 Work is linear: :meth:`StreamMeasurement.on_event` is O(1) per event (the largest number of
 tokens completed by one transport read is kept as a running count, since reads arrive in
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from probes.dialects.base import ParsedEvent, Usage
+from probes.errors import ErrorKind
 from probes.sanitize import in_range
 
 #: Usage attribute -> record field it lands in (the same names).
@@ -30,6 +31,9 @@ _USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
 MIN_DECODE_WINDOW_S = 0.010
 #: A stream is "buffered" when this share of token events completed in one transport read.
 BUFFERED_SHARE = 0.9
+#: A provider-reported model load time (Ollama ``load_duration``) at least this long means the
+#: model was loaded cold inside this request's TTFT (a warm load reports a few ms).
+COLD_LOAD_MIN_MS = 100.0
 
 
 @dataclass(slots=True)
@@ -47,6 +51,7 @@ class DerivedMetrics:
     reasoning_hidden: bool = False
     no_visible_output: bool = False
     usage_inconsistent: bool = False
+    cold_load: bool = False
     usage: Usage = field(default_factory=Usage)
     usage_source: str = "none"
 
@@ -83,6 +88,8 @@ class StreamMeasurement:
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
     server_timings_ms: dict[str, float] = field(default_factory=dict)
+    response_model: str | None = None
+    stop_kind: ErrorKind | None = None
     out_of_range: set[str] = field(default_factory=set)
 
     def on_headers(self, now: float) -> None:
@@ -90,7 +97,7 @@ class StreamMeasurement:
         self.t_headers = now
 
     def on_event(self, now: float, read_index: int, event: ParsedEvent) -> None:
-        """Record one parsed event completed at monotonic time ``now`` by read ``read_index``
+        """Record one parsed event whose bytes were read at ``now`` by read ``read_index``
         (read indices never decrease). O(1) apart from copying the event's own numbers."""
         if event.has_token:
             if self.t_first_token is None:
@@ -106,7 +113,7 @@ class StreamMeasurement:
         if event.answer and self.t_first_answer is None:
             self.t_first_answer = now
         self.answer_chars += len(event.answer)
-        if event.reasoning:
+        if event.reasoning or event.opaque_reasoning:
             self.saw_reasoning_text = True
         if event.usage is not None:
             # Cumulative usage is replaced, never summed (FC-04).
@@ -122,11 +129,16 @@ class StreamMeasurement:
                 self.provider_cost_usd = event.provider_cost_usd
             else:
                 self.out_of_range.add("provider_cost_usd")
-        for key, value in event.server_timings_ms.items():
-            if in_range(value):
-                self.server_timings_ms[key] = value
-            else:
-                self.out_of_range.add(f"server_{key}_ms")
+        if event.server_timings_ms:
+            for key, value in event.server_timings_ms.items():
+                if in_range(value):
+                    self.server_timings_ms[key] = value
+                else:
+                    self.out_of_range.add(f"server_{key}_ms")
+        if event.response_model:
+            self.response_model = event.response_model
+        if event.stop_kind is not None:
+            self.stop_kind = event.stop_kind
 
     def _checked_usage(self, usage: Usage) -> Usage:
         """``usage`` with counts out of range (``10**20``) as None, named in out_of_range."""
@@ -142,7 +154,7 @@ class StreamMeasurement:
         return self.t_first_token is not None
 
     def derive(self, t_end: float) -> DerivedMetrics:
-        """Compute the metrics of docs/metrics.md §3–§4 for a stream that ended at ``t_end``."""
+        """Compute the metrics of docs/metrics.md for a stream that ended at ``t_end``."""
         m = DerivedMetrics()
         ms = 1000.0
         if self.t_first_token is not None:
@@ -188,4 +200,6 @@ class StreamMeasurement:
                 m.decode_tps = (delivered - 1) / window
                 m.itl_ms = ms / m.decode_tps
         m.no_visible_output = self.has_token and self.t_first_answer is None
+        load_ms = self.server_timings_ms.get("load")
+        m.cold_load = load_ms is not None and load_ms >= COLD_LOAD_MIN_MS
         return m

@@ -21,9 +21,12 @@ Where each bucket's rate comes from (a partial override merges with the snapshot
 3. When the snapshot has no rate for a cache bucket (or does not know the model), cache reads
    and writes are charged at the input rate: a guess must never make the bill look smaller.
    Without the snapshot, input and output must both be configured.
-4. When no rate can be found: the provider's own charge (OpenRouter ``usage.cost``), else the
-   cost is unknown: ``None`` with ``cost_source = "unpriced"``, shown as "price unknown",
-   never $0.
+4. When no rate can be found, the cost is unknown: ``None`` with ``cost_source =
+   "unpriced"``, shown as "price unknown", never $0.
+
+When the provider reports what it charged (OpenRouter ``usage.cost``), that charge is the cost
+(``cost_source = "provider"``): it is a measurement, the price table an estimate. The estimate
+is kept beside it and a disagreement is flagged (:func:`cost_mismatch`).
 
 ``cost_source`` says which of these priced the request: ``config`` (every rate from the
 config), ``genai-prices <version>`` (every rate from the snapshot), ``config+genai-prices
@@ -140,14 +143,17 @@ class Cost:
     """A computed cost.
 
     Attributes:
-        cost_usd: USD for the request, or None when no price is known or usage is missing.
+        cost_usd: USD for the request: the provider's charge when it reported one, else the
+            price-table estimate; None when neither is known.
         cost_source: ``config``, ``genai-prices <version>``, ``config+genai-prices <version>``,
             ``provider`` or ``unpriced``.
         rates: the rates used (None for ``provider`` and ``unpriced``).
         buckets: the cost per bucket (None for ``provider`` and ``unpriced``).
         provider_cost_usd: the provider's own charge, when it reported one.
-        mismatch: True when ``cost_usd`` (computed from prices) and ``provider_cost_usd``
-            disagree (see :func:`cost_mismatch`); None when there is nothing to compare.
+        mismatch: True when the price-table estimate and ``provider_cost_usd`` disagree (see
+            :func:`cost_mismatch`); None when there is nothing to compare.
+        estimate_usd: the price-table estimate (config and/or genai-prices), whatever
+            ``cost_usd`` is; None when no price is known or usage is missing.
     """
 
     cost_usd: float | None
@@ -156,6 +162,7 @@ class Cost:
     buckets: BucketCosts | None = None
     provider_cost_usd: float | None = None
     mismatch: bool | None = None
+    estimate_usd: float | None = None
 
 
 def cost_mismatch(computed_usd: float | None, provider_usd: float | None) -> bool | None:
@@ -396,22 +403,28 @@ def compute_cost(
         target: the target (its price overrides and model id).
         prices_id: genai-prices provider id, or None for self-hosted servers.
         started_at: request time (UTC), for historic and time-of-day prices.
-        provider_cost_usd: the provider's own reported charge (OpenRouter ``usage.cost``);
-            used as the cost when nothing else prices the request, otherwise compared.
+        provider_cost_usd: the provider's own reported charge (OpenRouter ``usage.cost``):
+            when present it is the cost, and the price-table estimate is compared with it.
 
     Returns:
-        A :class:`Cost`; ``cost_usd`` is None (``unpriced``) when usage lacks input or output
-        tokens or no price is known, never 0 for "unknown".
+        A :class:`Cost`. ``cost_usd`` is the provider's charge when reported, else the
+        estimate; None (``unpriced``) when neither is known, never 0 for "unknown". The estimate
+        needs input and output tokens.
     """
-    if usage.output_tokens is None or usage.input_tokens is None:
-        return Cost(None, "unpriced", provider_cost_usd=provider_cost_usd)
-    priced = price_usage(usage, target, prices_id, started_at)
-    if priced is not None:
-        return replace(
-            priced,
-            provider_cost_usd=provider_cost_usd,
-            mismatch=cost_mismatch(priced.cost_usd, provider_cost_usd),
-        )
+    priced = None
+    if usage.output_tokens is not None and usage.input_tokens is not None:
+        priced = price_usage(usage, target, prices_id, started_at)
+    estimate = priced.cost_usd if priced is not None else None
     if provider_cost_usd is not None:
-        return Cost(provider_cost_usd, "provider", provider_cost_usd=provider_cost_usd)
+        return Cost(
+            provider_cost_usd,
+            "provider",
+            rates=priced.rates if priced else None,
+            buckets=priced.buckets if priced else None,
+            provider_cost_usd=provider_cost_usd,
+            mismatch=cost_mismatch(estimate, provider_cost_usd),
+            estimate_usd=estimate,
+        )
+    if priced is not None:
+        return replace(priced, estimate_usd=estimate)
     return Cost(None, "unpriced")

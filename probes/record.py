@@ -78,6 +78,15 @@ class ProbeRecord:
     server_predict_ms: float | None = None
     vantage: str | None = None
     out_of_range_fields: str | None = None
+    # Appended, issues 9 then 15: the column order is public (docs/fields.md).
+    response_model: str | None = None
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    cost_estimate_usd: float | None = None
+    cold_load: bool = False
+    start_late_ms: float | None = None
+    loop_lag_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict in schema order (JSON- and DB-ready)."""
@@ -93,6 +102,12 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "provider": ("", "provider name from the config (e.g. openai, groq, openai-compatible)"),
     "model": ("", "model id sent in the request"),
     "status": ("", "ok, or error (then error_kind says why)"),
+    "response_model": (
+        "",
+        "model that actually answered, as the stream names it (OpenAI model, Anthropic "
+        "message.model, Gemini modelVersion, Ollama model; OTel gen_ai.response.model); "
+        "routers and aliases differ from the requested model",
+    ),
     "error_kind": ("", "failure class, one of the closed set in docs/fields.md#error-kinds"),
     "http_status": ("", "HTTP status of the response, when one arrived (200 for in-stream errors)"),
     "error_message": (
@@ -128,17 +143,27 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "",
         "the provider's stop reason as sent (stop, length, end_turn, ...), <= 64 chars",
     ),
-    "cost_usd": ("USD", "cost of this request from usage and prices; null when unpriced"),
+    "cost_usd": (
+        "USD",
+        "cost of this request: the provider's reported charge when it sends one "
+        "(OpenRouter usage.cost), else the price-table estimate; null when unpriced",
+    ),
     "cost_source": (
         "",
         "where the prices came from: genai-prices <version> (bundled snapshot), config, "
-        "config+genai-prices <version> (partial override), provider, or unpriced",
+        "config+genai-prices <version> (partial override), provider (the provider's "
+        "reported charge), or unpriced",
+    ),
+    "cost_estimate_usd": (
+        "USD",
+        "price-table estimate from usage (config and/or genai-prices), kept beside a "
+        "provider-reported charge; equals cost_usd when the provider reports none",
     ),
     "provider_cost_usd": ("USD", "the provider's own reported charge (OpenRouter usage.cost)"),
     "cost_mismatch": (
         "",
-        "cost_usd (from prices) and provider_cost_usd disagree: |difference| > 5% of "
-        "provider_cost_usd and > $0.000001; null unless both exist and cost_usd was computed",
+        "cost_estimate_usd (from prices) and provider_cost_usd disagree: |difference| > 5% "
+        "of provider_cost_usd and > $0.000001; null unless both exist",
     ),
     "request_id": (
         "",
@@ -149,15 +174,41 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "upstream that served a routed request (OpenRouter provider), <= 100 chars",
     ),
     "conn_reused": ("", "true when the HTTP connection came from the pool (no handshake)"),
+    "dns_ms": (
+        "ms",
+        "name resolution of a new connection, under its own deadline (~0 for an IP "
+        "address); null when a pooled connection was reused or none was opened",
+    ),
+    "connect_ms": (
+        "ms",
+        "TCP connect of a new connection to the resolved address; null when reused",
+    ),
+    "tls_ms": (
+        "ms",
+        "TLS handshake of a new connection; null when reused or plain HTTP. ttfb_ms and "
+        "ttft_ms include dns_ms + connect_ms + tls_ms",
+    ),
     "buffered": ("", "the stream arrived at once; decode_tps is then null"),
     "reasoning_hidden": ("", "usage reports reasoning tokens but no reasoning text streamed"),
     "no_visible_output": ("", "tokens were generated but no answer text arrived"),
     "usage_inconsistent": ("", "usage contradicted the stream (e.g. 0 tokens with content)"),
+    "cold_load": (
+        "",
+        "the provider reported loading the model inside this request (server_load_ms >= "
+        "100 ms): ttft_ms includes a cold model load",
+    ),
     "retry_after_s": ("s", "server's Retry-After on 429/503/529, capped at 3600"),
     "ratelimit_remaining_requests": ("requests", "remaining requests in the provider's window"),
     "ratelimit_remaining_tokens": ("tokens", "remaining tokens in the provider's window"),
-    "ratelimit_reset_requests_s": ("s", "seconds until the request window resets"),
-    "ratelimit_reset_tokens_s": ("s", "seconds until the token window resets"),
+    "ratelimit_reset_requests_s": (
+        "s",
+        "seconds until the request window resets; an absolute reset time counts from the "
+        "response's Date header; null when unparseable",
+    ),
+    "ratelimit_reset_tokens_s": (
+        "s",
+        "seconds until the token window resets (absolute times from the Date header)",
+    ),
     "server_queue_ms": (
         "ms",
         "provider-reported queue time (Groq x_groq.usage.queue_time; Replicate started_at - "
@@ -220,12 +271,22 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
         "finite, negative or above 10^15, e.g. a header `inf` or a count of 10^20); those "
         "fields are null. Null when none",
     ),
+    "start_late_ms": (
+        "ms",
+        "how long after its scheduled start the probe began (intervals are start to start, "
+        "jitter included); large values mean the prober could not keep its schedule",
+    ),
+    "loop_lag_ms": (
+        "ms",
+        "worst lag of the prober's event loop while this probe ran (see Reading loop_lag_ms); "
+        "its timings may include up to this much waiting of ours",
+    ),
 }
 
 
 def fields_markdown() -> str:
     """The CSV/JSON field reference as Markdown (``docs/fields.md`` is this text; a test checks)."""
-    from probes.errors import ERROR_KIND_DOCS
+    from probes.errors import ERROR_KIND_DOCS, SIDE_DOCS, SIDES
 
     lines = [
         "# Probe record fields",
@@ -245,9 +306,36 @@ def fields_markdown() -> str:
     for name in FIELD_NAMES:
         unit, doc = FIELD_DOCS[name]
         lines.append(f"| `{name}` | {unit} | {doc} |")
-    lines += ["", "## Error kinds", "", "| error_kind | meaning |", "| --- | --- |"]
+    lines += [
+        "",
+        "## Error kinds",
+        "",
+        "Each kind is on one side, which decides what it means for uptime (docs/uptime.md):",
+        "",
+    ]
+    lines += [f"* **{side.value}**: {doc}" for side, doc in SIDE_DOCS.items()]
+    lines += ["", "| error_kind | side | meaning |", "| --- | --- | --- |"]
     for kind, doc in ERROR_KIND_DOCS.items():
-        lines.append(f"| `{kind.value}` | {doc} |")
+        lines.append(f"| `{kind.value}` | {SIDES[kind].value} | {doc} |")
+    lines += [
+        "",
+        "## Reading loop_lag_ms",
+        "",
+        "A probe stamps each read when the prober's event loop runs it. While that loop is busy"
+        " elsewhere (a garbage collection, another probe's work), bytes that already arrived"
+        " wait, and the wait lands in `ttfb_ms`, `ttft_ms`, `itl_*` and `total_ms`. A 20 ms"
+        " timer on the same loop notes how late it fires; `loop_lag_ms` is the worst such"
+        " lateness seen while the probe ran (null for probes that ran outside the scheduler).",
+        "",
+        "- Up to about 1 ms is the timer's own granularity: the probe's timings are as good as"
+        " the machine's.",
+        "- Above that, the probe's timings may each include up to `loop_lag_ms` of waiting that"
+        " was ours, not the provider's: read its `ttft_ms` as an upper bound, and do not page on"
+        " a latency outlier whose `loop_lag_ms` is of the same size.",
+        "- Many probes with a large `loop_lag_ms` (and a growing `start_late_ms`) mean the"
+        " prober is overloaded: fewer targets per worker (`[prober] workers`), or a busy"
+        " machine.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -2,18 +2,20 @@
 
 ``run_probe`` never raises for anything a provider or the network does: every outcome is a
 :class:`~probes.record.ProbeRecord` with ``status`` ``ok`` or ``error`` and a classified
-``error_kind``. It never retries: a probe measures. Timing follows docs/metrics.md §1: ``t0`` right
-before the request is handed to httpx, every stamp from the injected monotonic clock.
+``error_kind``. It never retries: a probe measures. Timing follows docs/metrics.md: the
+client's one-time start-up is paid before any clock (:func:`probes.transport.warm_up`), ``t0``
+is taken right before the request is handed to httpx, each event is stamped with the time its
+bytes were read (before any decoding or parsing), every stamp from the injected monotonic clock.
+Exceptions are classified by a table (``probes.failures``), provider error objects by their
+documented type (``probes.errors.classify_provider_error``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,9 +25,15 @@ import httpx
 
 from probes.config import ResolvedTarget, key_problem, url_secrets
 from probes.dialects import DIALECTS
-from probes.dialects.base import Dialect, MultiRequestDialect, ParsedEvent, ProviderError
-from probes.errors import ErrorKind, classify_http_status, redact
-from probes.headers import parse_ratelimit, parse_retry_after, request_id
+from probes.dialects.base import Dialect, MultiRequestDialect, ProviderError, StreamParser
+from probes.errors import (
+    ErrorKind,
+    classify_http_status,
+    classify_provider_error,
+    redact,
+)
+from probes.failures import classify_exception, timeout_kind
+from probes.headers import parse_ratelimit, parse_retry_after, request_id, response_date
 from probes.measure import StreamMeasurement
 from probes.pricing import compute_cost
 from probes.record import ProbeRecord
@@ -36,31 +44,34 @@ from probes.sse import (
     StreamLimits,
     WireEvent,
     accepts_content_type,
-    aiter_framed,
+    check_bytes,
+    check_events,
+    new_framer,
 )
 from probes.timestamps import iso, utc_now
+from probes.transport import ConnectionPhases, StampedStream, make_client, tracking, warm_up
+
+__all__ = ["make_client", "record_to_json", "run_probe"]
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _DRAIN_GRACE_S = 1.0
+#: Precision of the stall deadline (see ``_read_response``): at most this, ...
+_STALL_SLACK_S = 0.5
+#: ... or this share of stall_timeout_s when that is shorter.
+_STALL_SLACK_SHARE = 0.05
+#: Share of the probe's first-token budget that name resolution may use: a slow resolver
+#: then ends as ``dns_timeout`` (the monitor's side), not as a connect timeout.
+DNS_BUDGET_SHARE = 0.25
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
 
 
-def make_client(max_connections: int = 100) -> httpx.AsyncClient:
-    """An httpx client suited to probing.
-
-    ``Accept-Encoding: identity`` because a compressed stream is released in blocks by the
-    decompressor (docs/metrics.md §3 ``buffered``). Read timeouts are off: the runner enforces its
-    own first-token, stall and total deadlines, which keep-alive bytes cannot re-arm.
-    """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=10.0, read=None, write=10.0, pool=10.0),
-        headers={"Accept-Encoding": "identity", "User-Agent": "inferwatch/0.1"},
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
-        follow_redirects=False,
-        trust_env=False,
-    )
+def _unbind(response: httpx.Response) -> None:
+    """Drop a closed response's stream. httpx binds a response's stream to the response, a
+    reference cycle per probe that only a full collection frees; unbound, the probe's objects
+    go at once and the prober's workers collect rarely (tui/prober_worker.py, settle_gc)."""
+    response.stream = httpx.ByteStream(b"")
 
 
 class _ProbeFailed(Exception):
@@ -78,44 +89,15 @@ class _Outcome:
     message: str | None = None
     retry_after_s: float | None = None
     header_request_id: str | None = None
-    conn_reused: bool | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _connect_kind(exc: BaseException) -> tuple[ErrorKind, str]:
-    """Classify a transport error raised before a response arrived."""
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and len(chain) < 8:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    # Exception chains often repeat one message at each level (httpx wraps httpcore wraps
-    # OSError): keep each distinct message once.
-    text = " | ".join(dict.fromkeys(str(e) for e in chain if str(e)))
-    lowered = text.lower()
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ErrorKind.CONNECT_TIMEOUT, "connect timed out"
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return ErrorKind.DNS, text or "DNS lookup failed"
-    if (
-        any(isinstance(e, ssl.SSLError) for e in chain)
-        or "certificate" in lowered
-        or "ssl" in lowered
-    ):
-        return ErrorKind.TLS, text or "TLS handshake failed"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in lowered:
-        return ErrorKind.CONNECT_REFUSED, "connection refused"
-    dns_words = (
-        "name or service not known",
-        "nodename nor servname",
-        "getaddrinfo",
-        "temporary failure in name resolution",
-        "no address associated",
-        "name resolution",
-    )
-    if any(w in lowered for w in dns_words):
-        return ErrorKind.DNS, text or "DNS lookup failed"
-    return ErrorKind.CONNECT_ERROR, text or type(exc).__name__
+#: What a stop the provider documents (``ParsedEvent.stop_kind``) is called in the message.
+_STOP_MESSAGES: dict[ErrorKind, str] = {
+    ErrorKind.CONTENT_FILTER: "the answer was stopped by a content filter",
+    ErrorKind.SAFETY_BLOCK: "the prompt was blocked by the provider's safety system",
+    ErrorKind.MODEL_LOADING: "the server is loading the model",
+}
 
 
 def _body_kind(content_type: str, body: str) -> str:
@@ -140,6 +122,41 @@ async def _read_limited(response: httpx.Response) -> str:
     return b"".join(chunks)[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace")
 
 
+class _ArrivalClock:
+    """The probe's clock, moved back to when the latest bytes came off the socket.
+
+    ``StampedStream`` stamps each socket read (``time.perf_counter``); between that read and the
+    moment httpx hands the bytes over, h11 and httpx run. Reading the probe's clock and taking
+    away that processing time gives the arrival on the probe's own (possibly injected) clock.
+    Made when the response's headers are in: the read that completed them is this request's,
+    and so is every later one. Without a stamped stream (a foreign transport), or before any
+    read of this request, it is the probe's clock as is.
+    """
+
+    __slots__ = ("_clock", "_first", "_stream")
+
+    def __init__(self, clock: Clock, stream: StampedStream | None) -> None:
+        self._clock = clock
+        self._stream = stream
+        first = stream.last_read_s if stream is not None else None
+        self._first = first if first is not None else float("inf")
+
+    def __call__(self) -> float:
+        now = self._clock()
+        stream = self._stream
+        if stream is None:
+            return now
+        read_at = stream.last_read_s
+        if read_at is None or read_at < self._first:
+            return now
+        return now - max(time.perf_counter() - read_at, 0.0)
+
+
+def _labelled(prefix: str, perr: ProviderError) -> str:
+    label = perr.label()
+    return f"{prefix} [{label}]: {perr.message}" if label else f"{prefix}: {perr.message}"
+
+
 async def run_probe(
     target: ResolvedTarget,
     client: httpx.AsyncClient,
@@ -152,7 +169,8 @@ async def run_probe(
 
     Args:
         target: the resolved target; its key is read from the environment now.
-        client: a shared client (see :func:`make_client`); pooled connections are reused.
+        client: a shared client (see :func:`probes.transport.make_client`); pooled
+            connections are reused.
         clock: monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock: UTC wall clock, read once for ``started_at``; never subtracted.
         dialect: the wire dialect (default: the target's); a wrapper may reshape the request
@@ -163,6 +181,7 @@ async def run_probe(
     """
     dialect = dialect or DIALECTS[target.dialect]
     settings = target.settings
+    await warm_up()  # once per event loop, before any clock: no start-up cost in a timing
     started = wall_clock()
     api_key = target.api_key()
     secrets = ((api_key,) if api_key else ()) + url_secrets(target.base_url)
@@ -193,132 +212,134 @@ async def run_probe(
     outcome = _Outcome()
     loop = asyncio.get_running_loop()
     first_token_timeout = settings.first_token_timeout_s or settings.timeout_s
-    t0 = clock()
-    meas = StreamMeasurement(t0=t0)
-    total_deadline = loop.time() + settings.timeout_s
-    t_end = t0
-    new_connection = False
-    request_sent = False  # the connection was up: request headers started going out
+    budget_s = min(settings.timeout_s, first_token_timeout)
+    phases = ConnectionPhases(dns_timeout_s=DNS_BUDGET_SHARE * budget_s)
 
     async def trace(name: str, info: dict[str, Any]) -> None:
-        nonlocal new_connection, request_sent
-        if name.startswith("connection.connect_tcp"):
-            new_connection = True
-        elif name.endswith("send_request_headers.started"):
-            request_sent = True
+        if name == "http11.send_request_headers.started":
+            phases.phase = "request"  # a pooled connection goes straight from pool to request
+
+    # Building the HTTP request (URL, headers, JSON body) is our work, not the provider's: it
+    # happens before the clock starts, as the client's start-up does.
+    try:
+        http_request = client.build_request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            json=request.json,
+            extensions={"trace": trace},
+        )
+    except Exception as exc:  # a URL or header from the config httpx cannot send
+        record.status = "error"
+        record.error_kind = ErrorKind.PROBE_CONFIG
+        record.error_message = redact(f"the request could not be built: {exc}", secrets)
+        return record
+    meas = StreamMeasurement(t0=clock())
+    total_deadline = loop.time() + settings.timeout_s
+
+    async def send() -> httpx.Response:
+        meas.t0 = clock()  # t0: immediately before the request is handed to httpx
+        return await client.send(http_request, stream=True)
 
     async def exchange(deadline_cm: asyncio.Timeout) -> None:
-        opened: AbstractAsyncContextManager[httpx.Response]
         if isinstance(dialect, MultiRequestDialect):
             # The dialect sends its own requests around the stream (Replicate: create, stream,
             # read the result); facts it learns outside the stream arrive through `report`.
-            opened = dialect.open_stream(
+            opened: AbstractAsyncContextManager[httpx.Response] = dialect.open_stream(
                 client,
                 request,
                 extensions={"trace": trace},
                 report=lambda event: meas.on_event(clock(), 0, event),
             )
-        else:
-            opened = client.stream(
-                request.method,
-                request.url,
-                headers=request.headers,
-                json=request.json,
-                extensions={"trace": trace},
-            )
-        async with opened as response:
-            meas.on_headers(clock())
-            outcome.conn_reused = not new_connection
-            outcome.http_status = response.status_code
-            outcome.headers = dict(response.headers)
-            outcome.header_request_id = request_id(response.headers)
-            await _read_response(
-                response,
-                dialect,
-                meas,
-                clock,
-                deadline_cm,
-                loop,
-                total_deadline,
-                first_token_timeout,
-                settings.stall_timeout_s,
-                started,
-                outcome,
-                StreamLimits(settings.response_bytes_cap, settings.stream_events_cap),
-            )
+            meas.t0 = clock()
+            async with opened as response:
+                await read(response, deadline_cm)
+            _unbind(response)
+            return
+        response = await send()
+        try:
+            await read(response, deadline_cm)
+        finally:
+            await response.aclose()
+            _unbind(response)
+
+    async def read(response: httpx.Response, deadline_cm: asyncio.Timeout) -> None:
+        stream = response.extensions.get("network_stream")
+        arrival = _ArrivalClock(clock, stream if isinstance(stream, StampedStream) else None)
+        meas.on_headers(arrival())
+        phases.phase = "response"
+        outcome.http_status = response.status_code
+        outcome.headers = response.headers
+        outcome.header_request_id = request_id(response.headers)
+        await _read_response(
+            response,
+            dialect.framing,
+            dialect.new_parser(),
+            dialect.parse_error_body,
+            meas,
+            arrival,
+            deadline_cm,
+            loop,
+            total_deadline,
+            first_token_timeout,
+            settings.stall_timeout_s,
+            started,
+            outcome,
+            StreamLimits(settings.response_bytes_cap, settings.stream_events_cap),
+        )
 
     try:
         # Until the first token, first_token_timeout_s counts from the request (headers
         # included); _read_response re-arms the deadline as the stream progresses.
-        async with asyncio.timeout(min(settings.timeout_s, first_token_timeout)) as deadline_cm:
-            try:
+        with tracking(phases):
+            async with asyncio.timeout(budget_s) as deadline_cm:
                 try:
                     await exchange(deadline_cm)
                 except (httpx.RemoteProtocolError, httpx.ReadError):
-                    if meas.t_headers is not None or new_connection:
+                    if phases.phase == "response" or phases.new_connection:
                         raise
                     # A pooled keep-alive connection the server had already closed (llama-server
                     # does this after streamed responses without "Connection: close"): the
                     # request never reached the server, so this is not a provider failure.
-                    # Send it once more on a new connection and restart the clock.
-                    meas.t0 = clock()
+                    # Send it once more on a new connection (exchange restarts the clock).
+                    phases.restart()
                     await exchange(deadline_cm)
-            except _ProbeFailed as failure:
-                outcome.kind, outcome.message = failure.kind, failure.message
-            except httpx.TimeoutException as exc:
-                if meas.t_headers is None and isinstance(
-                    exc, httpx.ConnectTimeout | httpx.PoolTimeout
-                ):
-                    outcome.kind, outcome.message = ErrorKind.CONNECT_TIMEOUT, "connect timed out"
-                else:
-                    outcome.kind, outcome.message = ErrorKind.DEADLINE, str(exc) or "timed out"
-            except httpx.RemoteProtocolError as exc:
-                if meas.t_headers is None:
-                    outcome.kind, outcome.message = ErrorKind.CONNECT_ERROR, str(exc)
-                else:
-                    outcome.kind = ErrorKind.TRUNCATED
-                    outcome.message = f"connection closed mid-stream: {exc}"
-            except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
-                if meas.t_headers is None:
-                    outcome.kind, outcome.message = _connect_kind(exc)
-                else:
-                    outcome.kind = ErrorKind.TRUNCATED
-                    outcome.message = f"network error mid-stream: {exc}"
-            except (httpx.HTTPError, httpx.StreamError) as exc:
-                outcome.kind, outcome.message = ErrorKind.CONNECT_ERROR, str(exc)
-            t_end = clock()
+    except _ProbeFailed as failure:
+        outcome.kind, outcome.message = failure.kind, failure.message
     except TimeoutError:
-        t_end = clock()
-        if meas.t_terminal is not None:
-            # The answer was complete; only the drain after the terminal marker timed out.
-            if not meas.has_token:
-                outcome.kind = ErrorKind.EMPTY_RESPONSE
-                outcome.message = "stream completed without any generated token"
-        elif meas.t_headers is None and not request_sent:
-            outcome.kind = ErrorKind.CONNECT_TIMEOUT
-            outcome.message = "the connection (TCP/TLS) was not established in time"
-        elif loop.time() >= total_deadline - 0.001:
-            outcome.kind = ErrorKind.DEADLINE
-            outcome.message = f"no complete answer within timeout_s={settings.timeout_s:g}"
-        elif meas.has_token:
-            outcome.kind = ErrorKind.STALL
-            outcome.message = f"no token for stall_timeout_s={settings.stall_timeout_s:g}"
+        kind = timeout_kind(
+            phases.phase,
+            has_token=meas.has_token,
+            terminal_seen=meas.t_terminal is not None,
+            total_deadline_reached=loop.time() >= total_deadline - 0.001,
+        )
+        if kind is not None:
+            outcome.kind, outcome.message = kind, _timeout_message(kind, phases, settings)
+            if meas.keepalives:
+                outcome.message += f" ({meas.keepalives} keep-alives received)"
+    except Exception as exc:
+        classified = classify_exception(exc, phases.phase)
+        if classified is None:  # a bug of ours must not take the prober down
+            outcome.kind, outcome.message = ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"
         else:
-            outcome.kind = ErrorKind.FIRST_TOKEN_TIMEOUT
-            outcome.message = f"no token within first_token_timeout_s={first_token_timeout:g}"
-            if meas.t_headers is None:
-                outcome.message += " (connected, request sent, no response headers)"
-        if meas.keepalives and outcome.message:
-            outcome.message += f" ({meas.keepalives} keep-alives received)"
-    except Exception as exc:  # a bug in a parser must not take the prober down
-        t_end = clock()
-        outcome.kind = ErrorKind.INTERNAL
-        outcome.message = f"{type(exc).__name__}: {exc}"
+            outcome.kind, outcome.message = classified
+    t_end = clock()
 
+    if outcome.kind is None and meas.saw_terminal:
+        # The answer is complete: judge what it was (docs/metrics.md §7).
+        if meas.stop_kind is not None:
+            outcome.kind = meas.stop_kind
+            outcome.message = (
+                f"{_STOP_MESSAGES.get(meas.stop_kind, meas.stop_kind.value)} "
+                f"(finish reason {meas.finish_reason})"
+            )
+        elif not meas.has_token:
+            outcome.kind = ErrorKind.EMPTY_RESPONSE
+            outcome.message = "stream completed without any generated token"
     if meas.t_terminal is not None:
         t_end = meas.t_terminal  # total_ms ends at the terminal marker (docs/metrics.md §1)
     try:
-        return _finish(record, target, meas, outcome, t_end, started, secrets)
+        return _finish(record, target, meas, phases, outcome, t_end, started, secrets)
     except Exception as exc:  # whatever a provider sent, the target gets a record
         record.status = "error"
         record.error_kind = ErrorKind.INTERNAL
@@ -326,9 +347,27 @@ async def run_probe(
         return sanitize_record(record, secrets)
 
 
+def _timeout_message(kind: ErrorKind, phases: ConnectionPhases, settings: Any) -> str:
+    if kind is ErrorKind.DNS_TIMEOUT:
+        return "the resolver did not answer within the probe's budget"
+    if kind is ErrorKind.CONNECT_TIMEOUT:
+        return "the connection (TCP/TLS) was not established in time"
+    if kind is ErrorKind.DEADLINE:
+        return f"no complete answer within timeout_s={settings.timeout_s:g}"
+    if kind is ErrorKind.STALL:
+        return f"no token for stall_timeout_s={settings.stall_timeout_s:g}"
+    first = settings.first_token_timeout_s or settings.timeout_s
+    message = f"no token within first_token_timeout_s={first:g}"
+    if phases.phase == "request":
+        message += " (connected, request sent, no response headers)"
+    return message
+
+
 async def _read_response(
     response: httpx.Response,
-    dialect: Any,
+    framing: str,
+    parser: StreamParser,
+    parse_error_body: Callable[[str], ProviderError | None],
     meas: StreamMeasurement,
     clock: Clock,
     deadline_cm: asyncio.Timeout,
@@ -349,70 +388,103 @@ async def _read_response(
     status = response.status_code
     if status >= 400 or 300 <= status < 400:
         body = await _read_limited(response)
-        perr = dialect.parse_error_body(body)
-        kind = classify_http_status(status, perr.type if perr else None)
+        perr = parse_error_body(body)
+        kind = classify_http_status(
+            status,
+            perr.type if perr else None,
+            perr.code if perr else None,
+            perr.message if perr else body[:200],
+        )
         if status in (429, 503, 529):
-            outcome.retry_after_s = parse_retry_after(response.headers, started)
+            sent_at = response_date(response.headers) or started
+            outcome.retry_after_s = parse_retry_after(response.headers, sent_at)
             if outcome.retry_after_s is None and perr is not None:
                 outcome.retry_after_s = perr.retry_after_s
         # Not cut here: redact() removes keys from the whole text first, then caps it.
-        message = perr.message if perr else (body.strip() or response.reason_phrase)
-        if perr and perr.type:
-            message = f"{perr.type}: {message}"
-        raise _ProbeFailed(kind, f"HTTP {status}: {message}", perr)
+        if perr is None:
+            raise _ProbeFailed(kind, f"HTTP {status}: {body.strip() or response.reason_phrase}")
+        raise _ProbeFailed(kind, _labelled(f"HTTP {status}", perr), perr)
 
     content_type = response.headers.get("content-type", "").lower()
-    if not accepts_content_type(dialect.framing, content_type):
+    if not accepts_content_type(framing, content_type):
         body = await _read_limited(response)
-        perr = dialect.parse_error_body(body)
+        perr = parse_error_body(body)
         if perr is not None:
-            raise _ProbeFailed(ErrorKind.STREAM_ERROR, f"HTTP {status} error body: {perr.message}")
+            kind = classify_provider_error(perr.type, perr.code, perr.message)
+            raise _ProbeFailed(kind, _labelled(f"HTTP {status} error body", perr), perr)
         raise _ProbeFailed(
             ErrorKind.BAD_FORMAT, f"expected a stream, got {_body_kind(content_type, body)}"
         )
 
-    parser = dialect.new_parser()
-    source: AsyncIterator[WireEvent] = aiter_framed(dialect.framing, response, limits)
+    framer = new_framer(framing)
+    # Moving the deadline is a timer-heap operation; doing it for every token was a visible
+    # share of a probe's CPU. The stall deadline is pushed out only when a token arrives after
+    # the scheduled one minus this slack, and then to ``last token + stall + slack``: a stall is
+    # detected between stall_timeout_s and stall_timeout_s + slack after the last token.
+    slack = min(_STALL_SLACK_S, _STALL_SLACK_SHARE * stall_timeout)
 
-    def rearm() -> None:
+    def rearm(now: float) -> None:
         last = meas.t_last_token
         if last is None:
-            progress_deadline = loop.time() + first_token_timeout - (clock() - meas.t0)
-        else:
-            progress_deadline = loop.time() + stall_timeout - (clock() - last)
-        deadline_cm.reschedule(min(total_deadline, progress_deadline))
+            deadline_cm.reschedule(
+                min(total_deadline, loop.time() + first_token_timeout - (now - meas.t0))
+            )
+            return
+        progress_deadline = loop.time() + stall_timeout - (now - last)
+        scheduled = deadline_cm.when()
+        if scheduled is None or progress_deadline > scheduled or len(meas.token_times) == 1:
+            deadline_cm.reschedule(min(total_deadline, progress_deadline + slack))
 
-    rearm()
+    def handle(item: WireEvent, now: float) -> None:
+        if item.kind == "comment":
+            meas.keepalives += 1
+            return
+        try:
+            parsed = parser.parse(item.event, item.data)
+        except ValueError as exc:
+            raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
+        if parsed is None:
+            return
+        meas.on_event(now, item.read_index, parsed)
+        if parsed.has_token:
+            rearm(now)
+        if parsed.error is not None:
+            perr = parsed.error
+            kind = classify_provider_error(perr.type, perr.code, perr.message)
+            raise _ProbeFailed(kind, _labelled("error in stream", perr), perr)
+        if parsed.terminal:
+            meas.t_terminal = now
+            # A server that keeps the body open after its marker gets a short grace.
+            deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
+
+    now = clock()
+    rearm(now)
+    read_index = 0
+    # Undecoded bodies (we ask for identity) skip httpx's decoder layer; a server that
+    # compresses anyway still gets decoded, chunk by chunk as it arrives.
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    reads = response.aiter_bytes() if encoded else response.aiter_raw()
+    items = 0
     try:
-        async for item in source:
+        async for chunk in reads:
+            # When these bytes came off the socket, before any decoding or parsing: every
+            # event they complete carries it (docs/metrics.md §1).
             now = clock()
+            check_bytes(response.num_bytes_downloaded, limits)
             if meas.t_terminal is not None:
                 # Past the terminal marker: read the rest of the body (normally just the
                 # closing chunk) so the connection goes back to the pool instead of closing.
                 continue
-            if item.kind == "comment":
-                meas.keepalives += 1
-                continue
-            try:
-                parsed: ParsedEvent | None = parser.parse(item.event, item.data)
-            except ValueError as exc:
-                raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
-            if parsed is None:
-                continue
-            meas.on_event(now, item.read_index, parsed)
-            if parsed.has_token:
-                rearm()
-            if parsed.error is not None:
-                perr = parsed.error
-                kind = ErrorKind.STREAM_ERROR
-                if perr.type and "overloaded" in perr.type.lower():
-                    kind = ErrorKind.OVERLOADED
-                label = f"{perr.type}: " if perr.type else ""
-                raise _ProbeFailed(kind, f"error in stream: {label}{perr.message}", perr)
-            if parsed.terminal:
-                meas.t_terminal = now
-                # A server that keeps the body open after its marker gets a short grace.
-                deadline_cm.reschedule(min(total_deadline, loop.time() + _DRAIN_GRACE_S))
+            read_index += 1
+            for item in framer.feed(chunk, read_index):
+                items += 1
+                check_events(items, limits)
+                handle(item, now)
+                if meas.t_terminal is not None:
+                    break
+        if meas.t_terminal is None:
+            for item in framer.close(read_index):
+                handle(item, now)
     except FramingError as exc:
         raise _ProbeFailed(ErrorKind.BAD_FORMAT, str(exc)) from None
     except StreamLimitExceeded as exc:
@@ -421,14 +493,17 @@ async def _read_response(
         # The answer was complete; only what followed its terminal marker overflowed.
     if not meas.saw_terminal:
         raise _ProbeFailed(ErrorKind.TRUNCATED, "stream ended without its terminal marker")
-    if not meas.has_token:
-        raise _ProbeFailed(ErrorKind.EMPTY_RESPONSE, "stream completed without any generated token")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
 
 
 def _finish(
     record: ProbeRecord,
     target: ResolvedTarget,
     meas: StreamMeasurement,
+    phases: ConnectionPhases,
     outcome: _Outcome,
     t_end: float,
     started: datetime,
@@ -436,7 +511,14 @@ def _finish(
 ) -> ProbeRecord:
     derived = meas.derive(t_end)
     record.http_status = outcome.http_status
-    record.conn_reused = outcome.conn_reused
+    if phases.new_connection:
+        record.conn_reused = False
+        record.dns_ms = _ms(phases.dns_s)
+        record.connect_ms = _ms(phases.connect_s)
+        record.tls_ms = _ms(phases.tls_s)
+    elif outcome.http_status is not None:
+        record.conn_reused = True
+    record.response_model = meas.response_model
     record.total_ms = (t_end - meas.t0) * 1000.0
     if meas.t_headers is not None:
         record.ttfb_ms = (meas.t_headers - meas.t0) * 1000.0
@@ -449,6 +531,7 @@ def _finish(
     record.reasoning_hidden = derived.reasoning_hidden
     record.no_visible_output = derived.no_visible_output
     record.usage_inconsistent = derived.usage_inconsistent
+    record.cold_load = derived.cold_load
     record.usage_source = derived.usage_source
     usage = derived.usage
     record.input_tokens = usage.input_tokens
@@ -462,13 +545,14 @@ def _finish(
     record.provider_cost_usd = meas.provider_cost_usd
     timings = meas.server_timings_ms
     record.server_queue_ms = timings.get("queue")
-    record.server_ttft_ms = timings.get("ttft")
-    record.server_predict_ms = timings.get("predict")
     record.server_load_ms = timings.get("load")
     record.server_prefill_ms = timings.get("prefill")
     record.server_decode_ms = timings.get("decode")
     record.server_total_ms = timings.get("total")
-    limits = parse_ratelimit(outcome.headers, started)
+    record.server_ttft_ms = timings.get("ttft")
+    record.server_predict_ms = timings.get("predict")
+    # Absolute reset times count from the provider's clock (its Date header), not ours.
+    limits = parse_ratelimit(outcome.headers, response_date(outcome.headers) or started)
     record.ratelimit_remaining_requests = limits.remaining_requests
     record.ratelimit_remaining_tokens = limits.remaining_tokens
     record.ratelimit_reset_requests_s = limits.reset_requests_s
@@ -476,9 +560,11 @@ def _finish(
     flagged = tuple(meas.out_of_range) + tuple(f"ratelimit_{n}" for n in limits.out_of_range)
     record.retry_after_s = outcome.retry_after_s
 
-    # A billed failure that still reported usage is priced (docs/metrics.md §5).
+    # A billed failure that still reported usage is priced (docs/metrics.md §5); a charge
+    # the provider reports is the cost, the price table's estimate kept beside it.
     cost = compute_cost(usage, target.config, target.prices_id, started, meas.provider_cost_usd)
     record.cost_usd, record.cost_source = cost.cost_usd, cost.cost_source
+    record.cost_estimate_usd = cost.estimate_usd
     record.cost_mismatch = cost.mismatch
 
     if outcome.kind is None:
@@ -487,7 +573,7 @@ def _finish(
         record.e2e_output_tps = derived.e2e_output_tps
         record.itl_ms = derived.itl_ms
     else:
-        # Failures keep TTFT and tokens for diagnosis, never as rate samples (docs/metrics.md §6).
+        # Failures keep TTFT and tokens for diagnosis but are never rate samples.
         record.status = "error"
         record.error_kind = outcome.kind.value
         record.error_message = redact(outcome.message or outcome.kind.value, secrets)

@@ -28,6 +28,7 @@ SERVER_TEXT_CAPS: dict[str, int] = {
     "request_id": 200,
     "finish_reason": 64,
     "upstream_provider": 100,
+    "response_model": 200,
 }
 #: Config-provided or our own text fields and their caps (config validation keeps them
 #: shorter; the cap is for records built from older or hand-made configs).

@@ -29,9 +29,10 @@ runner closes the connection instead of draining a runaway stream.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 from botocore.eventstream import EventStreamBuffer, ParserError
@@ -74,8 +75,7 @@ def accepts_content_type(framing: str, content_type: str) -> bool:
     return any(ct in lowered for ct in FRAMING_CONTENT_TYPES.get(framing, ()))
 
 
-@dataclass(frozen=True, slots=True)
-class WireEvent:
+class WireEvent(NamedTuple):
     """One item of a stream, as the parser hands it over.
 
     Attributes:
@@ -93,94 +93,190 @@ class WireEvent:
     read_index: int
 
 
-async def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
-    """Decode SSE from text chunks (one per transport read) into :class:`WireEvent` items.
+class SSEFramer:
+    """Incremental SSE decoder: bytes (or text) of one transport read in, finished items out.
 
-    Args:
-        chunks: decoded text as it arrives, e.g. ``response.aiter_text()``.
-
-    Yields:
-        Events in order; comments as ``kind="comment"``; a trailing event without its blank
-        line at EOF is still dispatched. Lines that are not SSE fields (no ``data``, ``event``,
-        ``id`` or ``retry`` name) are ignored as the SSE spec says, except a run of such lines
-        starting with ``{`` or ``[``: it is yielded as one ``kind="raw"`` item when a blank
-        line or EOF ends it.
+    Lines and events are httpx-sse's decoders (``SSELineDecoder``, ``SSEDecoder``). Items come
+    out in order: events, comments as ``kind="comment"``, and lines that are not SSE fields
+    (no ``data``, ``event``, ``id`` or ``retry`` name) ignored as the SSE spec says, except a
+    run of such lines starting with ``{`` or ``[``: one ``kind="raw"`` item when a blank line or
+    the end of the body ends it. :meth:`close` dispatches a trailing event that had no blank
+    line.
     """
-    lines = SSELineDecoder()
-    decoder = SSEDecoder()
-    read_index = 0
-    pending = False  # a field line was seen since the last dispatch
-    raw: list[str] = []  # non-SSE lines of a raw JSON body
 
-    def flush_raw() -> WireEvent | None:
-        text = "\n".join(raw).strip()
-        raw.clear()
-        if text.startswith(("{", "[")):
-            return WireEvent("raw", "", text, read_index)
-        return None
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines = SSELineDecoder()
+        self._decoder = SSEDecoder()
+        self._pending = False  # a field line was seen since the last dispatch
+        self._raw: list[str] = []  # non-SSE lines of a raw JSON body
 
-    def feed(line: str) -> list[WireEvent]:
-        nonlocal pending
-        if line.startswith(":"):
-            return [WireEvent("comment", "", line[1:].strip(), read_index)]
-        if line.startswith("error:"):
-            # Non-standard llama.cpp field: keep it as an error event rather than lose it.
-            return [WireEvent("event", "error", line[6:].strip(), read_index)]
-        if (
-            line
-            and line.partition(":")[0] not in _SSE_FIELDS
-            and (raw or line.lstrip().startswith(("{", "[")))
-        ):
-            raw.append(line)
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the items it completed."""
+        text = chunk if isinstance(chunk, str) else self._text.decode(chunk)
+        if not text:
             return []
         out: list[WireEvent] = []
-        if raw:
-            item = flush_raw()
-            if item is not None:
-                out.append(item)
-        sse = decoder.decode(line)
-        if sse is None:
-            pending = pending or bool(line)
-            return out
-        pending = False
-        out.append(WireEvent("event", sse.event, sse.data, read_index))
+        for line in self._lines.decode(text):
+            self._line(line, read_index, out)
         return out
 
-    async for text in chunks:
-        read_index += 1
-        for line in lines.decode(text):
-            for item in feed(line):
-                yield item
-    for line in lines.flush():
-        for item in feed(line):
-            yield item
-    if pending or raw:
-        for item in feed(""):
-            yield item
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body: flush a partial line and dispatch a trailing event or raw body."""
+        out: list[WireEvent] = []
+        tail = self._text.decode(b"", final=True)
+        lines = self._lines.decode(tail) if tail else []
+        for line in [*lines, *self._lines.flush()]:
+            self._line(line, read_index, out)
+        if self._pending or self._raw:
+            self._line("", read_index, out)
+        return out
+
+    def _line(self, line: str, read_index: int, out: list[WireEvent]) -> None:
+        if line and not line.startswith("data:"):  # data lines and blank lines go straight on
+            if line[0] == ":":
+                out.append(WireEvent("comment", "", line[1:].strip(), read_index))
+                return
+            if line.startswith("error:"):
+                # Non-standard llama.cpp field: keep it as an error event rather than lose it.
+                out.append(WireEvent("event", "error", line[6:].strip(), read_index))
+                return
+            if (self._raw or line.lstrip().startswith(("{", "["))) and line.partition(":")[
+                0
+            ] not in _SSE_FIELDS:
+                self._raw.append(line)
+                return
+        if self._raw:
+            text = "\n".join(self._raw).strip()
+            self._raw.clear()
+            if text.startswith(("{", "[")):
+                out.append(WireEvent("raw", "", text, read_index))
+        sse = self._decoder.decode(line)
+        if sse is None:
+            self._pending = self._pending or bool(line)
+            return
+        self._pending = False
+        out.append(WireEvent("event", sse.event, sse.data, read_index))
 
 
-async def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
-    """Split newline-delimited JSON text chunks into one :class:`WireEvent` per non-empty line.
+class NDJSONFramer:
+    """Incremental newline-delimited JSON: one ``kind="event"`` item per non-empty line."""
 
-    A line arriving in many reads is kept as a list of pieces and joined once, so a long line
-    costs time linear in its length (re-scanning a growing buffer on every read would not).
-    """
-    pending: list[str] = []  # pieces of the line not yet ended by a newline
-    read_index = 0
-    async for text in chunks:
-        read_index += 1
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # Pieces of the line not yet ended by a newline, joined once: a line arriving in many
+        # reads costs time linear in its length.
+        self._pending: list[str] = []
+
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the lines it completed."""
+        text = chunk if isinstance(chunk, str) else self._text.decode(chunk)
         if "\n" not in text:
-            pending.append(text)
-            continue
+            if text:
+                self._pending.append(text)
+            return []
         first, *complete, rest = text.split("\n")
-        pending.append(first)
-        for line in ("".join(pending), *complete):
-            if line.strip():
-                yield WireEvent("event", "", line.strip(), read_index)
-        pending = [rest] if rest else []
-    last = "".join(pending)
-    if last.strip():
-        yield WireEvent("event", "", last.strip(), read_index)
+        self._pending.append(first)
+        out = [
+            WireEvent("event", "", line.strip(), read_index)
+            for line in ("".join(self._pending), *complete)
+            if line.strip()
+        ]
+        self._pending = [rest] if rest else []
+        return out
+
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body: a last line without its newline is still an item."""
+        self._pending.append(self._text.decode(b"", final=True))
+        rest = "".join(self._pending).strip()
+        self._pending = []
+        return [WireEvent("event", "", rest, read_index)] if rest else []
+
+
+class EventStreamFramer:
+    """Incremental AWS event-stream decoder (``application/vnd.amazon.eventstream``).
+
+    Source: AWS "Event stream encoding" (``[total_len][headers_len][prelude CRC][headers]
+    [payload][message CRC]``), as used by Bedrock ConverseStream; decoding and CRC checks are
+    botocore's ``EventStreamBuffer``. A frame is complete when ``total_len`` bytes have arrived.
+    Each frame is one ``kind="event"`` item: ``event`` is the ``:event-type`` header
+    (``exception:<:exception-type>`` for exception frames, ``error:<:error-code>`` for error
+    frames, whose data is ``:error-message``), ``data`` the UTF-8 payload.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = EventStreamBuffer()
+        self._leftover = 0
+
+    def feed(self, chunk: bytes | str, read_index: int) -> list[WireEvent]:
+        """Decode one transport read; return the frames it completed.
+
+        Raises:
+            FramingError: on a frame with a bad CRC or length.
+        """
+        data = chunk.encode() if isinstance(chunk, str) else chunk
+        self._buffer.add_data(data)
+        self._leftover += len(data)
+        out: list[WireEvent] = []
+        try:
+            for message in self._buffer:
+                self._leftover -= message.prelude.total_length
+                out.append(_frame_to_wire(message.headers, message.payload, read_index))
+        except ParserError as exc:
+            raise FramingError(f"bad event-stream frame: {exc}") from None
+        return out
+
+    def close(self, read_index: int) -> list[WireEvent]:
+        """End of body.
+
+        Raises:
+            FramingError: when bytes of an unfinished frame are left over.
+        """
+        if self._leftover > 0:
+            raise FramingError(
+                f"event stream ended inside a frame ({self._leftover} bytes left over)"
+            )
+        return []
+
+
+Framer = SSEFramer | NDJSONFramer | EventStreamFramer
+
+
+def new_framer(framing: str) -> Framer:
+    """A fresh incremental decoder for ``framing`` (``sse``, ``ndjson``, ``eventstream``).
+
+    Raises:
+        ValueError: for an unknown framing name.
+    """
+    if framing == "sse":
+        return SSEFramer()
+    if framing == "ndjson":
+        return NDJSONFramer()
+    if framing == "eventstream":
+        return EventStreamFramer()
+    raise ValueError(f"unknown framing {framing!r}")
+
+
+async def _aiter_framer(
+    framer: Framer, chunks: AsyncIterator[bytes] | AsyncIterator[str]
+) -> AsyncIterator[WireEvent]:
+    read_index = 0
+    async for chunk in chunks:
+        read_index += 1
+        for item in framer.feed(chunk, read_index):
+            yield item
+    for item in framer.close(read_index):
+        yield item
+
+
+def aiter_sse(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
+    """Decode SSE from text chunks (one per transport read); see :class:`SSEFramer`."""
+    return _aiter_framer(SSEFramer(), chunks)
+
+
+def aiter_ndjson(chunks: AsyncIterator[str]) -> AsyncIterator[WireEvent]:
+    """Split newline-delimited JSON text chunks; see :class:`NDJSONFramer`."""
+    return _aiter_framer(NDJSONFramer(), chunks)
 
 
 def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) -> WireEvent:
@@ -196,57 +292,35 @@ def _frame_to_wire(headers: Mapping[str, Any], payload: bytes, read_index: int) 
     return WireEvent("event", name, data, read_index)
 
 
-async def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
-    """Decode AWS event-stream frames (``application/vnd.amazon.eventstream``).
-
-    Source: AWS "Event stream encoding" (``[total_len][headers_len][prelude CRC][headers]
-    [payload][message CRC]``), as used by Bedrock ConverseStream; decoding and CRC checks are
-    botocore's ``EventStreamBuffer``. A frame is complete when ``total_len`` bytes have arrived.
-
-    Args:
-        chunks: raw bytes as they arrive, e.g. ``response.aiter_bytes()``.
-
-    Yields:
-        One ``kind="event"`` item per frame: ``event`` is the ``:event-type`` header
-        (``exception:<:exception-type>`` for exception frames, ``error:<:error-code>`` for
-        error frames, whose data is ``:error-message``), ``data`` the UTF-8 payload.
+def aiter_eventstream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WireEvent]:
+    """Decode AWS event-stream frames from raw byte chunks; see :class:`EventStreamFramer`.
 
     Raises:
         FramingError: on a frame with a bad CRC or length, or bytes left over at EOF.
     """
-    buffer = EventStreamBuffer()
-    read_index = 0
-    leftover = 0
-    async for data in chunks:
-        read_index += 1
-        buffer.add_data(data)
-        leftover += len(data)
-        try:
-            for message in buffer:
-                leftover -= message.prelude.total_length
-                yield _frame_to_wire(message.headers, message.payload, read_index)
-        except ParserError as exc:
-            raise FramingError(f"bad event-stream frame: {exc}") from None
-    if leftover > 0:
-        raise FramingError(f"event stream ended inside a frame ({leftover} bytes left over)")
-
-
-async def _capped_text(response: httpx.Response, limits: StreamLimits) -> AsyncIterator[str]:
-    async for text in response.aiter_text():
-        _check_bytes(response, limits)
-        yield text
+    return _aiter_framer(EventStreamFramer(), chunks)
 
 
 async def _capped_bytes(response: httpx.Response, limits: StreamLimits) -> AsyncIterator[bytes]:
     async for data in response.aiter_bytes():
-        _check_bytes(response, limits)
+        check_bytes(response.num_bytes_downloaded, limits)
         yield data
 
 
-def _check_bytes(response: httpx.Response, limits: StreamLimits) -> None:
-    if limits.max_bytes is not None and response.num_bytes_downloaded > limits.max_bytes:
+def check_bytes(received: int, limits: StreamLimits) -> None:
+    """Raise :class:`StreamLimitExceeded` once ``received`` bytes pass ``limits.max_bytes``."""
+    if limits.max_bytes is not None and received > limits.max_bytes:
         raise StreamLimitExceeded(
             f"response body passed max_response_bytes={limits.max_bytes:,} "
+            "(stopped reading, connection closed)"
+        )
+
+
+def check_events(count: int, limits: StreamLimits) -> None:
+    """Raise :class:`StreamLimitExceeded` once ``count`` items pass ``limits.max_events``."""
+    if limits.max_events is not None and count > limits.max_events:
+        raise StreamLimitExceeded(
+            f"stream passed max_stream_events={limits.max_events:,} "
             "(stopped reading, connection closed)"
         )
 
@@ -257,11 +331,7 @@ async def _capped_events(
     count = 0
     async for item in items:
         count += 1
-        if limits.max_events is not None and count > limits.max_events:
-            raise StreamLimitExceeded(
-                f"stream passed max_stream_events={limits.max_events:,} "
-                "(stopped reading, connection closed)"
-            )
+        check_events(count, limits)
         yield item
 
 
@@ -269,9 +339,6 @@ def aiter_framed(
     framing: str, response: httpx.Response, limits: StreamLimits | None = None
 ) -> AsyncIterator[WireEvent]:
     """Decode ``response``'s body with the decoder for ``framing`` (see ``Framing``).
-
-    SSE and NDJSON read ``response.aiter_text()`` (UTF-8 split across reads is handled by
-    httpx's incremental decoder); event streams read ``response.aiter_bytes()``.
 
     Args:
         framing: ``sse``, ``ndjson`` or ``eventstream``.
@@ -283,13 +350,7 @@ def aiter_framed(
     Raises:
         ValueError: for an unknown framing name.
     """
-    limits = limits or StreamLimits()
-    if framing == "sse":
-        items = aiter_sse(_capped_text(response, limits))
-    elif framing == "ndjson":
-        items = aiter_ndjson(_capped_text(response, limits))
-    elif framing == "eventstream":
-        items = aiter_eventstream(_capped_bytes(response, limits))
-    else:
-        raise ValueError(f"unknown framing {framing!r}")
-    return _capped_events(items, limits)
+    return _capped_events(
+        _aiter_framer(new_framer(framing), _capped_bytes(response, limits or StreamLimits())),
+        limits or StreamLimits(),
+    )

@@ -32,7 +32,7 @@ class PublishedTarget:
         interval_s: probe interval in seconds.
         configured: False when the key variable was unset.
         paused: True when probing of this target is paused.
-        jitter_s: the prober's jitter; a probe period averages ``interval + jitter_s / 2``.
+        jitter_s: the prober's jitter (it moves starts within their slot, not the rate).
         effective_interval_s: the interval after probing budgets (>= ``interval_s``), seconds;
             None when the prober has not published one (an older prober).
         daily_budget_usd: the target's own probing budget, USD per day, or None.
@@ -142,18 +142,69 @@ def published_targets(
     ]
 
 
-def heartbeat(db: sqlite_utils.Database, pid: int, paused: bool, config_path: str) -> None:
-    """Record that the prober is alive now (called about once a second)."""
+def heartbeat(
+    db: sqlite_utils.Database,
+    pid: int,
+    paused: bool,
+    config_path: str,
+    *,
+    workers: int | None = None,
+    problem: str = "",
+    skipped_ticks: int | None = None,
+    stats: str | None = None,
+) -> None:
+    """Record that the prober is alive now (called every couple of seconds).
+
+    Args:
+        db: the prober's database.
+        pid: the prober's process id (the one to signal; its workers are its children).
+        paused: True when every target is paused.
+        config_path: where the targets came from, shown by the dashboard.
+        workers: probing worker processes, None when not known.
+        problem: what is wrong with the prober right now, "" when nothing (the dashboard
+            shows it on the status line).
+        skipped_ticks: ticks skipped since the prober started, all targets.
+        stats: JSON with the prober's own figures (workers' loop lag, probes held).
+    """
     now = now_iso()
     with db.atomic():
         db.execute(
-            "INSERT INTO prober (id, pid, started_at, heartbeat_at, paused, config_path) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, "
+            "INSERT INTO prober (id, pid, started_at, heartbeat_at, paused, config_path, "
+            "workers, problem, skipped_ticks, stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, "
             "heartbeat_at=excluded.heartbeat_at, paused=excluded.paused, "
-            "config_path=excluded.config_path, "
+            "config_path=excluded.config_path, workers=excluded.workers, "
+            "problem=excluded.problem, skipped_ticks=excluded.skipped_ticks, "
+            "stats=excluded.stats, "
             "started_at=CASE WHEN prober.pid=excluded.pid THEN prober.started_at "
             "ELSE excluded.started_at END",
-            [PROBER_ID, pid, now, now, int(paused), config_path],
+            [
+                PROBER_ID,
+                pid,
+                now,
+                now,
+                int(paused),
+                config_path,
+                workers,
+                problem or None,
+                skipped_ticks,
+                stats,
+            ],
+        )
+
+
+def publish_target_health(
+    db: sqlite_utils.Database, health: Iterable[tuple[str, int, str | None]]
+) -> None:
+    """Publish per-target scheduler health: ``(name, skipped_ticks, loop_error)`` rows.
+
+    ``loop_error`` is the latest exception of the target's probe loop (it carried on), or
+    None.
+    """
+    with db.atomic():
+        db.conn.executemany(
+            "UPDATE targets SET skipped_ticks = ?, loop_error = ? WHERE name = ?",
+            [(skipped, error, name) for name, skipped, error in health],
         )
 
 
@@ -161,7 +212,16 @@ def heartbeat(db: sqlite_utils.Database, pid: int, paused: bool, config_path: st
 class ProberStatus:
     """The prober's last heartbeat. Timestamps are UTC ISO 8601 strings.
 
-    ``daily_budget_usd`` is the prober's overall probing budget (USD per day), or None.
+    Attributes:
+        pid: the prober's process id.
+        started_at: when this prober started.
+        heartbeat_at: its latest heartbeat.
+        paused: every target paused.
+        daily_budget_usd: the prober's overall probing budget (USD per day), or None.
+        problem: what is wrong with the prober now (storage failing, a worker restarted, a
+            probe loop error), "" when nothing.
+        workers: probing worker processes, None when the prober did not say.
+        skipped_ticks: ticks skipped because the previous probe was still running.
     """
 
     pid: int
@@ -169,6 +229,9 @@ class ProberStatus:
     heartbeat_at: str
     paused: bool
     daily_budget_usd: float | None = None
+    problem: str = ""
+    workers: int | None = None
+    skipped_ticks: int = 0
 
 
 def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
@@ -178,7 +241,14 @@ def prober_status(db: sqlite_utils.Database) -> ProberStatus | None:
         return None
     r = rows[0]
     return ProberStatus(
-        r["pid"], r["started_at"], r["heartbeat_at"], bool(r["paused"]), r.get("daily_budget_usd")
+        r["pid"],
+        r["started_at"],
+        r["heartbeat_at"],
+        bool(r["paused"]),
+        r.get("daily_budget_usd"),
+        r.get("problem") or "",
+        r.get("workers"),
+        r.get("skipped_ticks") or 0,
     )
 
 

@@ -3,9 +3,9 @@
 Two questions, answered from measured probes:
 
 * **Cost of monitoring**: per target, the mean cost of one probe over the window times the
-  probes the current schedule runs a day (``86400 / (effective interval + jitter / 2)``), per
-  day and per 30-day month, and the total. A target whose probes are unpriced makes the total a
-  lower bound, and says so.
+  probes the current schedule runs a day (``86400 / effective interval``: intervals are start
+  to start), per day and per 30-day month, and the total. A target whose probes are unpriced
+  makes the total a lower bound, and says so.
 * **Feature projections**: for each ``[[features]]`` entry and each target, the cost of one
   request of that shape (same pricing as probes: config rates merged over the genai-prices
   snapshot), per day and per 30-day month at its volume; the expected latency
@@ -75,7 +75,7 @@ class MonitoringCost:
         target: target name.
         interval_s: configured interval, seconds.
         effective_interval_s: interval after probing budgets, seconds.
-        jitter_s: scheduler jitter, seconds (a period averages interval + jitter / 2).
+        jitter_s: scheduler jitter, seconds (it moves starts, not the rate).
         probes_per_day: probes a day at the current schedule (0 while paused or not
             configured).
         cost_per_probe_usd: mean cost of one probe, USD, over the window's priced probes (the
@@ -146,7 +146,7 @@ def monitoring_cost(
     """
     effective = target.effective_interval_s or target.interval_s
     active = target.configured and not target.paused
-    per_day_probes = probes_per_day(effective, target.jitter_s) if active else 0.0
+    per_day_probes = probes_per_day(effective) if active else 0.0
     cost = sum(costs) / len(costs) if costs else target.cost_per_probe_usd
     per_day = None if cost is None else cost * per_day_probes
     return MonitoringCost(

@@ -47,6 +47,7 @@ BOOL_FIELDS = {
     "usage_inconsistent",
     "cost_mismatch",
     "cold",
+    "cold_load",
 }
 TEXT_FIELDS = {
     "started_at",
@@ -65,6 +66,7 @@ TEXT_FIELDS = {
     "workload",
     "vantage",
     "out_of_range_fields",
+    "response_model",
 }
 
 
@@ -229,6 +231,20 @@ def m005_cost_budget(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m006_numbers(db: sqlite_utils.Database) -> None:
+    """Issue #9: connection phases (``dns_ms``, ``connect_ms``, ``tls_ms``), the model that
+    answered (``response_model``), the price-table estimate beside a provider-charged cost
+    (``cost_estimate_usd``) and the ``cold_load`` flag. Adds only the columns that are missing
+    (m001 builds a fresh database from the current record already)."""
+    columns = db["probes"].columns_dict
+    for name in ("response_model", "cost_estimate_usd", "dns_ms", "connect_ms", "tls_ms"):
+        if name not in columns:
+            db["probes"].add_column(name, column_type(name))  # type: ignore[union-attr]
+    if "cold_load" not in columns:
+        db["probes"].add_column("cold_load", int)  # type: ignore[union-attr]
+
+
+@migrations()
 def m007_unknown_error_kind(db: sqlite_utils.Database) -> None:
     """A failure without an error kind is counted as ``unknown`` (``store.tally.UNKNOWN_KIND``)
     by every summary; rollup rows written before counted it as ``error``: rename that key."""
@@ -328,6 +344,26 @@ def m007h_hostile(db: sqlite_utils.Database) -> None:
     # m001 builds the probes table from FIELD_NAMES, so a fresh database already has it.
     if "out_of_range_fields" not in db["probes"].columns_dict:
         db["probes"].add_column("out_of_range_fields", str)  # type: ignore[union-attr]
+
+
+@migrations()
+def m008_engine(db: sqlite_utils.Database) -> None:
+    """Issue #15: how late each probe started and the loop lag it saw; the prober's workers,
+    skipped ticks, current problem (shown on the status line) and loop statistics; per target,
+    skipped ticks and the latest error of its probe loop."""
+    probes = db["probes"].columns_dict
+    for name in ("start_late_ms", "loop_lag_ms"):
+        if name not in probes:
+            db["probes"].add_column(name, float)  # type: ignore[union-attr]
+    columns = {
+        "prober": {"workers": int, "problem": str, "skipped_ticks": int, "stats": str},
+        "targets": {"skipped_ticks": int, "loop_error": str},
+    }
+    for table, wanted in columns.items():
+        have = db[table].columns_dict
+        for name, kind in wanted.items():
+            if name not in have:
+                db[table].add_column(name, kind)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True, slots=True)

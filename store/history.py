@@ -57,6 +57,26 @@ def host_of(base_url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredProbe:
+    """A probe as stored: its row id and the outage events it caused.
+
+    Attributes:
+        record: the probe.
+        rowid: its ``probes.id``.
+        events: state changes, blind periods and counts it caused (``store.outage``).
+    """
+
+    record: ProbeRecord
+    rowid: int
+    events: list[Event]
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """The state changes among :attr:`events`."""
+        return [e for e in self.events if isinstance(e, Transition)]
+
+
+@dataclass(frozen=True, slots=True)
 class MonitoredTarget:
     """A target as the state machinery needs it.
 
@@ -105,26 +125,8 @@ class HistoryWriter:
         self.observers: list[Observer] = []
         """Told the events of every committed probe, pause and maintenance change (the
         prober's alerts and metrics); an observer's exception is logged, never raised."""
-        stored = {r["target"]: r for r in db.query("SELECT * FROM target_state")}
-        machines = {}
-        for t in targets:
-            row = stored.get(t.name)
-            state = MachineState.from_json(json.loads(row["data"])) if row else None
-            machines[t.name] = TargetMachine(t.name, t.rules, state)
-        self._incident = {name: r["incident_id"] for name, r in stored.items()}
-        open_blind = list(
-            db.query(
-                "SELECT id, started_at FROM monitor_gaps WHERE ended_at IS NULL AND "
-                "cause = 'network' ORDER BY id DESC LIMIT 1"
-            )
-        )
-        self._blind_gap = open_blind[0]["id"] if open_blind else None
-        self.coordinator = Coordinator(
-            machines,
-            {t.name: t.host for t in targets},
-            self._active(),
-            open_blind[0]["started_at"] if open_blind else None,
-        )
+        saved = self._load()
+        machines = self.coordinator.machines
         with write_transaction(db):
             self._record_heartbeat_gap(now, starting=True)
             at = iso(now)
@@ -142,7 +144,46 @@ class HistoryWriter:
                     tr = None
                 if tr is not None:
                     self._apply([tr], at)
-                self._save(t.name, at)
+                if tr is not None or t.name not in saved:
+                    # Unchanged states stay as stored: at 10,000 targets, re-writing every one
+                    # of them delayed the first heartbeat by seconds.
+                    self._save(t.name, at)
+
+    def _load(self) -> set[str]:
+        """(Re)build the in-memory machines from the committed tables; returns the names
+        that have a stored state."""
+        db = self.db
+        stored = {r["target"]: r for r in db.query("SELECT * FROM target_state")}
+        machines = {}
+        for t in self.targets.values():
+            row = stored.get(t.name)
+            state = MachineState.from_json(json.loads(row["data"])) if row else None
+            machines[t.name] = TargetMachine(t.name, t.rules, state)
+        self._incident = {name: r["incident_id"] for name, r in stored.items()}
+        open_blind = list(
+            db.query(
+                "SELECT id, started_at FROM monitor_gaps WHERE ended_at IS NULL AND "
+                "cause = 'network' ORDER BY id DESC LIMIT 1"
+            )
+        )
+        self._blind_gap = open_blind[0]["id"] if open_blind else None
+        self.coordinator = Coordinator(
+            machines,
+            {t.name: t.host for t in self.targets.values()},
+            self._active(),
+            open_blind[0]["started_at"] if open_blind else None,
+        )
+        return set(stored)
+
+    def reload(self) -> None:
+        """Forget what a failed (rolled back) transaction did to the in-memory state.
+
+        The machines advance in memory inside each store's transaction; when the commit
+        fails (disk full, database locked past the timeout) the rows are gone but the
+        machines would have moved. Reloading from the tables puts them back where the
+        database is, so the same probes can be stored again without counting twice.
+        """
+        self._load()
 
     def _active(self) -> set[str]:
         return {
@@ -167,8 +208,33 @@ class HistoryWriter:
             The probe's row id.
 
         Raises:
-            sqlite3.OperationalError: when the database stays locked past the busy timeout.
+            sqlite3.OperationalError: when the database stays locked past the busy timeout
+                (call :meth:`reload` before storing again).
         """
+        return self.store_probes([record])[0].rowid
+
+    def store_probes(self, records: Sequence[ProbeRecord]) -> list[StoredProbe]:
+        """Insert finished probes and apply them to the outage state, in one transaction.
+
+        Returns:
+            Each probe with its row id and the state changes it caused, in input order.
+
+        Raises:
+            sqlite3.Error: when the transaction fails; nothing was stored, and
+                :meth:`reload` must run before the next store.
+        """
+        out = []
+        with write_transaction(self.db):
+            table = self.db.table("probes")
+            for record in records:
+                table.insert(record_row(record))
+                rowid = int(table.last_rowid or 0)
+                out.append(StoredProbe(record, rowid, self._observe(record)))
+        for item in out:  # after the commit: observers never see a probe that was not stored
+            self._publish(item.events)
+        return out
+
+    def _observe(self, record: ProbeRecord) -> list[Event]:
         obs = Observation(
             record.target,
             record.started_at,
@@ -177,33 +243,32 @@ class HistoryWriter:
             record.error_message,
             record.ttft_ms,
         )
-        with write_transaction(self.db):
-            table = self.db.table("probes")
-            table.insert(record_row(record))
-            rowid = int(table.last_rowid or 0)
-            if record.target in self.maintenance:
-                # Stored and counted, but neither a state change nor evidence about the
-                # network: a provider down for its announced maintenance must not make the
-                # monitor look blind.
-                m = self.coordinator.machines[record.target]
-                m.s.probes_in_state += 1
-                m.s.failures_in_state += int(record.status != "ok")
-                events: list[Event] = [Counted(record.target, failed=record.status != "ok")]
-            else:
-                events = self.coordinator.observe(obs)
-            self._apply(events, record.started_at)
-            touched = {record.target} | {
-                e.target for e in events if isinstance(e, Transition | Counted)
-            }
-            if any(isinstance(e, BlindStarted) for e in events):
-                touched |= set(self.coordinator.machines)
-            for name in touched:
-                self._save(name, record.started_at)
-        self._publish(events)
-        return rowid
+        if record.target in self.maintenance:
+            # Stored and counted, but neither a state change nor evidence about the
+            # network: a provider down for its announced maintenance must not make the
+            # monitor look blind.
+            m = self.coordinator.machines[record.target]
+            m.s.probes_in_state += 1
+            m.s.failures_in_state += int(record.status != "ok")
+            events: list[Event] = [Counted(record.target, failed=record.status != "ok")]
+        else:
+            events = self.coordinator.observe(obs)
+        self._apply(events, record.started_at)
+        touched = {record.target} | {
+            e.target for e in events if isinstance(e, Transition | Counted)
+        }
+        if any(isinstance(e, BlindStarted) for e in events):
+            touched |= set(self.coordinator.machines)
+        for name in touched:
+            self._save(name, record.started_at)
+        return events
 
-    def set_paused(self, name: str | None, paused: bool, now: datetime) -> None:
-        """Pause or resume one target (or all when ``name`` is None): a state change each."""
+    def set_paused(self, name: str | None, paused: bool, now: datetime) -> list[Event]:
+        """Pause or resume one target (or all when ``name`` is None): a state change each.
+
+        Returns:
+            The events it caused (transitions, pending failures settled), as stored.
+        """
         names = [name] if name else list(self.targets)
         at = iso(now)
         with write_transaction(self.db):
@@ -229,6 +294,7 @@ class HistoryWriter:
                 if n in self.coordinator.machines:
                     self._save(n, at)
         self._publish(events)
+        return events
 
     def set_maintenance(self, names: Collection[str], now: datetime) -> list[Event]:
         """Make exactly ``names`` the targets in maintenance: those entering go to
@@ -368,6 +434,22 @@ class HistoryWriter:
 
 
 # ---- reading ---------------------------------------------------------------------------------
+
+
+def last_probe_starts(db: sqlite_utils.Database, names: Iterable[str]) -> dict[str, str]:
+    """The ``started_at`` of each target's newest stored probe (targets without one are left
+    out), so a restarted prober does not probe a target again sooner than its interval.
+
+    One indexed lookup per target: walks ``(target, started_at)``, never the table.
+    """
+    out = {}
+    for name in names:
+        row = db.conn.execute(
+            "SELECT max(started_at) FROM probes WHERE target = ?", [name]
+        ).fetchone()
+        if row and row[0]:
+            out[name] = row[0]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

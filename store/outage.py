@@ -21,13 +21,18 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from probes.config import ProbeSettings
+from probes.errors import ANSWERED_NOT_COUNTED, CONNECT_LEVEL, SIDES, Side
 from store.health import State
 from store.stats import percentile
 
-#: Failures where no HTTP response arrived: the provider *or* our own network.
-CONNECT_KINDS = frozenset({"dns", "connect_refused", "connect_error", "connect_timeout"})
-#: Kinds that say nothing about the provider's health: our own config or the monitor itself.
-NOT_PROVIDER_FAULTS = frozenset({"probe_config", "not_configured", "internal"})
+#: Failures where no HTTP response arrived after the name resolved: the provider *or* our own
+#: network (probes.errors.CONNECT_LEVEL).
+CONNECT_KINDS = frozenset(k.value for k in CONNECT_LEVEL)
+#: Kinds that say nothing about the provider's health: our config or bug, the monitor's own
+#: side, and the neutral outcomes (a policy block, a model loading); probes.errors.SIDES.
+NOT_PROVIDER_FAULTS = frozenset(k.value for k, side in SIDES.items() if side is not Side.PROVIDER)
+#: Of those, the ones where the provider did answer (evidence that the network works).
+_ANSWERED = frozenset(k.value for k in ANSWERED_NOT_COUNTED)
 #: States a probe does not move (set explicitly, left explicitly).
 _FROZEN = frozenset({State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE})
 #: Fewest successful probes in the SLO window before a P95 is trusted.
@@ -44,11 +49,14 @@ class Outcome(StrEnum):
     """No response at all: the provider or our network; the coordinator decides which."""
     RATE_LIMITED = "rate_limited"
     IGNORED = "ignored"
-    """Our own fault (probe_config, internal): neither success nor failure."""
+    """Not about the provider's health (``probes.errors.SIDES``): our config or bug, the
+    monitor's own resolver, or a neutral outcome (a policy block, a model still loading):
+    neither success nor failure."""
 
 
 def classify(status: str, error_kind: str | None) -> Outcome:
-    """Classify a probe by its ``status`` (``ok``/``error``) and ``error_kind``."""
+    """Classify a probe by its ``status`` (``ok``/``error``) and ``error_kind``, following the
+    side each kind is on (``probes.errors.SIDES``, docs/uptime.md)."""
     if status == "ok":
         return Outcome.OK
     if error_kind in NOT_PROVIDER_FAULTS:
@@ -475,6 +483,10 @@ class TargetMachine:
 class Coordinator:
     """All targets' machines plus monitor-blindness detection.
 
+    An answered probe costs constant time however many targets there are: the targets with
+    pending connect failures and the hosts of the active targets are kept as they change,
+    instead of being found by walking every machine.
+
     Args:
         machines: one machine per target.
         hosts: target name -> host it probes (targets on one host share the network path).
@@ -491,16 +503,24 @@ class Coordinator:
     ) -> None:
         self.machines = dict(machines)
         self.hosts = dict(hosts)
-        self.active = set(active)
+        self.active: set[str] = set()
+        self._active_hosts: Counter[str] = Counter()
+        self._set_active(active)
+        self._pending: set[str] = {n for n, m in self.machines.items() if m.s.pending}
+        """Targets that may hold pending failures (a superset: set_state clears lists)."""
         self.blind_since = blind_since
         self._blind_kinds: Counter[str] = Counter()
 
     def _host(self, target: str) -> str:
         return self.hosts.get(target, target)
 
+    def _set_active(self, active: Iterable[str]) -> None:
+        self.active = set(active)
+        self._active_hosts = Counter(self._host(t) for t in self.active)
+
     def active_hosts(self) -> set[str]:
         """Distinct hosts of the targets being probed."""
-        return {self._host(t) for t in self.active}
+        return set(self._active_hosts)
 
     def observe(self, obs: Observation) -> list[Event]:
         """Route one probe; return what happened, in order (transitions, blindness)."""
@@ -514,41 +534,46 @@ class Coordinator:
                 machine.s.probes_in_state += 1
                 machine.s.failures_in_state += 1
                 return [Counted(obs.target, failed=True, blind=True)]
-            if len(self.active_hosts() | {self._host(obs.target)}) >= 2:
+            hosts = len(self._active_hosts) + (self._host(obs.target) not in self._active_hosts)
+            if hosts >= 2:
                 machine.s.pending.append(_obs_dict(obs))
+                self._pending.add(obs.target)
                 return self._check_blind()
-        elif outcome is Outcome.IGNORED and obs.error_kind != "probe_config":
+        elif outcome is Outcome.IGNORED and obs.error_kind not in _ANSWERED:
             pass  # no evidence either way about the network
         else:  # an answer arrived (ok, an HTTP error, a stream): the network works
             if self.blind_since is not None:
                 events.append(BlindEnded(obs.started_at))
                 self.blind_since = None
                 self._blind_kinds.clear()
-            events.extend(self.flush_pending())
+            if self._pending:
+                events.extend(self.flush_pending())
         transition = machine.observe(obs, outcome)
         events.append(transition or Counted(obs.target, failed=obs.status != "ok"))
         return events
 
     def flush_pending(self) -> list[Event]:
         """Hand every pending connect failure to its machine as a provider failure."""
+        names, self._pending = self._pending, set()
         pending = sorted(
-            ((p["started_at"], name, p) for name, m in self.machines.items() for p in m.s.pending),
+            ((p["started_at"], name, p) for name in names for p in self.machines[name].s.pending),
             key=lambda item: (item[0], item[1]),
         )
+        for name in names:
+            self.machines[name].s.pending = []
         events: list[Event] = []
         for _, name, p in pending:
-            machine = self.machines[name]
-            machine.s.pending = [q for q in machine.s.pending if q is not p]
             obs = Observation(**p)
-            transition = machine.observe(obs, Outcome.FAILURE)
+            transition = self.machines[name].observe(obs, Outcome.FAILURE)
             events.append(transition or Counted(name, failed=True))
         return events
 
     def _check_blind(self) -> list[Event]:
-        failing_hosts = {self._host(n) for n, m in self.machines.items() if m.s.pending}
-        if len(failing_hosts) < 2 or not self.active_hosts() <= failing_hosts:
+        pending_names = [n for n in self._pending if self.machines[n].s.pending]
+        failing_hosts = {self._host(n) for n in pending_names}
+        if len(failing_hosts) < 2 or any(h not in failing_hosts for h in self._active_hosts):
             return []
-        pending = [(p, n) for n, m in self.machines.items() for p in m.s.pending]
+        pending = [(p, n) for n in pending_names for p in self.machines[n].s.pending]
         since = min(p["started_at"] for p, _ in pending)
         kinds = Counter(p.get("error_kind") or "error" for p, _ in pending)
         dropped = Counter(n for _, n in pending)
@@ -557,6 +582,7 @@ class Coordinator:
             m.s.probes_in_state += dropped[name]
             m.s.failures_in_state += dropped[name]
             m.s.pending = []
+        self._pending = set()
         self.blind_since = since
         message = (
             f"every probed host failed before answering ({_kinds_text(kinds.elements())}) "
@@ -566,10 +592,10 @@ class Coordinator:
 
     def set_active(self, active: Iterable[str]) -> list[Event]:
         """Change which targets are probed (pause/resume); may settle pending failures."""
-        self.active = set(active)
-        if len(self.active_hosts()) < 2:
+        self._set_active(active)
+        if len(self._active_hosts) < 2:
             return self.flush_pending()
-        if any(m.s.pending for m in self.machines.values()):
+        if any(self.machines[n].s.pending for n in self._pending):
             return self._check_blind()
         return []
 

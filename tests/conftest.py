@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from probes.config import ResolvedTarget, parse_config
-from tests.servers import ReplayServer, ServerThread
+from tests.servers import ReplayServer
 
 
 @pytest.fixture(autouse=True)
@@ -21,12 +21,12 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def replay() -> Iterator[ReplayServer]:
-    """One replay server for the session; tests register uniquely named cases."""
-    server = ReplayServer()
-    thread = ServerThread(server.app)
-    server.port = thread.start()
-    yield server
-    thread.stop()
+    """One replay server (its own process) for the session; tests register unique cases."""
+    server = ReplayServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def make_target(

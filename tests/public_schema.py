@@ -63,4 +63,12 @@ PUBLIC_COLUMNS: tuple[str, ...] = (
     "server_predict_ms",
     "vantage",
     "out_of_range_fields",
+    "response_model",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "cost_estimate_usd",
+    "cold_load",
+    "start_late_ms",
+    "loop_lag_ms",
 )

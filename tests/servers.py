@@ -1,16 +1,30 @@
-"""Real HTTP servers on 127.0.0.1 for tests: a scripted replay server and a thread runner.
+"""A scripted replay server on 127.0.0.1, in its own process, that records when it wrote what.
 
-The replay server writes each scripted read separately at its scheduled time after the
-request arrived (the reads of a field case, docs/field-cases.md), over real TCP with HTTP/1.1 chunked
-transfer, so probes see real transport reads, not a patched client.
+The server writes each scripted read separately at its scheduled time after the request
+arrived (the reads of a field case, docs/field-cases.md), over real TCP with HTTP/1.1 chunked
+transfer, so probes see real transport reads, not a patched client. It runs in a child
+interpreter so that its work never shares the probing process's GIL or event loop (in a thread
+of the test process, GIL hand-offs add milliseconds to every stamp the probe takes).
+
+Every response is recorded on the machine's monotonic clock (``time.perf_counter``, which is
+``CLOCK_MONOTONIC`` on Linux and so comparable across processes): when the request arrived,
+when the headers went out and when each scripted read was handed to the socket. A probe's
+stamps are then checked against what the server really did, to a few milliseconds, instead of
+against the schedule plus a wide allowance for the server's own lateness (tests/probing.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import subprocess
+import sys
 import threading
+import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +42,7 @@ class Script:
         headers_at: when to send the status line and headers.
         body: a whole non-streamed body (used instead of ``reads`` when set).
         abort_at_end: drop the TCP connection after the last read instead of ending cleanly.
-        scale: multiply every time by this (compress long field cases).
+        scale: multiply every time by this (compress long field cases, stretch short ones).
         echo_auth: replace ``{AUTH}`` in header values, the body and the reads by the
             request's credential (the ``Authorization: Bearer`` token, else ``x-api-key``),
             as a server echoing the key back would; ``{AUTH_UPPER}``, ``{AUTH_JSON}``
@@ -45,33 +59,97 @@ class Script:
     scale: float = 1.0
     echo_auth: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        """The script as JSON: bytes in base64, each distinct read sent once (a 50 MB stream of
+        one repeated block travels as that block and a list of indices)."""
+        chunks: dict[bytes, int] = {}
+        reads = [[t, chunks.setdefault(b, len(chunks))] for t, b in self.reads]
+        return {
+            "chunks": [base64.b64encode(b).decode() for b in chunks],
+            "reads": reads,
+            "status": self.status,
+            "headers": self.headers,
+            "headers_at": self.headers_at,
+            "body": None if self.body is None else base64.b64encode(self.body).decode(),
+            "abort_at_end": self.abort_at_end,
+            "scale": self.scale,
+            "echo_auth": self.echo_auth,
+        }
 
-class ReplayServer:
-    """Serves :class:`Script` responses at ``/<case>/...``; records the requests it received,
-    the body bytes it wrote per case (``sent``), the cases whose client closed the
-    connection before the script ended (``dropped``) and the streamed cases whose handler
-    has returned (``finished``)."""
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Script:
+        """Inverse of :meth:`to_json`."""
+        data = dict(data)
+        chunks = [base64.b64decode(b) for b in data.pop("chunks")]
+        data["reads"] = [(float(t), chunks[i]) for t, i in data["reads"]]
+        if data["body"] is not None:
+            data["body"] = base64.b64decode(data["body"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What the server did for one request, on the shared monotonic clock (seconds).
+
+    Attributes:
+        arrived: the request's headers had been parsed (the handler started).
+        headers_sent: the status line and headers were handed to the socket.
+        writes: per scripted read, the moment just before its bytes were handed to the socket.
+        scheduled: per scripted read, its scheduled time after arrival (scale applied).
+    """
+
+    arrived: float
+    headers_sent: float | None
+    writes: tuple[float, ...]
+    scheduled: tuple[float, ...]
+
+    def ms_after_arrival(self, when: float) -> float:
+        """Milliseconds from the request's arrival to ``when``."""
+        return (when - self.arrived) * 1000.0
+
+
+class ReplayApp:
+    """The server side: serves :class:`Script` responses at ``/<case>/...`` and a control API
+    at ``/_ctl/...``: register scripts; read the requests received, the timelines, the body
+    bytes written per case (``sent``), the cases whose client closed the connection before the
+    script ended (``dropped``) and the streamed cases whose handler has returned
+    (``finished``)."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: dict[str, list[dict[str, Any]]] = {}
+        self.timelines: dict[str, list[dict[str, Any]]] = {}
         self.sent: dict[str, int] = {}
         self.dropped: set[str] = set()
         self.finished: set[str] = set()
-        self.app = web.Application()
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_post("/_ctl/script/{case}", self._add_script)
+        self.app.router.add_get("/_ctl/requests", self._get_requests)
+        self.app.router.add_get("/_ctl/timeline/{case}", self._get_timeline)
+        self.app.router.add_get("/_ctl/state", self._get_state)
         self.app.router.add_route("*", "/{case}/{tail:.*}", self._handle)
-        self.port = 0
 
-    def add(self, case: str, script: Script) -> str:
-        """Register ``script`` under ``case``; returns the base URL to configure (``…/v1``)."""
-        self.scripts[case] = script
-        return self.url(case)
+    async def _add_script(self, request: web.Request) -> web.Response:
+        self.scripts[request.match_info["case"]] = Script.from_json(await request.json())
+        return web.json_response({"ok": True})
 
-    def url(self, case: str) -> str:
-        """Base URL of ``case``."""
-        return f"http://127.0.0.1:{self.port}/{case}/v1"
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(self.requests)
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "sent": self.sent,
+                "dropped": sorted(self.dropped),
+                "finished": sorted(self.finished),
+            }
+        )
+
+    async def _get_timeline(self, request: web.Request) -> web.Response:
+        return web.json_response(self.timelines.get(request.match_info["case"], []))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.perf_counter()
         loop = asyncio.get_running_loop()
         t_request = loop.time()
         case = request.match_info["case"]
@@ -95,15 +173,24 @@ class ReplayServer:
         if script.echo_auth:
             script = _echoed(script, request)
         k = script.scale
+        timeline: dict[str, Any] = {
+            "arrived": arrived,
+            "headers_sent": None,
+            "writes": [],
+            "scheduled": [t * k for t, _ in script.reads],
+        }
+        self.timelines.setdefault(case, []).append(timeline)
         await asyncio.sleep(max(0.0, t_request + script.headers_at * k - loop.time()))
         if script.body is not None:
+            timeline["headers_sent"] = time.perf_counter()
             return web.Response(status=script.status, headers=script.headers, body=script.body)
         response = web.StreamResponse(status=script.status, headers=script.headers)
+        timeline["headers_sent"] = time.perf_counter()
         await response.prepare(request)
         self.sent[case] = 0
         for t_s, chunk in script.reads:
-            delay = t_request + t_s * k - loop.time()
-            await asyncio.sleep(max(0.0, delay))
+            await asyncio.sleep(max(0.0, t_request + t_s * k - loop.time()))
+            timeline["writes"].append(time.perf_counter())
             try:
                 await response.write(chunk)
             except ConnectionError:  # the client closed the connection mid-body
@@ -116,7 +203,8 @@ class ReplayServer:
             assert request.transport is not None
             request.transport.abort()
             return response
-        await response.write_eof()
+        with contextlib.suppress(ConnectionError):  # the probe had what it needed and closed
+            await response.write_eof()
         return response
 
 
@@ -151,8 +239,116 @@ def _echoed(script: Script, request: web.Request) -> Script:
     )
 
 
+def _serve(port: int) -> None:
+    async def main() -> None:
+        runner = web.AppRunner(ReplayApp().app, access_log=None, handle_signals=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        print(f"PORT {runner.addresses[0][1]}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class ReplayServer:
+    """The test side of the replay server: starts the child process and talks to it."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> ReplayServer:
+        """Start the child and wait until it listens.
+
+        Raises:
+            RuntimeError: when the child does not report its port.
+        """
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.servers"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"replay server failed to start: {line.strip() or 'no output'}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        """Terminate the child process."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
+
+    def _call(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method="GET" if data is None else "POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def add(self, case: str, script: Script) -> str:
+        """Register ``script`` under ``case``; returns the base URL to configure (``…/v1``)."""
+        self._call(f"/_ctl/script/{case}", script.to_json())
+        return self.url(case)
+
+    def url(self, case: str) -> str:
+        """Base URL of ``case``."""
+        return f"http://127.0.0.1:{self.port}/{case}/v1"
+
+    @property
+    def requests(self) -> dict[str, list[dict[str, Any]]]:
+        """Every request received so far, by case (path, query, headers, JSON body)."""
+        result: dict[str, list[dict[str, Any]]] = self._call("/_ctl/requests")
+        return result
+
+    @property
+    def sent(self) -> dict[str, int]:
+        """Body bytes the server wrote, by case."""
+        result: dict[str, int] = self._call("/_ctl/state")["sent"]
+        return result
+
+    @property
+    def dropped(self) -> set[str]:
+        """Cases whose client closed the connection before the script ended."""
+        return set(self._call("/_ctl/state")["dropped"])
+
+    @property
+    def finished(self) -> set[str]:
+        """Streamed cases whose handler has returned."""
+        return set(self._call("/_ctl/state")["finished"])
+
+    def timelines(self, case: str) -> list[Timeline]:
+        """What the server did for each request of ``case``, oldest first."""
+        return [
+            Timeline(
+                arrived=t["arrived"],
+                headers_sent=t["headers_sent"],
+                writes=tuple(t["writes"]),
+                scheduled=tuple(t["scheduled"]),
+            )
+            for t in self._call(f"/_ctl/timeline/{case}")
+        ]
+
+
 class ServerThread:
-    """Runs an aiohttp application on 127.0.0.1 in its own thread and event loop."""
+    """Runs an aiohttp application on 127.0.0.1 in its own thread and event loop (for fakes
+    that need no precise timing: in the test process, GIL hand-offs add milliseconds)."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
@@ -194,3 +390,7 @@ class ServerThread:
 def sse(obj: Any) -> bytes:
     """One SSE ``data:`` event for a JSON-serialisable object."""
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -30,7 +30,7 @@ from probes.simulator import SimProfile, SimulatorProcess
 from store.cache_checks import cache_text, latest_cache_checks, save_cache_check
 from store.db import insert_probe, open_db
 from tests.conftest import make_target
-from tests.probing import near
+from tests.probing import near_schedule as near
 
 WHEN = datetime(2026, 10, 21, 12, 0, tzinfo=UTC)
 

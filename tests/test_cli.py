@@ -106,6 +106,9 @@ def test_check_config_lists_providers_and_error_kinds() -> None:
     assert providers.returncode == 0 and "openai-compatible" in providers.stdout
     kinds = inferwatch("check-config", "--error-kinds")
     assert "stall" in kinds.stdout and "rate_limited" in kinds.stdout
+    lines = {line.split()[0]: line.split()[1] for line in kinds.stdout.splitlines() if line}
+    assert lines["dns"] == "ours" and lines["dns_timeout"] == "monitor"
+    assert lines["safety_block"] == "neutral" and lines["server_error"] == "provider"
 
 
 def test_export_bad_since_is_a_message(tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ def test_record_field_documented() -> None:
     assert "cost_mismatch" in FIELD_NAMES and "5%" in FIELD_DOCS["cost_mismatch"][1]
 
 
-async def test_provider_cost_stored_beside_computed_and_flagged(replay: ReplayServer) -> None:
+async def test_provider_charge_is_the_cost_estimate_beside_it(replay: ReplayServer) -> None:
     def script(cost: float) -> Script:
         return Script(
             reads=[
@@ -330,10 +330,15 @@ async def test_provider_cost_stored_beside_computed_and_flagged(replay: ReplaySe
             make_target(replay.add("or_differ", script(0.0012)), **prices), client
         )
     assert agree.status == "ok", agree.error_message
-    assert close(agree.cost_usd, 0.000837) and agree.provider_cost_usd == 0.000837
-    assert agree.cost_mismatch is False and agree.cost_source == "config"
-    assert close(differ.cost_usd, 0.000837) and differ.provider_cost_usd == 0.0012
-    assert differ.cost_mismatch is True
+    # What the provider charged is the cost; the price table's estimate is kept beside it.
+    assert agree.cost_usd == pytest.approx(0.000837, abs=1e-10)
+    assert agree.provider_cost_usd == 0.000837 and agree.cost_source == "provider"
+    assert agree.cost_estimate_usd == pytest.approx(0.000837, abs=1e-10)
+    assert agree.cost_mismatch is False
+    # A disagreement: cost_usd is the charge (naive: the estimate 0.000837), flagged.
+    assert differ.cost_usd == pytest.approx(0.0012, abs=1e-10)
+    assert differ.cost_estimate_usd == pytest.approx(0.000837, abs=1e-10)
+    assert differ.cost_source == "provider" and differ.cost_mismatch is True
 
 
 def test_migration_adds_the_mismatch_column_to_an_old_database(
@@ -353,3 +358,25 @@ def test_migration_adds_the_mismatch_column_to_an_old_database(
     assert "cost_mismatch" in db["probes"].columns_dict
     assert "effective_interval_s" in db["targets"].columns_dict
     db.close()
+
+
+def test_provider_charge_is_the_cost_even_without_usage() -> None:
+    # An OpenRouter chunk can carry usage.cost while the token counts are missing: the charge
+    # is still what the request cost; there is nothing to estimate or compare.
+    target = parse_config(
+        '[[targets]]\nname = "o"\nprovider = "openrouter"\nmodel = "x/y"\n'
+        "input_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0\n"
+    ).resolved()[0]
+    when = datetime(2026, 10, 21, tzinfo=UTC)
+    cost = compute_cost(Usage(), target.config, None, when, provider_cost_usd=0.00042)
+    assert (cost.cost_usd, cost.cost_source, cost.estimate_usd, cost.mismatch) == (
+        0.00042,
+        "provider",
+        None,
+        None,
+    )
+    # Without a provider charge the estimate is the cost (12 x 3e-6 + 5 x 1.5e-5 = 0.000111).
+    cost = compute_cost(Usage(12, None, None, 5), target.config, None, when)
+    assert cost.cost_source == "config" and cost.provider_cost_usd is None
+    assert cost.cost_usd == pytest.approx(0.000111, abs=1e-10)
+    assert cost.estimate_usd == cost.cost_usd

@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
+from tests.probing import (
+    KEY,
+    assert_fc10,
+    decode_tps_near,
+    e2e_tps_near,
+    gaps_near,
+    last_request,
+    near,
+    probe,
+    stepped_clocks,
+)
 from tests.servers import ReplayServer, Script
 
 # Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
@@ -26,6 +36,8 @@ HEADERS = {
     "anthropic-ratelimit-tokens-remaining": "39000",
     "anthropic-ratelimit-requests-reset": "2026-10-21T12:00:30Z",
     "anthropic-ratelimit-tokens-reset": "2026-10-21T12:00:10Z",
+    # The provider's clock: resets count from here, not from the probe's wall clock.
+    "Date": "Wed, 21 Oct 2026 12:00:00 GMT",
 }
 ANT = {"provider": "anthropic", "model": "claude-sonnet-4-5"}
 
@@ -90,16 +102,19 @@ async def test_basic_stream_every_field(
     assert near(r.ttfb_ms, 100) and near(r.ttft_ms, 400) and near(r.ttfat_ms, 400)
     assert near(r.total_ms, 630)
     assert r.token_events == 3
-    assert near(r.itl_p50_ms, 100) and near(r.itl_max_ms, 100)
+    assert gaps_near(r.itl_p50_ms, r.itl_max_ms, 400, 500, 600)
     assert (r.input_tokens, r.output_tokens) == (11, 6)
     assert r.cache_read_tokens is None and r.cache_write_tokens is None
     assert r.reasoning_tokens is None and r.usage_source == "reported"
-    assert r.decode_tps == pytest.approx(5 / 0.2, rel=0.25)
-    assert r.e2e_output_tps == pytest.approx(6000 / (r.total_ms or 1))
+    assert decode_tps_near(r.decode_tps, 6, 400, 600)  # (6 - 1) / 0.2 s = 25, naive 30
+    assert e2e_tps_near(r.e2e_output_tps, 6, 630)  # 6 / 0.63 s
+    assert r.response_model == "claude-3-opus-latest"  # requested claude-sonnet-4-5
     assert r.finish_reason == "end_turn"
     assert r.request_id == "req_011CSHoEeqs5C35K2UUqR7Fy"  # the header wins over msg_ id
     assert not (r.buffered or r.reasoning_hidden or r.no_visible_output or r.usage_inconsistent)
     assert r.ratelimit_remaining_requests == 49 and r.ratelimit_remaining_tokens == 39000
+    # RFC 3339 resets minus the response's Date (12:00:00), whatever our own clock says.
+    assert r.ratelimit_reset_requests_s == 30.0 and r.ratelimit_reset_tokens_s == 10.0
     assert r.conn_reused is False
     assert r.server_total_ms is None and r.retry_after_s is None
     assert r.cost_source is not None and r.cost_usd is not None  # genai-prices knows the model
@@ -242,7 +257,9 @@ async def test_fc02_thinking_counts_for_ttft_answer_for_ttfat(replay: ReplayServ
     assert r.token_events == 4
     assert (r.input_tokens, r.output_tokens, r.reasoning_tokens) == (43, 282, 240)
     assert (r.cache_read_tokens, r.cache_write_tokens) == (0, 0)
-    assert r.decode_tps == pytest.approx(281 / 0.35, rel=0.2)  # window 0.20 -> 0.55 s
+    # 282 tokens over the window 0.20 -> 0.55 s (the "- 1" is lost in the noise here; see
+    # test_tool_use_block_starts_the_clock for a window that tells it apart).
+    assert decode_tps_near(r.decode_tps, 282, 200, 550, minus_one=False)
     assert not r.reasoning_hidden and not r.no_visible_output
     assert r.request_id == "msg_01"  # no request-id header here: the message id
 
@@ -352,8 +369,98 @@ async def test_tool_use_input_json_deltas_are_tokens(replay: ReplayServer) -> No
     ]
     r = await probe(replay, "ant-tool", Script(reads=reads), **ANT)
     assert r.status == "ok", r.error_message
-    assert r.token_events == 2  # text + non-empty input_json_delta
+    # text, the tool_use block start (the model chose a tool), the non-empty input_json_delta;
+    # the empty first input_json_delta is not a token.
+    assert r.token_events == 3
     assert near(r.ttft_ms, 200) and r.finish_reason == "tool_use" and r.output_tokens == 65
+
+
+TOOL_ONLY_READS = [
+    (0.10, MESSAGE_START),
+    (
+        0.30,
+        ev(
+            "content_block_start",
+            '{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_01","name":"get_weather","input":{}}}',
+        ),
+    ),
+    (
+        0.31,
+        ev(
+            "content_block_delta",
+            '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}',
+        ),
+    ),
+    (
+        0.50,
+        ev(
+            "content_block_delta",
+            '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\\"city\\": "}}',
+        ),
+    ),
+    (
+        0.70,
+        ev(
+            "content_block_delta",
+            '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\\"SF\\"}"}}',
+        ),
+    ),
+    (0.71, block_stop()),
+    (
+        0.72,
+        ev(
+            "message_delta",
+            '{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":4}}',
+        ),
+    ),
+    (0.73, MESSAGE_STOP),
+]
+
+
+async def test_tool_use_block_starts_the_clock(replay: ReplayServer) -> None:
+    # A tool call without text: the tool_use block start is the first generated output.
+    r = await probe(replay, "ant-tool-only", Script(reads=TOOL_ONLY_READS), **ANT)
+    assert r.status == "ok", r.error_message
+    assert near(r.ttft_ms, 300)  # naive (deltas only): 500
+    assert r.ttfat_ms is None and r.no_visible_output
+    assert r.token_events == 3  # block start + two non-empty deltas; the empty one is not
+    assert decode_tps_near(r.decode_tps, 4, 300, 700)  # (4 - 1) / 0.4 s = 7.5, naive 10
+
+
+async def test_redacted_thinking_block_is_a_token_event(replay: ReplayServer) -> None:
+    # redacted_thinking carries encrypted reasoning in the block start and has no deltas.
+    reads = [
+        (0.10, MESSAGE_START),
+        (
+            0.30,
+            ev(
+                "content_block_start",
+                '{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix"}}',
+            ),
+        ),
+        (0.31, block_stop()),
+        (
+            0.32,
+            ev(
+                "content_block_start",
+                '{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}',
+            ),
+        ),
+        (0.60, text("Sure.", 1)),
+        (0.61, block_stop(1)),
+        (
+            0.62,
+            ev(
+                "message_delta",
+                '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":90}}',
+            ),
+        ),
+        (0.63, MESSAGE_STOP),
+    ]
+    r = await probe(replay, "ant-redacted", Script(reads=reads), **ANT)
+    assert r.status == "ok", r.error_message
+    assert near(r.ttft_ms, 300) and near(r.ttfat_ms, 600)  # naive TTFT: 600
+    assert r.token_events == 2 and not r.reasoning_hidden
 
 
 async def test_refusal_without_content_is_empty_not_transport_failure(
@@ -413,7 +520,9 @@ async def test_in_stream_error_after_partial_text_keeps_ttft(replay: ReplayServe
         ),
     ]
     r = await probe(replay, "ant-err-late", Script(reads=reads), **ANT)
-    assert r.status == "error" and r.error_kind == "stream_error" and r.http_status == 200
+    # api_error is Anthropic's documented "internal error": the provider's side.
+    assert r.status == "error" and r.error_kind == "server_error" and r.http_status == 200
+    assert "type=api_error" in (r.error_message or "")
     assert near(r.ttft_ms, 250) and r.decode_tps is None and r.e2e_output_tps is None
 
 
@@ -458,9 +567,23 @@ async def test_missing_message_stop_is_truncated(replay: ReplayServer) -> None:
             "ant-429-date",  # FC-08 C: sent at 07:28:00 GMT
             429,
             b'{"type":"error","error":{"type":"rate_limit_error","message":"rate limit exceeded"}}',
-            {"retry-after": "Wed, 21 Oct 2026 07:28:20 GMT"},
+            {
+                "retry-after": "Wed, 21 Oct 2026 07:28:20 GMT",
+                "Date": "Wed, 21 Oct 2026 07:28:00 GMT",
+            },
             "rate_limited",
             20.0,
+        ),
+        (
+            "ant-429-skew",  # our clock says 07:28:00, the provider's Date says 07:28:05
+            429,
+            b'{"type":"error","error":{"type":"rate_limit_error","message":"rate limit exceeded"}}',
+            {
+                "retry-after": "Wed, 21 Oct 2026 07:28:20 GMT",
+                "Date": "Wed, 21 Oct 2026 07:28:05 GMT",
+            },
+            "rate_limited",
+            15.0,
         ),
         (
             "ant-401",

@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from tests.probing import KEY, assert_fc10, last_request, near, probe, stepped_clocks
+from tests.probing import (
+    KEY,
+    assert_fc10,
+    decode_tps_near,
+    e2e_tps_near,
+    gaps_near,
+    last_request,
+    near,
+    probe,
+    stepped_clocks,
+)
 from tests.servers import ReplayServer, Script
 
 # Real servers and real time on a shared machine: see pyproject.toml (pytest-rerunfailures).
@@ -37,7 +47,14 @@ def ev(obj: dict[str, Any]) -> bytes:
 
 
 def response(status: str, usage: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": "resp_68c97b94", "object": "response", "status": status, "usage": usage, **extra}
+    return {
+        "id": "resp_68c97b94",
+        "object": "response",
+        "model": "gpt-4o-mini-2024-07-18",
+        "status": status,
+        "usage": usage,
+        **extra,
+    }
 
 
 def text_delta(delta: str) -> bytes:
@@ -127,7 +144,8 @@ async def test_text_stream_every_field(
     # response.created arrives at once: never a token.
     assert near(r.ttfb_ms, 100) and near(r.ttft_ms, 400) and near(r.ttfat_ms, 400)
     assert near(r.total_ms, 550) and r.token_events == 3
-    assert near(r.itl_p50_ms, 50) and near(r.itl_max_ms, 50)
+    assert gaps_near(r.itl_p50_ms, r.itl_max_ms, 400, 450, 500)
+    assert r.response_model == "gpt-4o-mini-2024-07-18"  # requested gpt-4o-mini
     assert (r.input_tokens, r.cache_read_tokens, r.cache_write_tokens) == (14, 0, None)
     assert (r.output_tokens, r.reasoning_tokens, r.usage_source) == (8, 0, "reported")
     assert r.finish_reason == "completed"
@@ -135,7 +153,8 @@ async def test_text_stream_every_field(
     assert r.ratelimit_remaining_requests == 499 and r.ratelimit_remaining_tokens == 199980
     assert r.ratelimit_reset_requests_s == pytest.approx(0.12)
     assert r.ratelimit_reset_tokens_s == pytest.approx(360.0)
-    assert r.decode_tps == pytest.approx(7 / 0.1, rel=0.3)
+    assert decode_tps_near(r.decode_tps, 8, 400, 500)  # (8 - 1) / 0.1 s = 70, naive 80
+    assert e2e_tps_near(r.e2e_output_tps, 8, 550)
     assert not (r.buffered or r.reasoning_hidden or r.no_visible_output or r.usage_inconsistent)
     assert r.cost_usd is not None
 
@@ -238,15 +257,21 @@ async def test_fc02_hidden_reasoning_with_function_call(replay: ReplayServer) ->
             ),
         ),
     ]
+    # Stretched 2x so the 0.1 s argument window tells (n - 1) from n.
     r = await probe(
-        replay, "resp-hidden", Script(reads=reads), provider="openai-responses", model="gpt-5"
+        replay,
+        "resp-hidden",
+        Script(reads=reads, scale=2.0),
+        provider="openai-responses",
+        model="gpt-5",
     )
     assert r.status == "ok", r.error_message
-    assert near(r.ttft_ms, 400) and r.ttfat_ms is None
+    assert near(r.ttft_ms, 800) and r.ttfat_ms is None
     assert r.token_events == 6 and r.no_visible_output
     assert (r.input_tokens, r.output_tokens, r.reasoning_tokens) == (53, 469, 448)
     assert r.reasoning_hidden  # reasoning billed, none streamed
-    assert r.decode_tps == pytest.approx(20 / 0.1, rel=0.3)  # (469 - 448 - 1) / window
+    # Only the 21 tokens delivered inside the window count: (469 - 448 - 1) / 0.2 s = 100.
+    assert decode_tps_near(r.decode_tps, 21, 800, 1000)
     body = last_request(replay, "resp-hidden")["json"]
     assert body["reasoning"] == {"effort": "low"} and "temperature" not in body
 
@@ -321,7 +346,7 @@ async def test_fc12a_cached_input_is_inside_input_tokens(replay: ReplayServer) -
     )
     assert r.status == "ok", r.error_message
     assert (r.input_tokens, r.cache_read_tokens, r.output_tokens) == (2006, 1920, 300)
-    assert r.cost_usd == pytest.approx(0.005615)
+    assert r.cost_usd == pytest.approx(0.005615, abs=1e-10)
 
 
 async def test_incomplete_for_budget_is_ok_with_reason(replay: ReplayServer) -> None:
@@ -369,10 +394,8 @@ async def test_error_event_in_stream(replay: ReplayServer) -> None:
         ),
     ]
     r = await probe(replay, "resp-error", Script(reads=reads), **RESP)
-    assert r.status == "error" and r.error_kind == "stream_error" and r.http_status == 200
-    assert "server_error" in (r.error_message or "") or "server had an error" in (
-        r.error_message or ""
-    )
+    assert r.status == "error" and r.error_kind == "server_error" and r.http_status == 200
+    assert "[code=server_error]: The server had an error." in (r.error_message or "")
     assert near(r.ttft_ms, 300)
 
 
@@ -395,9 +418,31 @@ async def test_response_failed_is_a_failure(replay: ReplayServer) -> None:
         ),
     ]
     r = await probe(replay, "resp-failed", Script(reads=reads), **RESP)
-    assert r.status == "error" and r.error_kind == "stream_error"
+    assert r.status == "error" and r.error_kind == "server_error"
     assert r.finish_reason == "failed" and "Something went wrong" in (r.error_message or "")
+    assert "code=server_error" in (r.error_message or "")  # response.error.code is kept
     assert r.output_tokens is None and r.usage_source == "none"
+
+
+async def test_rate_limit_failure_keeps_its_code(replay: ReplayServer) -> None:
+    failed = response("failed", None, error={"code": "rate_limit_exceeded", "message": "Slow down"})
+    reads = [*PRELUDE, (0.30, ev({"type": "response.failed", "response": failed}))]
+    r = await probe(replay, "resp-failed-429", Script(reads=reads), **RESP)
+    assert r.status == "error" and r.error_kind == "rate_limited" and r.http_status == 200
+    assert "code=rate_limit_exceeded" in (r.error_message or "")
+
+
+async def test_incomplete_by_content_filter_is_a_policy_stop(replay: ReplayServer) -> None:
+    usage = {"input_tokens": 9, "output_tokens": 2}
+    incomplete = response("incomplete", usage, incomplete_details={"reason": "content_filter"})
+    reads = [
+        *PRELUDE,
+        (0.30, text_delta("The")),
+        (0.40, ev({"type": "response.incomplete", "response": incomplete})),
+    ]
+    r = await probe(replay, "resp-filter", Script(reads=reads), **RESP)
+    assert r.status == "error" and r.error_kind == "content_filter"
+    assert r.finish_reason == "content_filter" and near(r.ttft_ms, 300)
 
 
 async def test_no_terminal_event_is_truncated(replay: ReplayServer) -> None:

@@ -149,7 +149,7 @@ async def test_surrogates_become_replacement_characters(replay: ReplayServer) ->
     script, _ = CASES["surrogate-500"]
     record = await probe(replay, "values-surrogate-text", script)
     assert record.error_kind == "server_error"
-    assert record.error_message == "HTTP 500: server_error: bad \ufffd input"
+    assert record.error_message == "HTTP 500 [type=server_error]: bad \ufffd input"
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,9 @@ def test_a_real_prober_keeps_probing_every_hostile_target(
         db.close()
     assert rows["inf-header"]["out_of_range_fields"] == CASES["inf-header"][1]
     assert rows["count-10e20"]["out_of_range_fields"] == "output_tokens"
-    assert rows["surrogate-500"]["error_message"] == "HTTP 500: server_error: bad \ufffd input"
+    assert (
+        rows["surrogate-500"]["error_message"] == "HTTP 500 [type=server_error]: bad \ufffd input"
+    )
 
 
 @pytest.mark.parametrize("table", ["probes", "rollups-minute"])

@@ -138,7 +138,7 @@ def test_failures_without_a_kind_are_unknown_in_every_window(db: sqlite_utils.Da
 
 
 def test_ties_between_kinds_rank_the_providers_fault_first(db: sqlite_utils.Database) -> None:
-    kinds = ["rate_limited", "probe_config", "server_error", "dns"] * 2
+    kinds = ["rate_limited", "probe_config", "server_error", "connect_refused"] * 2
     store(
         db,
         [
@@ -148,7 +148,12 @@ def test_ties_between_kinds_rank_the_providers_fault_first(db: sqlite_utils.Data
     )
     (s,) = summarize(db, 3600, NOW, with_verdicts=False)
     # Two of each: a provider-side failure, then a connect failure, then 429, then our own.
-    assert list(s.errors_by_kind) == ["server_error", "dns", "rate_limited", "probe_config"]
+    assert list(s.errors_by_kind) == [
+        "server_error",
+        "connect_refused",
+        "rate_limited",
+        "probe_config",
+    ]
 
 
 def test_migration_renames_the_old_error_label_in_rollups(tmp_path: Path) -> None:

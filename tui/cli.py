@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from probes.errors import ERROR_KIND_DOCS
+from probes.errors import ERROR_KIND_DOCS, SIDE_DOCS, SIDES
 from probes.providers import PROVIDERS
 from probes.record import ProbeRecord
 from probes.text import printable, printable_tree
@@ -620,7 +620,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.error_kinds:
         for kind, doc in ERROR_KIND_DOCS.items():
-            print(f"{kind.value:<20} {doc}")
+            print(f"{kind.value:<20} {SIDES[kind].value:<9} {doc}")
+        print()
+        for side, side_doc in SIDE_DOCS.items():
+            print(f"{side.value:<9} {side_doc}")
         return EXIT_OK
     path = args.path or args.config or default_config_path()
     config = _load(path)

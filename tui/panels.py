@@ -124,6 +124,7 @@ def status_key(snap: Snapshot | None, ctx: StatusContext) -> tuple[object, ...]:
         snap.prober.started_at if snap.prober else None,
         snap.prober.heartbeat_at if dead and snap.prober else None,
         snap.prober.paused if snap.prober else None,
+        snap.prober.problem if snap.prober else None,
         bool(snap.targets),
         snap.blind_since,
         snap.blind_reason,
@@ -152,6 +153,9 @@ def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[
         (0, Text(f"window {fmt.window(ctx.window_s)}")),
         (0, prober),
     ]
+    if snap is not None and snap.prober is not None and snap.prober.problem:
+        # Storage failing, a worker restarted, a probe loop error: the prober says what.
+        parts.append((0, Text(f"⚠ {snap.prober.problem}", style="bold")))
     # Short enough to fit beside the prober's state at 80 columns.
     for what in ctx.pending:
         parts.append((1, Text(f"⧗ {what}: sent")))

@@ -1,41 +1,77 @@
-"""The prober process: the scheduler wired to the database (``inferwatch run --headless``).
+"""The prober process: probing workers wired to the database (``inferwatch run --headless``).
 
-Probes run on this process's event loop; every database write goes through one writer thread
-so an SQLite commit never stalls the loop while other probes are mid-stream. Once a second
-the prober heartbeats and picks up dashboard commands (pause, resume, probe now), and
-publishes the interval plan whenever a probing budget stretches (or releases) an interval.
+One prober per database, seen by the dashboard and ``status`` as one process (one heartbeat
+row, one pid to signal). Inside it:
 
-Each stored probe also advances the outage state machines (``store.history.HistoryWriter``,
-in the same transaction as the row). Every few seconds the maintenance loop rolls probes up,
-prunes expired rows and vacuums, one small step per writer call, so a probe's insert never
-waits for more than one step.
+* Worker processes (``tui.prober_worker``) probe, each on its own event loop, so probing runs
+  on every core and a measurement never waits for a database commit. Targets are sharded
+  round-robin over them; phases are assigned here over the whole fleet, so starts are spread
+  evenly however the targets are sharded. A worker that dies is restarted (and said so on the
+  status line and in the log); commands (pause, resume, probe now) go to the worker that owns
+  the target.
+* This process plans probing budgets (:class:`~probes.budget.BudgetPlanner`, it sees every
+  target's cost) and tells the workers about intervals that changed.
+* One writer thread (:class:`DbWriter`) owns the database connection. Probes are stored in
+  batches, each with its effect on outage state (``store.history.HistoryWriter``) in the same
+  transaction. When the database cannot take them (disk full, locked), probes are held in a
+  bounded buffer and retried with backoff; probing never stops and the status line says so.
+* Once a second the control loop heartbeats, picks up dashboard commands and publishes the
+  interval plan, skipped ticks and loop errors; every few seconds the maintenance loop rolls
+  probes up, prunes and vacuums, one small step per writer call.
+
+Hooks: every stored probe, with the state changes it caused, passes through one place,
+:meth:`Prober.stored` (on this process's event loop, after its commit); alert delivery and
+metrics attach there, and must not block.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
+import gc
+import itertools
+import json
+import math
 import os
 import signal
-from collections.abc import Callable, Iterator
+import sqlite3
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlite_utils
 
-from probes.config import Config
+from probes.budget import BudgetInput, BudgetPlanner
+from probes.cache_check import CacheCheckResult
+from probes.config import Config, ResolvedTarget
+from probes.official_status import OfficialStatus, StatusPoller, config_sources
 from probes.record import ProbeRecord
-from probes.scheduler import Scheduler
+from probes.scheduler import Phase, Scheduler, assign_phases
+from probes.timestamps import parse_iso
 from store import control
+from store.cache_checks import save_cache_check
 from store.costs import recent_costs
 from store.db import insert_probe, open_db
-from store.history import HistoryWriter, MonitoredTarget, host_of
-from store.outage import OutageRules
+from store.history import (
+    HistoryWriter,
+    MonitoredTarget,
+    StoredProbe,
+    host_of,
+    last_probe_starts,
+)
+from store.official_status import save_statuses
+from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
+from tui.prober_worker import WorkerInit
 
 T = TypeVar("T")
 
@@ -44,48 +80,934 @@ _CONTROL_PERIOD_S = 0.5
 _HEARTBEAT_PERIOD_S = 2.0
 #: Seconds between two maintenance passes (rollups, retention, vacuum).
 MAINTENANCE_PERIOD_S = 5.0
+#: Probes held in memory while the database cannot take them; beyond, the oldest are dropped.
+HOLD_LIMIT = 20_000
+#: Most probes stored in one transaction.
+BATCH = 500
+#: Backoff between two attempts to store held probes, seconds.
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
+#: The writer's busy timeout: short, so a locked database shows on the status line within
+#: seconds (the probes are held and retried, nothing is lost).
+WRITER_BUSY_TIMEOUT_S = 5.0
+#: Disk space kept aside next to the database (``<db>.reserve``) and given back when the disk
+#: is full, so the prober can still write its heartbeat and say what is wrong (about 16
+#: minutes of heartbeats, two WAL pages every 2 s).
+RESERVE_BYTES = 2 * 1024 * 1024
+#: Default share of probes one worker takes: probes per second (targets / interval).
+PROBES_PER_S_PER_WORKER = 20.0
+#: A problem that happened once (a worker restart, a loop error) stays shown this long.
+NOTICE_S = 600.0
+#: A probe that read more token events than this (a canary asks for tens of tokens), or hit a
+#: stream cap, held its worker's event loop for long: its target moves to a quarantine worker
+#: so that it stops delaying the stamps of the targets it shared a loop with.
+HEAVY_EVENTS = 2_000
+#: A worker that sends nothing for this long is killed and restarted (it reports every 2 s).
+WORKER_SILENT_S = 30.0
+#: Seconds a stopping worker gets before it is killed.
+_WORKER_STOP_S = 5.0
+
+
+def log(message: str) -> None:
+    """One line on stderr (the prober's log), UTC-stamped."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{stamp} inferwatch: {message}", file=sys.stderr, flush=True)
 
 
 def _set_paused(
     history: HistoryWriter, db: sqlite_utils.Database, *, name: str | None, paused: bool
-) -> None:
-    """Publish a pause/resume and record it in the outage history (writer thread)."""
+) -> list[Event]:
+    """Publish a pause/resume and record it in the outage history (writer thread); returns
+    what it changed."""
     control.set_target_paused(db, name, paused)
-    history.set_paused(name, paused, datetime.now(UTC))
+    return history.set_paused(name, paused, datetime.now(UTC))
+
+
+# ---- the database writer -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatus:
+    """What the writer is holding back.
+
+    Attributes:
+        held: probes waiting to be stored.
+        dropped: probes dropped because more than :data:`HOLD_LIMIT` were held, or because
+            the database refused them for good.
+        failing_since: monotonic time storing began to fail, None while it works.
+        error: the latest storage error, "" while it works.
+    """
+
+    held: int
+    dropped: int
+    failing_since: float | None
+    error: str
 
 
 class DbWriter:
-    """Owns the prober's database connection on a single dedicated thread."""
+    """Owns the prober's database connection on a single dedicated thread.
 
-    def __init__(self, path: Path) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inferwatch-db")
-        self._db: sqlite_utils.Database | None = None
+    :meth:`call` runs a function on the connection (control work, before any waiting
+    probes); :meth:`store` hands over a probe without waiting. Probes are stored in batches
+    by ``store_fn`` (default: a plain insert). A batch that fails with
+    ``sqlite3.OperationalError`` (disk full, database locked, I/O error) stays held and is
+    retried with backoff after ``recover`` (which must forget in-memory effects of the failed
+    transaction); a probe the database refuses for any other reason is reported and dropped
+    alone, so one bad record never blocks the others.
+
+    Args:
+        path: the database file.
+        busy_timeout_s: how long one attempt waits for a lock.
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float = WRITER_BUSY_TIMEOUT_S) -> None:
         self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._db: sqlite_utils.Database | None = None
+        self._cond = threading.Condition()
+        self._calls: deque[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]] = deque()
+        self._records: deque[ProbeRecord] = deque()
+        self._in_batch = 0
+        self._closing = False
+        self._flush_until = 0.0
+        self._dropped = 0
+        self._failing_since: float | None = None
+        self._error = ""
+        self._full = False
+        self.store_fn: Callable[[sqlite_utils.Database, Sequence[ProbeRecord]], list[Any]] = (
+            lambda db, records: [insert_probe(db, r) for r in records]
+        )
+        self.recover: Callable[[], None] | None = None
+        self.on_stored: Callable[[list[Any]], object] | None = None
+        self.on_drop: Callable[[ProbeRecord, BaseException], object] | None = None
+        self._thread = threading.Thread(target=self._run, name="inferwatch-db", daemon=True)
+        self._thread.start()
 
     def _get(self) -> sqlite_utils.Database:
         if self._db is None:
             self._db = open_db(self._path)
+            self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            self._make_reserve()
         return self._db
 
+    @property
+    def reserve_path(self) -> Path:
+        """The file holding :data:`RESERVE_BYTES` for a full disk."""
+        return self._path.with_name(self._path.name + ".reserve")
+
+    def _make_reserve(self) -> None:
+        path = self.reserve_path
+        try:
+            if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+                return
+            with open(path, "wb") as f:
+                # Real blocks, not a sparse file: freeing them must free space.
+                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _release_reserve(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.reserve_path.unlink()
+            log(f"disk full: freed {self.reserve_path.name} so the prober can still say so")
+
+    def _room_to_retry(self) -> bool:
+        """After a full disk, store again only once there is room beyond the reserve (so the
+        heartbeat keeps what the reserve freed)."""
+        if not self._full:
+            return True
+        try:
+            st = os.statvfs(self._path.parent)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize >= 2 * RESERVE_BYTES
+
     async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn(db)`` on the writer thread and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._get()))
+        """Run ``fn(db)`` on the writer thread and await its result (exceptions included)."""
+        fut: Future[T] = Future()
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("database writer closed")
+            self._calls.append((fn, fut))
+            self._cond.notify()
+        return await asyncio.wrap_future(fut)
 
-    def close(self) -> None:
-        """Close the connection and stop the thread."""
+    def store(self, record: ProbeRecord) -> None:
+        """Queue a probe for storing (never blocks)."""
+        with self._cond:
+            self._records.append(record)
+            if len(self._records) > HOLD_LIMIT:
+                # Drop the oldest probe not being stored right now.
+                del self._records[self._in_batch]
+                self._dropped += 1
+            self._cond.notify()
 
-        def _close() -> None:
-            if self._db is not None:
+    def status(self) -> WriterStatus:
+        """Held and dropped probes and the current storage error."""
+        with self._cond:
+            return WriterStatus(len(self._records), self._dropped, self._failing_since, self._error)
+
+    def close(self, flush_s: float = 10.0) -> None:
+        """Store what is held (trying for up to ``flush_s``), close the connection, stop."""
+        with self._cond:
+            self._closing = True
+            self._flush_until = time.monotonic() + flush_s
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        retry_at = 0.0
+        delay = 0.0
+        while True:
+            with self._cond:
+                while True:
+                    now = time.monotonic()
+                    if self._calls:
+                        break
+                    if self._records and now >= retry_at:
+                        break
+                    if self._closing and (not self._records or now >= self._flush_until):
+                        break
+                    wait = None
+                    if self._records:
+                        wait = retry_at - now
+                    if self._closing:
+                        wait = min(wait if wait is not None else 0.1, self._flush_until - now)
+                    self._cond.wait(None if wait is None else max(0.0, wait))
+                calls = list(self._calls)
+                self._calls.clear()
+                batch: list[ProbeRecord] = []
+                if self._records and time.monotonic() >= retry_at and self._room_to_retry():
+                    batch = list(itertools.islice(self._records, BATCH))
+                self._in_batch = len(batch)
+                done = (
+                    self._closing
+                    and not calls
+                    and (not self._records or time.monotonic() >= self._flush_until)
+                )
+            if done:
+                self._finish()
+                return
+            for fn, fut in calls:
+                if fut.set_running_or_notify_cancel():
+                    try:
+                        result = fn(self._get())
+                    except BaseException as exc:
+                        self._recover()
+                        if isinstance(exc, sqlite3.OperationalError):
+                            self._failed(exc)  # the heartbeat is a write like the others
+                        fut.set_exception(exc)
+                    else:
+                        if self._failing_since is not None and not self._records:
+                            self._works_again(0)  # nothing held: nothing left to store
+                        fut.set_result(result)
+            if not batch:
+                if self._records and time.monotonic() >= retry_at:
+                    delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
+                    retry_at = time.monotonic() + delay  # no room yet: look again later
+                continue
+            ok, stored = self._store_batch(batch)
+            with self._cond:
+                self._in_batch = 0
+                if ok:
+                    for _ in range(len(batch)):
+                        self._records.popleft()
+            if ok:
+                delay = 0.0
+                if self._failing_since is not None:
+                    self._works_again(len(stored))
+                if stored and self.on_stored is not None:
+                    with contextlib.suppress(Exception):
+                        self.on_stored(stored)
+            else:
+                delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
+                retry_at = time.monotonic() + delay
+
+    def _store_batch(self, batch: list[ProbeRecord]) -> tuple[bool, list[Any]]:
+        """Store ``batch``; False when it must be retried later (it stays held)."""
+        try:
+            return True, self.store_fn(self._get(), batch)
+        except sqlite3.OperationalError as exc:
+            self._recover()
+            self._failed(exc)
+            return False, []
+        except Exception:
+            self._recover()
+        # Something in the batch is refused for good: store one by one, drop the culprits.
+        stored: list[Any] = []
+        for record in batch:
+            try:
+                stored += self.store_fn(self._get(), [record])
+            except sqlite3.OperationalError as exc:
+                self._recover()
+                self._failed(exc)
+                # Keep what is left for the retry: drop from the queue only what was done.
+                done = batch.index(record)
+                with self._cond:
+                    for _ in range(done):
+                        self._records.popleft()
+                if stored and self.on_stored is not None:
+                    with contextlib.suppress(Exception):
+                        self.on_stored(stored)
+                return False, []
+            except Exception as exc:
+                self._recover()
+                with self._cond:
+                    self._dropped += 1
+                log(f"probe of {record.target!r} at {record.started_at} not stored: {exc!r}")
+                if self.on_drop is not None:
+                    with contextlib.suppress(Exception):
+                        self.on_drop(record, exc)
+        return True, stored
+
+    def _works_again(self, stored: int) -> None:
+        log(f"storage works again: stored {stored} held probes, {len(self._records)} to go")
+        with self._cond:
+            self._failing_since, self._error = None, ""
+        if self._full:
+            self._full = False
+            self._make_reserve()
+
+    def _note_full(self, exc: BaseException) -> None:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            self._full = True
+            self._release_reserve()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._note_full(exc)
+        with self._cond:
+            first = self._failing_since is None
+            if first:
+                self._failing_since = time.monotonic()
+            self._error = str(exc) or type(exc).__name__
+            held = len(self._records)
+        if first:
+            log(f"storage failing ({exc}); holding {held} probes and retrying, probing goes on")
+
+    def _recover(self) -> None:
+        if self._db is not None and self._db.conn.in_transaction:
+            with contextlib.suppress(Exception):
+                self._db.conn.rollback()
+        if self.recover is not None:
+            try:
+                self.recover()
+            except Exception as exc:  # the database may not even be readable: try later
+                log(f"could not reload outage state after a failed write: {exc!r}")
+
+    def _finish(self) -> None:
+        with self._cond:
+            left = len(self._records)
+        if left:
+            log(f"stopping with {left} probes that could not be stored")
+        if self._db is not None:
+            with contextlib.suppress(Exception):
                 self._db.close()
-                self._db = None
-
-        self._pool.submit(_close).result()
-        self._pool.shutdown()
+            self._db = None
 
 
-def published(config: Config) -> list[control.PublishedTarget]:
-    """The config's enabled targets as the dashboard will list them."""
+# ---- problems shown on the status line ---------------------------------------------------
+
+
+class Problems:
+    """What is wrong with the prober, one short text for the status line.
+
+    Each problem has a key (``storage``, ``worker``, ``loop``); a lasting one stays until
+    cleared, a past one (a restart, an exception a loop carried on from) for
+    :data:`NOTICE_S`. Storage comes first, then workers, then loop errors.
+    """
+
+    _ORDER = ("storage", "worker", "loop")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._items: dict[str, tuple[str, float | None]] = {}
+
+    def set(self, key: str, text: str, ttl_s: float | None = None) -> None:
+        """Show ``text`` under ``key`` (for ``ttl_s`` seconds, or until cleared)."""
+        self._items[key] = (text, None if ttl_s is None else self._clock() + ttl_s)
+
+    def clear(self, key: str) -> None:
+        """Stop showing ``key``."""
+        self._items.pop(key, None)
+
+    def text(self) -> str:
+        """All current problems, most important first; "" when none."""
+        now = self._clock()
+        for key in [
+            k for k, (_, until) in self._items.items() if until is not None and until < now
+        ]:
+            del self._items[key]
+        keys = sorted(self._items, key=lambda k: (self._ORDER.index(k.split(":")[0]), k))
+        return "; ".join(self._items[k][0] for k in keys)
+
+
+def _clock_text() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%SZ")
+
+
+# ---- workers -----------------------------------------------------------------------------
+
+
+def default_workers(targets: Sequence[ResolvedTarget], cores: int | None = None) -> int:
+    """Worker processes for ``targets``: one per :data:`PROBES_PER_S_PER_WORKER` probes a
+    second (a core's precise share), at most one per core, at least one."""
+    rate = sum(1.0 / t.settings.interval_s for t in targets)
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, len(targets), math.ceil(rate / PROBES_PER_S_PER_WORKER)))
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+        return f"signal {-code}"
+    return f"exit status {code}"
+
+
+@dataclass(eq=False)
+class Worker:
+    """One worker process as the prober sees it.
+
+    Attributes:
+        index: worker number.
+        names: the targets it probes.
+        pid: its process id while running.
+        restarts: times it was restarted.
+        lag_ms: worst loop lag in its latest report, ms.
+        in_flight: probes in flight in its latest report.
+        quarantine: it probes targets whose streams were too heavy to share a loop.
+    """
+
+    index: int
+    names: list[str]
+    quarantine: bool = False
+    pid: int | None = None
+    restarts: int = 0
+    lag_ms: float | None = None
+    in_flight: int = 0
+    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a command (lost if the worker is restarting: its next start gets the state)."""
+        proc = self.proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+
+class Prober:
+    """The prober's state on its event loop: workers, plan, problems, the writer.
+
+    Use :func:`run_prober`; this class exists so each part has a name.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        writer: DbWriter,
+        stop: asyncio.Event,
+        *,
+        config_label: str,
+        on_record: Callable[[ProbeRecord], None] | None,
+        parent_pid: int | None,
+        oncall: OnCall | None = None,
+    ) -> None:
+        self.config = config
+        self.oncall = oncall
+        self.writer = writer
+        self.stop = stop
+        self.config_label = config_label
+        self.on_record = on_record
+        self.parent_pid = parent_pid
+        self.loop = asyncio.get_running_loop()
+        self.problems = Problems()
+        self.resolved = config.resolved()
+        self.targets = [t for t in self.resolved if t.is_configured()]
+        self.by_name = {t.name: t for t in self.targets}
+        self.paused: set[str] = set()
+        self.skipped: dict[str, int] = {}
+        self.loop_errors: dict[str, str] = {}
+        self._health_dirty: set[str] = set()
+        self._plan_dirty: set[str] = set()
+        self.last_start: dict[str, float] = {}
+        self.workers: list[Worker] = []
+        self.owner: dict[str, Worker] = {}
+        self.history: HistoryWriter | None = None
+        self.planner: BudgetPlanner | None = None
+        self.phases: dict[str, Phase] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._config_json: str | None = None
+
+    # ---- start ---------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Publish targets, load outage state and costs, plan budgets and phases."""
+        writer, config = self.writer, self.config
+        count = config.prober.workers or default_workers(self.targets)
+        count = min(count, len(self.targets))
+        self.workers = [Worker(i, []) for i in range(count)]
+        for i, t in enumerate(self.targets):
+            w = self.workers[i % count]
+            w.names.append(t.name)
+            self.owner[t.name] = w
+        resolved = self.resolved
+        targets = published(config, resolved)
+        await writer.call(lambda db: control.publish_targets(db, targets))
+        watched = monitored(config, resolved=resolved)
+        self.history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
+        history = self.history
+        oncall = self.oncall
+        if oncall is not None:
+            await writer.call(lambda db: oncall.attach(history))
+        # The dashboard sees this prober from now on (the gap since the last one is recorded).
+        await self.beat()
+        writer.store_fn = lambda db, records: history.store_probes(records)
+        writer.recover = history.reload
+        writer.on_stored = lambda items: self.loop.call_soon_threadsafe(self.stored, items)
+        writer.on_drop = lambda record, exc: self.loop.call_soon_threadsafe(
+            self._dropped, record, exc
+        )
+        names = [t.name for t in self.targets]
+        cost_history = await writer.call(lambda db: recent_costs(db, names))
+        starts = await writer.call(lambda db: last_probe_starts(db, names))
+        self.planner = BudgetPlanner(
+            [
+                BudgetInput(
+                    t.name, t.settings.interval_s, daily_budget_usd=t.settings.daily_budget_usd
+                )
+                for t in self.targets
+            ],
+            daily_budget_usd=config.prober.daily_budget_usd,
+            cost_history=cost_history,
+        )
+        self._plan_dirty.update(self.planner.take_changed())
+        now_wall, now = time.time(), self.loop.time()
+        for name, started_at in starts.items():
+            with contextlib.suppress(ValueError):
+                self.last_start[name] = now - (now_wall - parse_iso(started_at).timestamp())
+        self.phases = assign_phases([(t.name, t.settings.interval_s) for t in self.targets])
+
+    def _init_for(self, w: Worker) -> WorkerInit:
+        assert self.planner is not None
+        names = set(w.names)
+        now = self.loop.time()
+        intervals = {n: self.planner.effective_interval(n) for n in w.names}
+        not_before = {}
+        for n in w.names:
+            last = self.last_start.get(n)
+            if last is not None and last + intervals[n] > now:
+                not_before[n] = last + intervals[n] - now
+        if self._config_json is None:
+            self._config_json = self.config.model_dump_json()
+        return WorkerInit(
+            index=w.index,
+            config=self._config_json,
+            names=list(w.names),
+            jitter_s=self.config.prober.jitter_s,
+            # The cap is for the whole prober: each worker gets its share.
+            max_concurrency=None
+            if self.config.prober.max_concurrency is None
+            else math.ceil(self.config.prober.max_concurrency / len(self.workers)),
+            intervals=intervals,
+            phases={n: [self.phases[n].phase_s, self.phases[n].slot_s] for n in w.names},
+            not_before=not_before,
+            paused=sorted(self.paused & names),
+        )
+
+    # ---- workers -------------------------------------------------------------------------
+
+    async def supervise(self, w: Worker) -> None:
+        """Run worker ``w`` until stop, restarting it when it dies."""
+        delay = 1.0
+        while not self.stop.is_set():
+            started = self.loop.time()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "tui.prober_worker",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=1 << 26,
+                )
+            except OSError as exc:
+                self._worker_problem(w, f"worker {w.index} could not start: {exc}")
+                await self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            w.proc, w.pid = proc, proc.pid
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(self._init_for(w).to_json().encode() + b"\n")
+            hung = False
+            while True:
+                try:
+                    # A worker reports at least every couple of seconds; silence this long
+                    # means its event loop is stuck (and so is every probe on it).
+                    line = await asyncio.wait_for(proc.stdout.readline(), WORKER_SILENT_S)
+                except TimeoutError:
+                    hung = True
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    break
+                if not line:
+                    break
+                try:
+                    self._message(w, json.loads(line))
+                except Exception as exc:  # a bad line must not end the reader
+                    log(f"worker {w.index}: unreadable message ({exc!r})")
+            code = await proc.wait()
+            w.proc = None
+            if self.stop.is_set():
+                break
+            w.restarts += 1
+            why = (
+                f"silent for {WORKER_SILENT_S:g} s, its event loop stuck"
+                if hung
+                else _describe_exit(code)
+            )
+            self._worker_problem(
+                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {_clock_text()}, restarted"
+            )
+            if self.loop.time() - started > 60:
+                delay = 1.0
+            await self._sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` (a database call) without waiting for it; a failure is logged."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log(f"storing a cache check failed: {exc!r}")
+
+        task = self.loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def poll_status(self) -> None:
+        """Read the providers' official status pages on their own slow schedule (own task,
+        own client: a hanging page never delays a probe) and store each round."""
+        status = self.config.status
+        sources = config_sources(self.config) if status.enabled else []
+        if not sources:
+            return
+
+        async def sink(readings: Sequence[tuple[OfficialStatus, tuple[str, ...]]]) -> None:
+            try:
+                await self.writer.call(lambda db: save_statuses(db, readings))
+            except Exception as exc:
+                log(f"storing official status failed: {exc!r}")
+
+        poller = StatusPoller(sources, sink, status.interval_s, status.timeout_s)
+        try:
+            await poller.run(self.stop)
+        except Exception as exc:  # the status pages are a side show: never take the prober down
+            log(f"official status poller stopped: {exc!r}")
+
+    def _worker_problem(self, w: Worker, text: str) -> None:
+        log(text)
+        self.problems.set(f"worker:{w.index}", text, NOTICE_S)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    def _message(self, w: Worker, msg: dict[str, Any]) -> None:
+        kind = msg.get("k")
+        if kind == "rec":
+            self._record(ProbeRecord(**msg["r"]))
+        elif kind == "stats":
+            w.lag_ms = msg.get("lag_ms")
+            w.in_flight = int(msg.get("in_flight") or 0)
+            for key, count in (msg.get("skipped_by") or {}).items():
+                self.skipped[key] = int(count)
+                self._health_dirty.add(key.split("#", 1)[0])
+        elif kind == "err":
+            target, error = str(msg.get("target")), str(msg.get("error"))
+            text = f"probe loop of {target!r} hit {error} at {_clock_text()} (it carried on)"
+            log(text)
+            self.problems.set("loop", text, NOTICE_S)
+            if target in self.by_name:
+                self.loop_errors[target] = f"{_clock_text()} {error}"
+                self._health_dirty.add(target)
+        elif kind == "cache":
+            result = CacheCheckResult(**msg["r"])
+            self._background(self.writer.call(lambda db: save_cache_check(db, result)))
+        elif kind == "ready":
+            w.pid = int(msg["pid"])
+            log(f"worker {w.index} probing {len(w.names)} targets (pid {w.pid})")
+
+    def _record(self, record: ProbeRecord) -> None:
+        assert self.planner is not None
+        self.last_start[record.target] = self.loop.time() - (record.total_ms or 0.0) / 1000
+        if self.oncall is not None:
+            self.oncall.on_record(record)  # vantage stamp and metrics, before it is stored
+        if record.cost_usd is not None and record.kind == "canary":
+            # Budgets stretch the canary's interval from the canary's cost: a workload's long
+            # prompt is not what one canary probe costs.
+            self.planner.record_cost(record.target, record.cost_usd)
+            self._replan()
+        self.writer.store(record)
+        heavy = record.error_kind == "too_large" or record.token_events > HEAVY_EVENTS
+        owner = self.owner.get(record.target)
+        if heavy and owner is not None and not owner.quarantine and len(owner.names) > 1:
+            why = record.error_kind if record.error_kind else f"{record.token_events} events"
+            self.quarantine(record.target, why)
+
+    def quarantine(self, name: str, why: str) -> None:
+        """Move ``name`` to the quarantine worker (started on first use): a target whose
+        streams take its loop for long must not delay the others' stamps. It stays there
+        until the prober restarts."""
+        assert self.planner is not None
+        old = self.owner[name]
+        worker = next((w for w in self.workers if w.quarantine), None)
+        if worker is None:
+            worker = Worker(len(self.workers), [], quarantine=True)
+            self.workers.append(worker)
+            task = self.loop.create_task(self.supervise(worker))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        old.names.remove(name)
+        worker.names.append(name)
+        self.owner[name] = worker
+        old.send({"k": "drop", "target": name})
+        interval = self.planner.effective_interval(name)
+        last = self.last_start.get(name)
+        phase = self.phases[name]
+        worker.send(
+            {
+                "k": "add",
+                "target": name,
+                "interval_s": interval,
+                "phase": [phase.phase_s, phase.slot_s],
+                "not_before_s": 0.0 if last is None else last + interval - self.loop.time(),
+                "paused": name in self.paused,
+            }
+        )
+        text = (
+            f"{name!r} moved to a quarantine worker at {_clock_text()}: "
+            f"its streams are heavy ({why})"
+        )
+        log(text)
+        self.problems.set(f"worker:quarantine:{name}", text, NOTICE_S)
+
+    def _replan(self) -> None:
+        assert self.planner is not None
+        changed = self.planner.take_changed()
+        if not changed:
+            return
+        self._plan_dirty.update(changed)
+        per_worker: dict[int, dict[str, float]] = {}
+        for name in changed:
+            w = self.owner.get(name)
+            if w is not None:
+                per_worker.setdefault(w.index, {})[name] = self.planner.effective_interval(name)
+        for index, intervals in per_worker.items():
+            self.workers[index].send({"k": "intervals", "s": intervals})
+
+    def stored(self, items: list[StoredProbe]) -> None:
+        """Every stored probe passes here, with the state changes it caused (on the loop,
+        after its commit). Metrics hook in here; nothing may block."""
+        transitions: list[Transition] = []
+        for item in items:
+            if self.on_record is not None:
+                self.on_record(item.record)
+            transitions += item.transitions
+        if transitions:
+            self.state_changed(transitions)
+
+    def state_changed(self, transitions: list[Transition]) -> None:
+        """Every committed state change passes here: those probes caused (via
+        :meth:`stored`) and pauses and resumes. Alert delivery hooks in here; nothing may
+        block. (Nothing is attached yet.)"""
+
+    def _dropped(self, record: ProbeRecord, exc: BaseException) -> None:
+        text = f"a probe of {record.target!r} could not be stored ({exc!r})"
+        self.problems.set("storage:refused", text, NOTICE_S)
+
+    async def stop_workers(self) -> None:
+        """Ask every worker to stop; kill the ones that do not within a few seconds."""
+        for w in self.workers:
+            w.send({"k": "stop"})
+            if w.proc is not None and w.proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    w.proc.stdin.close()
+        deadline = self.loop.time() + _WORKER_STOP_S
+        for w in self.workers:
+            proc = w.proc
+            if proc is None:
+                continue
+            try:
+                await asyncio.wait_for(proc.wait(), max(0.1, deadline - self.loop.time()))
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+
+    # ---- commands and publishing -----------------------------------------------------------
+
+    def command(self, cmd: control.Command) -> None:
+        """Apply a dashboard command: to the owning worker, or to all for every target."""
+        assert self.planner is not None
+        if cmd.command in ("pause", "resume"):
+            pause = cmd.command == "pause"
+            names = [cmd.target] if cmd.target else list(self.by_name)
+            if pause:
+                self.paused.update(n for n in names if n in self.by_name)
+            else:
+                self.paused.difference_update(names)
+            self.planner.set_paused(cmd.target, pause)
+            self._replan()
+        if cmd.target is None:
+            workers = self.workers
+        elif cmd.target in self.owner:
+            workers = [self.owner[cmd.target]]
+        else:
+            workers = []  # an unknown or unconfigured target: nothing probes it
+        for w in workers:
+            w.send({"k": cmd.command, "target": cmd.target})
+
+    def all_paused(self) -> bool:
+        """True when every probed target is paused."""
+        return bool(self.targets) and len(self.paused) >= len(self.targets)
+
+    def storage_problem(self) -> None:
+        """Say on the status line whether probes are waiting for the database."""
+        status = self.writer.status()
+        if status.failing_since is None:
+            self.problems.clear("storage")
+            return
+        since = datetime.now(UTC).timestamp() - (time.monotonic() - status.failing_since)
+        when = datetime.fromtimestamp(since, UTC).strftime("%H:%M:%SZ")
+        dropped = f", {status.dropped} dropped" if status.dropped else ""
+        self.problems.set(
+            "storage",
+            f"storage failing since {when} ({status.error}): {status.held} probes held"
+            f"{dropped}, retrying",
+        )
+
+    def stats_json(self) -> str:
+        """The prober's own figures, for the heartbeat row."""
+        status = self.writer.status()
+        return json.dumps(
+            {
+                "workers": [
+                    {"pid": w.pid, "targets": len(w.names), "lag_ms": w.lag_ms}
+                    | {"in_flight": w.in_flight, "restarts": w.restarts}
+                    | {"quarantine": w.quarantine}
+                    for w in self.workers
+                ],
+                "held": status.held,
+                "dropped": status.dropped,
+            },
+            separators=(",", ":"),
+        )
+
+    async def publish(self) -> None:
+        """Publish the plan and target health that changed since the last call."""
+        assert self.planner is not None
+        if self._plan_dirty:
+            names, self._plan_dirty = self._plan_dirty, set()
+            plans = [self.planner.plan(n) for n in names]
+            await self.writer.call(
+                functools.partial(
+                    control.publish_schedule,
+                    plans=plans,
+                    daily_budget_usd=self.config.prober.daily_budget_usd,
+                )
+            )
+        if self._health_dirty:
+            names, self._health_dirty = self._health_dirty, set()
+            rows = [(n, self.skipped.get(n, 0), self.loop_errors.get(n)) for n in names]
+            await self.writer.call(lambda db: control.publish_target_health(db, rows))
+
+    async def beat(self) -> None:
+        """Heartbeat: record a gap if we were stalled, then say we are alive and how."""
+        assert self.history is not None
+        history = self.history
+        await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        await self.writer.call(
+            functools.partial(
+                control.heartbeat,
+                pid=os.getpid(),
+                paused=self.all_paused(),
+                config_path=self.config_label,
+                workers=len(self.workers),
+                problem=self.problems.text(),
+                skipped_ticks=sum(self.skipped.values()),
+                stats=self.stats_json(),
+            )
+        )
+
+    async def control_loop(self) -> None:
+        """Heartbeat, commands and publishing, about twice a second; survives any error."""
+        last_beat: tuple[float, bool] | None = (self.loop.time(), self.all_paused())
+        assert self.history is not None
+        history = self.history
+        while not self.stop.is_set():
+            try:
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log("the dashboard that started this prober is gone: stopping")
+                    self.stop.set()
+                    break
+                self.storage_problem()
+                all_paused = self.all_paused()
+                now = self.loop.time()
+                if (
+                    last_beat is None
+                    or last_beat[1] != all_paused
+                    or now - last_beat[0] >= _HEARTBEAT_PERIOD_S
+                ):
+                    last_beat = (now, all_paused)
+                    await self.beat()
+                await self.publish()
+                if self.oncall is not None:
+                    await self.writer.call(functools.partial(_tick, self.oncall))
+                for cmd in await self.writer.call(control.take_commands):
+                    self.command(cmd)
+                    if cmd.command in ("pause", "resume"):
+                        events = await self.writer.call(
+                            functools.partial(
+                                _set_paused, history, name=cmd.target, paused=cmd.command == "pause"
+                            )
+                        )
+                        changed = [e for e in events if isinstance(e, Transition)]
+                        if changed:
+                            self.state_changed(changed)
+            except Exception as exc:
+                # A failing write (disk full, locked) or a bug: say so, keep going.
+                log(f"control loop: {exc!r}")
+            await self._sleep(_CONTROL_PERIOD_S)
+
+    async def maintenance_loop(self, retention: Retention) -> None:
+        """Rollups, retention and vacuum, one small step per writer call (none while storage
+        fails: probes come first)."""
+        while not self.stop.is_set():
+            try:
+                if self.writer.status().failing_since is not None:
+                    await self._sleep(MAINTENANCE_PERIOD_S)
+                    continue
+                steps: Iterator[str] = await self.writer.call(
+                    lambda db: maintenance_steps(db, datetime.now(UTC), retention)
+                )
+                # One step per writer call: queued probe inserts run in between.
+                while not self.stop.is_set():
+                    if await self.writer.call(functools.partial(_next_step, steps)) is None:
+                        break
+            except Exception as exc:
+                log(f"maintenance: {exc!r}")
+            await self._sleep(MAINTENANCE_PERIOD_S)
+
+
+def published(
+    config: Config, resolved: Sequence[ResolvedTarget] | None = None
+) -> list[control.PublishedTarget]:
+    """The config's enabled targets as the dashboard will list them (``resolved``: the
+    config's :meth:`~probes.config.Config.resolved` targets, when already at hand)."""
     return [
         control.PublishedTarget(
             name=t.name,
@@ -99,15 +1021,23 @@ def published(config: Config) -> list[control.PublishedTarget]:
             effective_interval_s=t.settings.interval_s,
             daily_budget_usd=t.settings.daily_budget_usd,
         )
-        for t in config.resolved()
+        for t in (config.resolved() if resolved is None else resolved)
     ]
+
+
+def _tick(oncall: OnCall, db: sqlite_utils.Database) -> None:
+    oncall.tick()
 
 
 def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
 
-def monitored(config: Config, now: datetime | None = None) -> list[MonitoredTarget]:
+def monitored(
+    config: Config,
+    now: datetime | None = None,
+    resolved: Sequence[ResolvedTarget] | None = None,
+) -> list[MonitoredTarget]:
     """The config's enabled targets with their hosts, outage rules and maintenance now."""
     maintenance = under_maintenance(config, now or datetime.now(UTC))
     return [
@@ -118,7 +1048,7 @@ def monitored(config: Config, now: datetime | None = None) -> list[MonitoredTarg
             configured=t.is_configured(),
             maintenance=t.name in maintenance,
         )
-        for t in config.resolved()
+        for t in (config.resolved() if resolved is None else resolved)
     ]
 
 
@@ -139,7 +1069,7 @@ async def run_prober(
         db_path: the database file (created and migrated if needed).
         config_label: shown by the dashboard as where the targets came from.
         stop: set it to stop; created (and wired to SIGTERM/SIGINT) when None.
-        on_record: optional callback for each record (e.g. a log line).
+        on_record: optional callback for each stored record (e.g. a log line).
         parent_pid: stop when this process (the dashboard that started us) is gone, so a
             killed dashboard never leaves an orphan prober behind.
         metrics_listen: ``HOST:PORT`` of ``/metrics`` (default: ``[metrics] listen``).
@@ -154,100 +1084,34 @@ async def run_prober(
             loop.add_signal_handler(sig, stop.set)
     oncall = OnCall(config, db_path, metrics_listen=metrics_listen)  # alerts and /metrics
     writer = DbWriter(db_path)
-    targets = published(config)
-    await writer.call(lambda db: control.publish_targets(db, targets))
-    watched = monitored(config)
-    history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
-    await writer.call(lambda db: oncall.attach(history))
-    retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
-    names = [t.name for t in targets]
-    cost_history = await writer.call(lambda db: recent_costs(db, names))
-
-    async def sink(record: ProbeRecord) -> None:
-        oncall.on_record(record)
-        await writer.call(lambda db: history.store_probe(record))
-        if on_record is not None:
-            on_record(record)
-
-    scheduler = Scheduler(
-        config.resolved(),
-        sink,
-        max_concurrency=config.prober.max_concurrency,
-        jitter_s=config.prober.jitter_s,
-        daily_budget_usd=config.prober.daily_budget_usd,
-        cost_history=cost_history,
+    prober = Prober(
+        config,
+        writer,
+        stop,
+        config_label=config_label,
+        on_record=on_record,
+        parent_pid=parent_pid,
+        oncall=oncall,
     )
-    pid = os.getpid()
-    published_plan: dict[str, tuple[float, str, float | None]] = {}
-
-    async def control_loop() -> None:
-        last_beat: tuple[float, bool] | None = None
-        nonlocal published_plan
-        while not stop.is_set():
-            if parent_pid is not None and os.getppid() != parent_pid:
-                stop.set()
-                break
-            all_paused = bool(scheduler.targets) and len(scheduler.paused) >= len(scheduler.targets)
-            now = loop.time()
-            if (
-                last_beat is None
-                or last_beat[1] != all_paused
-                or (now - last_beat[0] >= _HEARTBEAT_PERIOD_S)
-            ):
-                await writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
-                await writer.call(
-                    functools.partial(
-                        control.heartbeat, pid=pid, paused=all_paused, config_path=config_label
-                    )
-                )
-                last_beat = (now, all_paused)
-            plans = list(scheduler.plan.values())
-            shown = {
-                p.name: (round(p.effective_interval_s, 1), p.note, p.cost_per_probe_usd)
-                for p in plans
-            }
-            if shown != published_plan:
-                await writer.call(
-                    functools.partial(
-                        control.publish_schedule,
-                        plans=plans,
-                        daily_budget_usd=config.prober.daily_budget_usd,
-                    )
-                )
-                published_plan = shown
-            for cmd in await writer.call(control.take_commands):
-                if cmd.command in ("pause", "resume"):
-                    pause = cmd.command == "pause"
-                    if pause:
-                        scheduler.pause(cmd.target)
-                    else:
-                        scheduler.resume(cmd.target)
-                    await writer.call(
-                        functools.partial(_set_paused, history, name=cmd.target, paused=pause)
-                    )
-                elif cmd.command == "probe_now":
-                    scheduler.probe_now(cmd.target)
-            await writer.call(lambda db: oncall.tick())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _CONTROL_PERIOD_S)
-
-    async def maintenance_loop() -> None:
-        while not stop.is_set():
-            steps: Iterator[str] = await writer.call(
-                lambda db: maintenance_steps(db, datetime.now(UTC), retention)
-            )
-            # One step per writer call: queued probe inserts run in between.
-            while not stop.is_set():
-                if await writer.call(functools.partial(_next_step, steps)) is None:
-                    break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), MAINTENANCE_PERIOD_S)
-
+    retention = Retention(config.history.raw_retention_days, config.history.rollup_retention_days)
     try:
-        await asyncio.gather(scheduler.run(stop), control_loop(), maintenance_loop())
+        await prober.prepare()
+        # This process does not measure: a plain freeze keeps start-up objects out of its
+        # collections, the default thresholds stay.
+        gc.collect()
+        gc.freeze()
+        tasks = [
+            asyncio.create_task(prober.control_loop()),
+            asyncio.create_task(prober.maintenance_loop(retention)),
+            asyncio.create_task(prober.poll_status()),
+            *(asyncio.create_task(prober.supervise(w)) for w in prober.workers),
+        ]
+        await stop.wait()
+        await prober.stop_workers()
+        await asyncio.gather(*tasks, *prober._tasks, return_exceptions=True)
     finally:
         oncall.close()
-        writer.close()
+        await loop.run_in_executor(None, writer.close)
 
 
 async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:

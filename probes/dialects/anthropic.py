@@ -8,7 +8,13 @@ docs/dialects.md. Headers ``x-api-key`` and ``anthropic-version:
 * ``message_start``: ``message.id`` and ``message.usage`` with the input side
   (``input_tokens``, ``cache_creation_input_tokens``, ``cache_read_input_tokens``) and a
   placeholder ``output_tokens``;
-* ``content_block_start`` / ``content_block_stop``, ``ping`` (keep-alive): no token;
+* ``content_block_start``: a block of generated output begins. A ``text`` or ``thinking``
+  block starts empty and streams its content as deltas, so its start is no token; every other
+  block carries generated output in the start itself (``tool_use``: the tool the model chose;
+  ``redacted_thinking``: encrypted reasoning, which has no deltas at all; ``server_tool_use``
+  and newer types), so its start is a token event and can start the TTFT clock. Tool results
+  (``*_tool_result``) are the server's, not generated tokens;
+* ``content_block_stop``, ``ping`` (keep-alive): no token;
 * ``content_block_delta``: ``text_delta.text`` (answer), ``thinking_delta.thinking``
   (reasoning; the last one of a block is empty), ``input_json_delta.partial_json`` (tool
   input), ``signature_delta`` / ``citations_delta`` (no token);
@@ -18,6 +24,7 @@ docs/dialects.md. Headers ``x-api-key`` and ``anthropic-version:
 * ``error``: ``{"type":"error","error":{"type","message"}}`` inside a 200 stream, which then
   ends without ``message_stop``.
 
+``message_start.message.model`` is the model that answered (``response_model``).
 ``input_tokens`` excludes both cache buckets, so the normalised input total is
 ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens`` (docs/field-cases.md
 FC-12 B).
@@ -126,11 +133,15 @@ class AnthropicParser:
             return None
         if kind == "content_block_delta":
             self._read_delta(obj.get("delta"), out)
+        elif kind == "content_block_start":
+            self._read_block_start(obj.get("content_block"), out)
         elif kind == "message_start":
             message = obj.get("message")
             if isinstance(message, dict):
                 if isinstance(message.get("id"), str) and message["id"]:
                     out.request_id = message["id"]
+                if isinstance(message.get("model"), str) and message["model"]:
+                    out.response_model = message["model"]
                 usage = message.get("usage")
                 if isinstance(usage, dict):
                     # The output_tokens here is a placeholder: only message_delta's counts.
@@ -153,6 +164,22 @@ class AnthropicParser:
         elif kind == "message_stop":
             out.terminal = True
         return out
+
+    @staticmethod
+    def _read_block_start(block: Any, out: ParsedEvent) -> None:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            return
+        btype = block["type"]
+        if btype == "text":
+            if isinstance(block.get("text"), str):
+                out.answer = block["text"]
+        elif btype == "thinking":
+            if isinstance(block.get("thinking"), str):
+                out.reasoning = block["thinking"]
+        elif btype == "redacted_thinking":
+            out.opaque_reasoning = True
+        elif not btype.endswith("_tool_result"):
+            out.tool_call = True  # tool_use, server_tool_use, mcp_tool_use and newer blocks
 
     @staticmethod
     def _read_delta(delta: Any, out: ParsedEvent) -> None:

@@ -14,9 +14,11 @@ the key in an ``api-key`` header (not ``Authorization: Bearer``). The stream is 
 * ``finish_reason: "content_filter"`` when the filter blocked the output mid-stream (status
   stays 200; the tokens are still billed).
 
-Annotation chunks carry no token and are skipped. A ``content_filter`` finish makes the probe a
-``stream_error``, reported once the stream's ``[DONE]`` has been read so the usage chunk that
-may follow it is still recorded (a billed failure is priced).
+Annotation chunks carry no token and are skipped. A ``content_filter`` finish makes the probe's
+outcome ``content_filter`` (a policy stop, not provider downtime), reported once the stream's
+``[DONE]`` has been read so the usage chunk that may follow it is still recorded (a billed
+failure is priced). A prompt the filter blocked before any output (400 with code
+``content_filter``) is ``safety_block``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from probes.config import ResolvedTarget
-from probes.dialects.base import Framing, HttpRequest, ParsedEvent, ProviderError
+from probes.dialects.base import Framing, HttpRequest, ProviderError
 from probes.dialects.openai_chat import OpenAIChatDialect, OpenAIChatParser
 from probes.dialects.openai_responses import is_reasoning_model
 
@@ -32,31 +34,9 @@ from probes.dialects.openai_responses import is_reasoning_model
 CONTENT_FILTER = "content_filter"
 
 
-class AzureOpenAIParser:
-    """OpenAI chat parser plus Azure's annotation chunks and content-filter finish."""
-
-    def __init__(self) -> None:
-        self._chat = OpenAIChatParser()
-        self._filtered = False
-
-    def parse(self, event: str, data: str) -> ParsedEvent | None:
-        """Parse one ``data:`` payload. See :class:`probes.dialects.base.StreamParser`.
-
-        Raises:
-            ValueError: when the data is not a JSON object (from the OpenAI chat parser).
-        """
-        out = self._chat.parse(event, data)
-        if out is None:
-            return None
-        if out.finish_reason == CONTENT_FILTER:
-            self._filtered = True
-        if self._filtered and out.error is None and out.terminal:
-            out.error = ProviderError(
-                "the output was blocked by Azure's content filter (finish_reason content_filter)",
-                type=CONTENT_FILTER,
-                code=CONTENT_FILTER,
-            )
-        return out
+class AzureOpenAIParser(OpenAIChatParser):
+    """The OpenAI chat parser: Azure's annotation chunks carry no token (no ``delta``, or
+    ``choices: []``) and its ``content_filter`` finish is the chat parser's ``stop_kind``."""
 
 
 class AzureOpenAIDialect:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from probes.config import ResolvedTarget
+from probes.errors import ErrorKind
 
 if TYPE_CHECKING:  # the price and config paths import this module without loading httpx
     import httpx
@@ -56,6 +57,15 @@ class ProviderError:
     code: str | int | None = None
     retry_after_s: float | None = None
 
+    def label(self) -> str:
+        """``type=… code=…`` (what the provider said it was), or "" when it sent neither."""
+        parts = []
+        if self.type:
+            parts.append(f"type={self.type}")
+        if self.code is not None and str(self.code) != self.type:
+            parts.append(f"code={self.code}")
+        return " ".join(parts)
+
 
 @dataclass(slots=True)
 class ParsedEvent:
@@ -79,7 +89,17 @@ class ParsedEvent:
         upstream_provider: upstream that served a routed request.
         provider_cost_usd: the provider's own charge for the request.
         server_timings_ms: provider-reported timings in ms, keys ``queue``, ``load``,
-            ``prefill``, ``decode``, ``total``.
+            ``prefill``, ``decode``, ``total`` (None when the event has none: most events; see
+            :meth:`timing`).
+        response_model: the model that actually answered, as the stream names it (OpenAI
+            ``model``, Responses ``response.model``, Anthropic ``message.model``, Gemini
+            ``modelVersion``, Ollama ``model``); routers and aliases differ from the request.
+        stop_kind: an outcome the provider's documented stop reason decides, reported once the
+            stream completes (usage after it is still read): ``content_filter`` (a policy
+            filter stopped the answer), ``safety_block`` (the prompt was blocked),
+            ``model_loading`` (the server answered that it is loading the model).
+        opaque_reasoning: the event carries reasoning the provider does not show (an Anthropic
+            ``redacted_thinking`` block): a token event without text.
     """
 
     answer: str = ""
@@ -93,12 +113,21 @@ class ParsedEvent:
     request_id: str | None = None
     upstream_provider: str | None = None
     provider_cost_usd: float | None = None
-    server_timings_ms: dict[str, float] = field(default_factory=dict)
+    server_timings_ms: dict[str, float] | None = None
+    response_model: str | None = None
+    stop_kind: ErrorKind | None = None
+    opaque_reasoning: bool = False
+
+    def timing(self, key: str, ms: float) -> None:
+        """Record a provider-reported timing (creates the dict only for events that have one)."""
+        if self.server_timings_ms is None:
+            self.server_timings_ms = {}
+        self.server_timings_ms[key] = ms
 
     @property
     def has_token(self) -> bool:
         """True when the event carries a generated token of any channel (docs/metrics.md §2)."""
-        return bool(self.answer or self.reasoning or self.tool_call)
+        return bool(self.answer or self.reasoning or self.tool_call or self.opaque_reasoning)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class BedrockConverseParser:
             if isinstance(metrics, dict):
                 latency = metrics.get("latencyMs")
                 if isinstance(latency, int | float) and not isinstance(latency, bool):
-                    out.server_timings_ms["total"] = float(latency)
+                    out.timing("total", float(latency))
             out.terminal = True
         return out
 

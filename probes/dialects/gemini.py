@@ -13,6 +13,11 @@ Source: Gemini API reference, ``models.streamGenerateContent`` and ``GenerateCon
   truncated.
 * Text in ``candidates[].content.parts[].text``; a part with ``"thought": true`` is reasoning;
   ``functionCall`` parts are tool calls. ``responseId`` identifies the response.
+* A policy stop is its own outcome, not an empty or plain-ok answer: a prompt blocked by the
+  safety system comes as ``promptFeedback.blockReason`` without candidates (``safety_block``);
+  an answer stopped by a filter ends with ``finishReason`` ``SAFETY``, ``RECITATION``,
+  ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII`` or an ``IMAGE_*`` equivalent
+  (``content_filter``). ``modelVersion`` names the model that answered.
 * ``usageMetadata`` is running (cumulative) on every chunk: the latest replaces earlier ones.
   ``promptTokenCount`` includes ``cachedContentTokenCount``; ``candidatesTokenCount``
   **excludes** ``thoughtsTokenCount``, so output = candidates + thoughts
@@ -39,6 +44,7 @@ from probes.dialects.base import (
     load_json,
 )
 from probes.dialects.openai_chat import parse_error_object
+from probes.errors import ErrorKind
 from probes.headers import parse_duration_s
 
 #: Output budget added on top of ``max_tokens`` for models that cannot switch thinking off.
@@ -47,6 +53,21 @@ THINKING_HEADROOM_TOKENS = 512
 PRO_MIN_THINKING_BUDGET = 128
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+#: ``Candidate.FinishReason`` values that mean a policy filter stopped the answer
+#: (googleapis/python-genai ``types.py`` ``FinishReason``).
+FILTER_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
 
 
 def _int(value: Any) -> int | None:
@@ -150,6 +171,8 @@ class GeminiParser:
             return out
         if isinstance(obj.get("responseId"), str) and obj["responseId"]:
             out.request_id = obj["responseId"]
+        if isinstance(obj.get("modelVersion"), str) and obj["modelVersion"]:
+            out.response_model = obj["modelVersion"]
         meta = obj.get("usageMetadata")
         if isinstance(meta, dict):
             out.usage = gemini_usage(meta)
@@ -173,11 +196,14 @@ class GeminiParser:
             if isinstance(reason, str) and reason and reason != "FINISH_REASON_UNSPECIFIED":
                 out.finish_reason = reason
                 out.final = True
+                if reason in FILTER_FINISH_REASONS:
+                    out.stop_kind = ErrorKind.CONTENT_FILTER
         feedback = obj.get("promptFeedback")
         if isinstance(feedback, dict) and isinstance(feedback.get("blockReason"), str):
             # A blocked prompt: no candidates, the stream ends here.
             out.finish_reason = feedback["blockReason"]
             out.final = True
+            out.stop_kind = ErrorKind.SAFETY_BLOCK
         return out
 
 

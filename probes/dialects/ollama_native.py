@@ -12,6 +12,10 @@ one JSON object per line:
   ``prompt_eval_duration``, ``eval_duration`` in **nanoseconds**. Every metric is
   ``omitempty``: a missing count is "not reported" (it used to vanish when the prompt was
   cached, ollama#2068), never 0;
+* ``done_reason: "load"`` means the server answered that it loaded (is loading) the model
+  instead of generating: the outcome ``model_loading``, never downtime. A large
+  ``load_duration`` on a normal answer is a cold load inside TTFT (flagged ``cold_load``);
+* ``model`` names the model that answered;
 * an error is a line ``{"error": "…"}``, before the stream as the whole body (400/404/429/500)
   or after content with the status still 200 (docs/field-cases.md FC-07 C).
 """
@@ -31,8 +35,11 @@ from probes.dialects.base import (
     json_or_none,
     load_json_object,
 )
+from probes.errors import ErrorKind
 
 _NS_PER_MS = 1_000_000.0
+#: ``done_reason`` of an answer that only loaded the model (ollama ``server/routes.go``).
+LOAD_DONE_REASON = "load"
 _DURATIONS = (
     ("total", "total_duration"),
     ("load", "load_duration"),
@@ -67,6 +74,8 @@ class OllamaParser:
         if "error" in obj:
             out.error = _error(obj["error"])
             return out
+        if isinstance(obj.get("model"), str) and obj["model"]:
+            out.response_model = obj["model"]
         message = obj.get("message")
         if isinstance(message, dict):
             if isinstance(message.get("content"), str):
@@ -79,6 +88,8 @@ class OllamaParser:
             out.terminal = True
             if isinstance(obj.get("done_reason"), str) and obj["done_reason"]:
                 out.finish_reason = obj["done_reason"]
+                if out.finish_reason == LOAD_DONE_REASON:
+                    out.stop_kind = ErrorKind.MODEL_LOADING
             prompt = _int(obj.get("prompt_eval_count"))
             output = _int(obj.get("eval_count"))
             if prompt is not None or output is not None:
@@ -86,7 +97,7 @@ class OllamaParser:
             for ours, theirs in _DURATIONS:
                 value = obj.get(theirs)
                 if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                    out.server_timings_ms[ours] = float(value) / _NS_PER_MS
+                    out.timing(ours, float(value) / _NS_PER_MS)
         return out
 
 

@@ -27,6 +27,11 @@ from probes.dialects.base import (
     json_or_none,
     load_json_object,
 )
+from probes.errors import ErrorKind
+
+#: ``finish_reason`` values a policy filter sends when it stopped the answer (OpenAI and
+#: Azure ``content_filter``); the probe's outcome is ``content_filter``, not a plain ok.
+FILTER_FINISH_REASONS = frozenset({"content_filter"})
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -87,6 +92,8 @@ class OpenAIChatParser:
         including ``</think>``; whitespace right after it is still reasoning, so the first
         answer token is the first non-whitespace content after the tag (docs/metrics.md §2).
         """
+        if self._seen_content and not (self._in_think or self._after_think):
+            return text, ""  # past any <think> block: plain answer (the common case)
         answer, reasoning = "", ""
         while text:
             if self._in_think:
@@ -112,7 +119,7 @@ class OpenAIChatParser:
 
     def parse(self, event: str, data: str) -> ParsedEvent | None:
         """Parse one ``data:`` payload. See :class:`probes.dialects.base.StreamParser`."""
-        if data.strip() == "[DONE]":
+        if data[:1] != "{" and data.strip() == "[DONE]":
             return ParsedEvent(terminal=True)
         chunk = load_json_object(data)
         if chunk is None:
@@ -126,6 +133,9 @@ class OpenAIChatParser:
             out.request_id = chunk["id"]
         if isinstance(chunk.get("provider"), str):
             out.upstream_provider = chunk["provider"]
+        model = chunk.get("model")
+        if isinstance(model, str) and model:  # Azure annotation chunks carry model ""
+            out.response_model = model
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -135,6 +145,8 @@ class OpenAIChatParser:
                     out.finish_reason = str(choice["finish_reason"])
                     if out.finish_reason == "error" and out.error is None:
                         out.error = ProviderError("finish_reason 'error'", type="error")
+                    elif out.finish_reason in FILTER_FINISH_REASONS:
+                        out.stop_kind = ErrorKind.CONTENT_FILTER
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     self._read_delta(delta, out)
@@ -160,13 +172,13 @@ class OpenAIChatParser:
                 ):
                     value = groq_usage.get(theirs)
                     if isinstance(value, int | float):
-                        out.server_timings_ms[ours] = float(value) * 1000.0
+                        out.timing(ours, float(value) * 1000.0)
         timings = chunk.get("timings")
         if isinstance(timings, dict):  # llama.cpp, already in ms
             for ours, theirs in (("prefill", "prompt_ms"), ("decode", "predicted_ms")):
                 value = timings.get(theirs)
                 if isinstance(value, int | float):
-                    out.server_timings_ms[ours] = float(value)
+                    out.timing(ours, float(value))
             if out.usage is not None and out.usage.cache_read_tokens is None:
                 cache_n = _int(timings.get("cache_n"))
                 if cache_n is not None:

@@ -10,7 +10,9 @@ Source: OpenAI API reference, "Responses" streaming events (openai-python
 ``output_tokens`` inclusive of ``output_tokens_details.reasoning_tokens``). The stream ends with
 ``response.completed``, ``response.incomplete`` or ``response.failed``; there is no ``[DONE]``.
 In-stream failures: ``event: error`` (``{"type":"error","code","message","param"}``) and
-``response.failed`` (``response.error.{code,message}``). docs/dialects.md.
+``response.failed`` (``response.error.{code,message}``), whose code classifies the failure
+and stays in the message; ``response.incomplete`` with reason ``content_filter`` is a policy
+stop. ``response.model`` names the model that answered. docs/dialects.md.
 
 ``max_output_tokens`` below 16 is rejected with 400 ``integer_below_min_value``, so the canary
 budget is clamped up to 16.
@@ -30,6 +32,7 @@ from probes.dialects.base import (
     load_json_object,
 )
 from probes.dialects.openai_chat import OpenAIChatDialect, parse_error_object
+from probes.errors import ErrorKind
 
 #: The API's minimum ``max_output_tokens`` (400 ``integer_below_min_value`` below it).
 MIN_OUTPUT_TOKENS = 16
@@ -93,9 +96,13 @@ class OpenAIResponsesParser:
         kind = obj.get("type") if isinstance(obj.get("type"), str) else event
         out = ParsedEvent()
         if kind == "error" or (kind in ("", "message") and "error" in obj):
-            # event: error -> {"type":"error","code","message","param","sequence_number"};
-            # a raw {"error": {...}} body appended to the stream is read the same way.
-            out.error = parse_error_object(obj.get("error", obj))
+            # event: error -> {"type":"error","code","message","param","sequence_number"}
+            # (its "type" is the event's, not an error type); a raw {"error": {...}} body
+            # appended to the stream is read the same way.
+            err = obj.get("error")
+            if not isinstance(err, dict):
+                err = {k: v for k, v in obj.items() if k != "type"}
+            out.error = parse_error_object(err)
             return out
         delta = obj.get("delta")
         if kind in _ANSWER_DELTAS:
@@ -118,6 +125,8 @@ class OpenAIResponsesParser:
             return
         if isinstance(response.get("id"), str) and response["id"]:
             out.request_id = response["id"]
+        if isinstance(response.get("model"), str) and response["model"]:
+            out.response_model = response["model"]
         if kind not in _TERMINAL:
             return
         out.terminal = True
@@ -129,6 +138,8 @@ class OpenAIResponsesParser:
             details = response.get("incomplete_details") or {}
             reason = details.get("reason") if isinstance(details, dict) else None
             out.finish_reason = str(reason or status or "incomplete")
+            if reason == "content_filter":
+                out.stop_kind = ErrorKind.CONTENT_FILTER
         elif kind == "response.failed":
             out.finish_reason = str(status or "failed")
             err = response.get("error")

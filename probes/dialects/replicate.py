@@ -126,7 +126,7 @@ def prediction_event(prediction: Mapping[str, Any]) -> ParsedEvent:
         out.usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
     created, started = _when(prediction.get("created_at")), _when(prediction.get("started_at"))
     if created is not None and started is not None and started >= created:
-        out.server_timings_ms["queue"] = (started - created).total_seconds() * 1000.0
+        out.timing("queue", (started - created).total_seconds() * 1000.0)
     for key, name in (
         ("time_to_first_token", "ttft"),
         ("predict_time", "predict"),
@@ -134,7 +134,7 @@ def prediction_event(prediction: Mapping[str, Any]) -> ParsedEvent:
     ):
         value = _seconds_ms(metrics.get(key))
         if value is not None:
-            out.server_timings_ms[name] = value
+            out.timing(name, value)
     return out
 
 
