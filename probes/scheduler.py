@@ -244,6 +244,8 @@ class Scheduler:
         self._stop: asyncio.Event | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()
+        self._started_at: dict[str, str] = {}
+        """Target name -> UTC ISO start of its canary probe in flight."""
         self.probes_done = 0
         self.skipped_total = 0
         self.errors = 0
@@ -363,6 +365,11 @@ class Scheduler:
             "errors": self.errors,
             "in_flight": len(self._in_flight),
         }
+
+    def in_flight_since(self) -> dict[str, str]:
+        """Target name -> UTC ISO 8601 start of its canary probe running now (what the
+        dashboard shows as "probing 12s")."""
+        return dict(self._started_at)
 
     # ---- running -------------------------------------------------------------------------
 
@@ -576,6 +583,8 @@ class Scheduler:
                 launched = self.clock.time()
                 lag_from = self.lag.now() if self.lag is not None else 0.0
                 wall = time.time()
+                if s.kind == STREAM:
+                    self._started_at[s.name] = iso(datetime.fromtimestamp(wall, UTC))
                 s.probes += 1
                 self.probes_done += 1
                 try:
@@ -599,6 +608,8 @@ class Scheduler:
         finally:
             s.running = False
             self._in_flight.discard(s.key)
+            if s.kind == STREAM:
+                self._started_at.pop(s.name, None)
         retry_after: float | None = None
         for record in records:
             if s.kind == STREAM:

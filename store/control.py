@@ -39,6 +39,10 @@ class PublishedTarget:
         cost_per_probe_usd: the scheduler's measured mean cost per probe, USD, or None.
         budget_note: why the interval was stretched or cannot be budgeted ("" when it runs
             as configured); the dashboard shows it.
+        network_path: ``loopback``, ``private`` or ``internet`` (``store.outage.network_path``
+            of its host): a monitor without internet does not make a local target stale.
+        in_flight_since: UTC ISO 8601 start of the probe in flight, as the prober last
+            published it (``store.inflight``), or None.
     """
 
     name: str
@@ -53,6 +57,8 @@ class PublishedTarget:
     daily_budget_usd: float | None = None
     cost_per_probe_usd: float | None = None
     budget_note: str = ""
+    network_path: str = "internet"
+    in_flight_since: str | None = None
 
     @property
     def stretched(self) -> bool:
@@ -81,6 +87,7 @@ def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -
                 "daily_budget_usd": t.daily_budget_usd,
                 "cost_per_probe_usd": t.cost_per_probe_usd,
                 "budget_note": t.budget_note,
+                "network_path": t.network_path,
             }
             for t in targets
         )
@@ -137,6 +144,8 @@ def published_targets(
             daily_budget_usd=r.get("daily_budget_usd"),
             cost_per_probe_usd=r.get("cost_per_probe_usd"),
             budget_note=r.get("budget_note") or "",
+            network_path=r.get("network_path") or "internet",
+            in_flight_since=r.get("in_flight_since"),
         )
         for r in db.query(f"SELECT * FROM targets{where} ORDER BY rowid", params)
     ]

@@ -366,6 +366,17 @@ def m008_engine(db: sqlite_utils.Database) -> None:
                 db[table].add_column(name, kind)  # type: ignore[union-attr]
 
 
+@migrations()
+def m011_oncall(db: sqlite_utils.Database) -> None:
+    """Issue #11: per target, the network path to its host (an answer on loopback proves
+    nothing about the internet) and when its probe in flight started (a provider that never
+    answers shows "probing 12s", not stale)."""
+    have = db["targets"].columns_dict
+    for name in ("network_path", "in_flight_since"):
+        if name not in have:
+            db["targets"].add_column(name, str)  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True, slots=True)
 class Schema:
     """A database's schema as a reader found it: which of this inferwatch's migrations are in.

@@ -4,9 +4,12 @@ Each target has a :class:`TargetMachine` (hysteresis: down after N consecutive p
 failures, up again after M consecutive successes; degraded on rate limiting, on an error rate
 over a window of probes, or on a P95 TTFT above the target's objective). A :class:`Coordinator`
 sits in front of the machines and keeps failures of the *monitor itself* out of them: a
-connect-level failure (DNS, refused, connect error or timeout) is held as *pending* until
-another host answers (then it was the provider) or every probed host has failed at connect
-level too (then the monitor is blind: no network, and the pending failures are dropped).
+connect-level failure (refused, connect error or timeout) is held as *pending* until another
+internet host answers (then it was the provider) or every probed internet host has failed to
+resolve or connect too (then the monitor is blind: no network, and the pending failures are
+dropped). Only an answer over the same path proves the path: loopback and private-network
+hosts (:func:`network_path`) say nothing about the internet, so a local server answering
+never turns a cloud provider's unreachable host into that provider's downtime.
 
 The persisted side (tables, incidents, restart) is :mod:`store.history`; docs/uptime.md
 describes the rules for users.
@@ -18,7 +21,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from ipaddress import ip_address
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from probes.config import ProbeSettings
 from probes.errors import ANSWERED_NOT_COUNTED, CONNECT_LEVEL, SIDES, Side
@@ -33,6 +38,38 @@ CONNECT_KINDS = frozenset(k.value for k in CONNECT_LEVEL)
 NOT_PROVIDER_FAULTS = frozenset(k.value for k, side in SIDES.items() if side is not Side.PROVIDER)
 #: Of those, the ones where the provider did answer (evidence that the network works).
 _ANSWERED = frozenset(k.value for k in ANSWERED_NOT_COUNTED)
+#: The name did not resolve (no such name, or the resolver did not answer): never the
+#: provider's downtime, but evidence toward "the monitor has no network" when every internet
+#: host fails this way (a machine without network often answers NXDOMAIN for every name).
+_UNRESOLVED = frozenset({"dns", "dns_timeout"})
+
+NetworkPath = Literal["loopback", "private", "internet"]
+"""Which network path reaches a host: this machine, a private network, or the internet."""
+
+
+def network_path(host: str) -> NetworkPath:
+    """The path to ``host`` (a host name or address, with or without ``:port``).
+
+    Loopback: ``localhost``, ``*.localhost``, 127.0.0.0/8, ``::1``. Private: RFC 1918, link
+    local, unique local IPv6 and mDNS names (``*.local``, ``*.home.arpa``). Everything else,
+    including a name we cannot classify without resolving it, is the internet.
+    """
+    name = (urlsplit(f"//{host}").hostname or host).lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback"
+    if name.endswith((".local", ".home.arpa")):
+        return "private"
+    try:
+        address = ip_address(name)
+    except ValueError:
+        return "internet"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_private or address.is_link_local:
+        return "private"
+    return "internet"
+
+
 #: States a probe does not move (set explicitly, left explicitly).
 _FROZEN = frozenset({State.PAUSED, State.NOT_CONFIGURED, State.MAINTENANCE})
 #: Fewest successful probes in the SLO window before a P95 is trusted.
@@ -483,6 +520,11 @@ class TargetMachine:
 class Coordinator:
     """All targets' machines plus monitor-blindness detection.
 
+    Blindness is about the internet path only: loopback and private hosts
+    (:func:`network_path`) neither prove nor disprove it. Their answers never end a blind
+    period or confirm an internet host's connect failure, and their own connect failures
+    count as their provider's at once (nothing else shares their path to cross-check).
+
     An answered probe costs constant time however many targets there are: the targets with
     pending connect failures and the hosts of the active targets are kept as they change,
     instead of being found by walking every machine.
@@ -503,23 +545,36 @@ class Coordinator:
     ) -> None:
         self.machines = dict(machines)
         self.hosts = dict(hosts)
+        self._paths: dict[str, NetworkPath] = {}
         self.active: set[str] = set()
         self._active_hosts: Counter[str] = Counter()
         self._set_active(active)
         self._pending: set[str] = {n for n, m in self.machines.items() if m.s.pending}
         """Targets that may hold pending failures (a superset: set_state clears lists)."""
+        self._unresolved: dict[str, tuple[str, str]] = {}
+        """Internet host -> (first started_at, kind) of its name failing to resolve since
+        the last internet answer."""
         self.blind_since = blind_since
         self._blind_kinds: Counter[str] = Counter()
 
     def _host(self, target: str) -> str:
         return self.hosts.get(target, target)
 
+    def path(self, target: str) -> NetworkPath:
+        """The network path to a target's host (:func:`network_path`)."""
+        path = self._paths.get(target)
+        if path is None:
+            path = self._paths[target] = network_path(self._host(target))
+        return path
+
     def _set_active(self, active: Iterable[str]) -> None:
         self.active = set(active)
-        self._active_hosts = Counter(self._host(t) for t in self.active)
+        self._active_hosts = Counter(
+            self._host(t) for t in self.active if self.path(t) == "internet"
+        )
 
     def active_hosts(self) -> set[str]:
-        """Distinct hosts of the targets being probed."""
+        """Distinct internet hosts of the targets being probed."""
         return set(self._active_hosts)
 
     def observe(self, obs: Observation) -> list[Event]:
@@ -528,8 +583,11 @@ class Coordinator:
         if machine is None:
             machine = self.machines[obs.target] = TargetMachine(obs.target, OutageRules())
         outcome = classify(obs.status, obs.error_kind)
+        internet = self.path(obs.target) == "internet"
         events: list[Event] = []
-        if outcome is Outcome.CONNECT:
+        if not internet:
+            pass  # a local answer or failure is about that host alone
+        elif outcome is Outcome.CONNECT:
             if self.blind_since is not None:
                 machine.s.probes_in_state += 1
                 machine.s.failures_in_state += 1
@@ -540,16 +598,24 @@ class Coordinator:
                 self._pending.add(obs.target)
                 return self._check_blind()
         elif outcome is Outcome.IGNORED and obs.error_kind not in _ANSWERED:
-            pass  # no evidence either way about the network
-        else:  # an answer arrived (ok, an HTTP error, a stream): the network works
+            # No answer, so no evidence that the network works; a name that did not resolve
+            # is evidence that it may not.
+            if obs.error_kind in _UNRESOLVED and self.blind_since is None:
+                host = self._host(obs.target)
+                self._unresolved.setdefault(host, (obs.started_at, obs.error_kind or "dns"))
+                events.extend(self._check_blind())
+        else:  # an answer arrived over the internet (ok, an HTTP error): the network works
             if self.blind_since is not None:
                 events.append(BlindEnded(obs.started_at))
                 self.blind_since = None
                 self._blind_kinds.clear()
+            self._unresolved.clear()
             if self._pending:
                 events.extend(self.flush_pending())
         transition = machine.observe(obs, outcome)
-        events.append(transition or Counted(obs.target, failed=obs.status != "ok"))
+        # A name that did not resolve while blind is one more probe of the monitor's gap.
+        blind = internet and self.blind_since is not None and obs.error_kind in _UNRESOLVED
+        events.append(transition or Counted(obs.target, failed=obs.status != "ok", blind=blind))
         return events
 
     def flush_pending(self) -> list[Event]:
@@ -570,12 +636,14 @@ class Coordinator:
 
     def _check_blind(self) -> list[Event]:
         pending_names = [n for n in self._pending if self.machines[n].s.pending]
-        failing_hosts = {self._host(n) for n in pending_names}
+        failing_hosts = {self._host(n) for n in pending_names} | set(self._unresolved)
         if len(failing_hosts) < 2 or any(h not in failing_hosts for h in self._active_hosts):
             return []
         pending = [(p, n) for n in pending_names for p in self.machines[n].s.pending]
-        since = min(p["started_at"] for p, _ in pending)
+        unresolved = list(self._unresolved.values())
+        since = min([p["started_at"] for p, _ in pending] + [at for at, _ in unresolved])
         kinds = Counter(p.get("error_kind") or "error" for p, _ in pending)
+        kinds.update(kind for _, kind in unresolved)
         dropped = Counter(n for _, n in pending)
         for name in dropped:
             m = self.machines[name]
@@ -583,10 +651,12 @@ class Coordinator:
             m.s.failures_in_state += dropped[name]
             m.s.pending = []
         self._pending = set()
+        self._unresolved.clear()
         self.blind_since = since
         message = (
-            f"every probed host failed before answering ({_kinds_text(kinds.elements())}) "
-            f"on {len(failing_hosts)} hosts: no network on the monitor's side"
+            f"every probed internet host failed before answering "
+            f"({_kinds_text(kinds.elements())}) on {len(failing_hosts)} hosts: "
+            "no network on the monitor's side"
         )
         return [BlindStarted(since, message, dict(dropped))]
 
@@ -594,8 +664,9 @@ class Coordinator:
         """Change which targets are probed (pause/resume); may settle pending failures."""
         self._set_active(active)
         if len(self._active_hosts) < 2:
+            self._unresolved.clear()
             return self.flush_pending()
-        if any(self.machines[n].s.pending for n in self._pending):
+        if self._unresolved or any(self.machines[n].s.pending for n in self._pending):
             return self._check_blind()
         return []
 

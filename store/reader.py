@@ -21,6 +21,7 @@ from store.db import SchemaNotReady, open_reader
 from store.detail import TargetDetail, target_detail
 from store.history import PersistedState, StateRows, blind_status, persisted_states
 from store.incidents import Incident, recent_incidents
+from store.inflight import in_flight
 from store.notifications import NotificationsSummary, NotificationsWatch
 from store.rollup_window import RollupCache
 from store.summary import States, TargetSummary, summarize, with_verdicts
@@ -181,7 +182,7 @@ class SnapshotReader:
             # A probe can change a target's failure streak without changing its state.
             self._persisted = persisted_states(db, self._state_rows)
         blind = blind_status(db, now)
-        states = States(self._persisted, blind)
+        states = States(self._persisted, blind, in_flight(db), now)
         if last is None or old is None:
             summaries = summarize(db, window_s, now, self._rollup_cache, states=states)
             self._last_full = now

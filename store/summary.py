@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from probes.timestamps import utc_now
+from probes.timestamps import parse_iso, utc_now
 from store.health import Verdict, verdict
 from store.tally import NO_FIGURES, WindowFigures
 from store.windows import UPTIME_WINDOWS_S, reads_rollups, trend_buckets
@@ -71,6 +71,8 @@ class TargetSummary(WindowFigures):
     """Interval after probing budgets (None: as configured); staleness is judged on it."""
     budget_note: str = ""
     """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
+    network_path: str = "internet"
+    """``loopback``, ``private`` or ``internet``: the path to the target's host."""
     ttft_series_ms: tuple[float | None, ...] = ()
     trend: Trend | None = None
     # The newest probe.
@@ -159,6 +161,7 @@ def build_summary(
         paused=target.paused,
         effective_interval_s=target.effective_interval_s,
         budget_note=target.budget_note,
+        network_path=target.network_path,
         ttft_series_ms=part.series_ms if part is not None else (),
         trend=trend,
         uptime=uptimes,
@@ -182,13 +185,28 @@ class States:
 
     persisted: Mapping[str, PersistedState]
     blind: BlindStatus | None
+    in_flight: Mapping[str, str] = field(default_factory=dict)
+    """Target name -> UTC ISO start of its probe in flight (``store.inflight``)."""
+    now: datetime | None = None
+    """When they were read (ages of probes in flight count from it)."""
 
     @classmethod
     def read(cls, db: sqlite_utils.Database, now: datetime) -> States:
-        """Read both now."""
+        """Read them all now."""
         from store.history import blind_status, persisted_states
+        from store.inflight import in_flight
 
-        return cls(persisted_states(db), blind_status(db, now))
+        return cls(persisted_states(db), blind_status(db, now), in_flight(db), now)
+
+    def in_flight_s(self, name: str, last_started_at: str | None) -> float | None:
+        """Seconds ``name``'s probe has been in flight, when it started after the newest
+        stored probe (``last_started_at``); None otherwise."""
+        since = self.in_flight.get(name)
+        if since is None or self.now is None:
+            return None
+        if last_started_at is not None and since <= last_started_at:
+            return None  # that probe has ended and been stored
+        return max(0.0, (self.now - parse_iso(since)).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +226,10 @@ def shown_state(
     effective_interval_s: float | None,
     last_age_s: float | None,
     states: States,
+    network_path: str = "internet",
+    last_started_at: str | None = None,
+    last_error_kind: str | None = None,
+    last_error_message: str | None = None,
 ) -> Shown:
     """The displayed state of one target (:func:`store.health.verdict`) from its persisted
     outage state, made stale when the monitor is blind or the target's probes stopped."""
@@ -228,6 +250,11 @@ def shown_state(
         fail_streak=st.fail_streak if st else 0,
         fail_start=st.fail_start if st else None,
         fail_message=st.fail_message if st else "",
+        network_path=network_path,
+        in_flight_s=states.in_flight_s(name, last_started_at),
+        in_flight_since=states.in_flight.get(name),
+        last_error_kind=last_error_kind,
+        last_error_message=last_error_message,
     )
     return Shown(v, st.fail_streak if st else 0)
 
@@ -307,6 +334,10 @@ def summarize(
                 effective_interval_s=t.effective_interval_s,
                 last_age_s=last.age_s if last is not None else None,
                 states=states,
+                network_path=t.network_path,
+                last_started_at=last.started_at if last is not None else None,
+                last_error_kind=last.error_kind if last is not None else None,
+                last_error_message=last.error_message if last is not None else None,
             )
             if with_verdicts and states is not None
             else None
@@ -342,6 +373,10 @@ def with_verdicts(
             effective_interval_s=s.effective_interval_s,
             last_age_s=age_s,
             states=states,
+            network_path=s.network_path,
+            last_started_at=s.last_started_at,
+            last_error_kind=s.last_error_kind,
+            last_error_message=s.last_error_message,
         )
         if shown.verdict == s.verdict:
             # The same words as a second ago: the same object, which the dashboard then

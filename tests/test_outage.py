@@ -22,6 +22,7 @@ from store.outage import (
     TargetMachine,
     Transition,
     classify,
+    network_path,
 )
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -324,10 +325,12 @@ def test_neutral_outcome_is_an_answer_but_a_resolver_timeout_is_not() -> None:
     events = c.observe(fail(3, "b", "safety_block"))
     assert any(isinstance(e, Counted) and e.target == "a" for e in events)
     assert c.machines["a"].s.fail_streak == 1 and not c.machines["a"].s.pending
-    # Our resolver timing out says nothing about the network path to the provider.
+    # Our resolver timing out is no answer: with a's connect failure, every internet host
+    # failed before answering, so the monitor is blind and a is not blamed.
     c.observe(conn(4, "a"))
-    c.observe(fail(5, "b", "dns_timeout"))
-    assert c.machines["a"].s.pending
+    events = c.observe(fail(5, "b", "dns_timeout"))
+    assert any(isinstance(e, BlindStarted) for e in events)
+    assert c.machines["a"].s.fail_streak == 1 and not c.machines["a"].s.pending
 
 
 def test_rules_come_from_the_config_field_by_field() -> None:
@@ -394,3 +397,89 @@ def test_an_answered_probe_never_walks_every_target() -> None:
         c.observe(ok(1002 + i, n))  # ...settled by the next answer, then nothing pending
     assert CountingMachines.walks == 0
     assert c.machines["t1"].s.fail_streak == 1 and not c.machines["t1"].s.pending
+
+
+# ---- which path an answer proves (issue 11) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "path"),
+    [
+        ("localhost:11434", "loopback"),
+        ("127.0.0.1:8080", "loopback"),
+        ("[::1]:8080", "loopback"),
+        ("ollama.localhost", "loopback"),
+        ("192.168.1.20:8000", "private"),
+        ("10.0.0.5", "private"),
+        ("172.16.3.4:80", "private"),
+        ("[fd00::1]:80", "private"),
+        ("169.254.1.1", "private"),
+        ("gpu-box.local:8000", "private"),
+        ("api.openai.com", "internet"),
+        ("api.groq.com:443", "internet"),
+        ("8.8.8.8", "internet"),
+    ],
+)
+def test_network_path_of_a_host(host: str, path: str) -> None:
+    assert network_path(host) == path
+
+
+def cloud_and_local() -> Coordinator:
+    hosts = {"openai": "api.openai.com", "groq": "api.groq.com", "llama": "127.0.0.1:8080"}
+    return coordinator("openai", "groq", "llama", hosts=hosts)
+
+
+def nxdomain(i: int, target: str) -> Observation:
+    return Observation(
+        target, at(i), "error", "dns", "host name not found: Name or service not known"
+    )
+
+
+def test_no_internet_and_a_local_server_answering_blames_no_provider() -> None:
+    # The issue's exact case: no network, the names do not resolve, llama.cpp on loopback
+    # answers every probe. Before, the local answer "proved" the network and every cloud
+    # target's failure counted against it.
+    c = cloud_and_local()
+    events: list[object] = []
+    for rnd in range(6):
+        events += c.observe(ok(rnd * 3, "llama"))
+        events += c.observe(nxdomain(rnd * 3 + 1, "openai"))
+        events += c.observe(conn(rnd * 3 + 2, "groq", "connect_error"))
+    blind = [e for e in events if isinstance(e, BlindStarted)]
+    assert len(blind) == 1 and blind[0].since == at(1)
+    assert "dns" in blind[0].message and "connect_error" in blind[0].message
+    assert c.blind_since == at(1)
+    assert not [e for e in events if isinstance(e, Transition) and e.to_state is State.DOWN]
+    assert states(c) == {"openai": State.NO_DATA, "groq": State.NO_DATA, "llama": State.UP}
+    # Only an internet answer ends it.
+    assert not any(isinstance(e, BlindEnded) for e in c.observe(ok(40, "llama")))
+    assert isinstance(c.observe(ok(41, "groq"))[0], BlindEnded)
+
+
+def test_a_local_answer_does_not_confirm_a_cloud_hosts_connect_failure() -> None:
+    c = cloud_and_local()
+    c.observe(conn(0, "groq"))
+    c.observe(ok(1, "llama"))
+    assert c.machines["groq"].s.pending and c.machines["groq"].s.fail_streak == 0
+    c.observe(fail(2, "openai", "server_error"))  # an internet answer: groq's failure counts
+    assert not c.machines["groq"].s.pending and c.machines["groq"].s.fail_streak == 1
+
+
+def test_a_local_server_refusing_is_down_at_once_even_while_blind() -> None:
+    c = cloud_and_local()
+    c.observe(nxdomain(0, "openai"))
+    c.observe(nxdomain(1, "groq"))
+    assert c.blind_since == at(0)
+    for i in range(2, 5):
+        c.observe(conn(i, "llama", "connect_refused"))
+    assert c.machines["llama"].s.state is State.DOWN
+
+
+def test_one_name_that_does_not_exist_is_a_config_error_not_blindness() -> None:
+    c = cloud_and_local()
+    for i in range(0, 12, 2):
+        c.observe(nxdomain(i, "openai"))  # a typo in the base URL
+        c.observe(ok(i + 1, "groq"))
+    assert c.blind_since is None
+    assert c.machines["openai"].s.state is State.NO_DATA  # never downtime
+    assert c.machines["groq"].s.state is State.UP

@@ -67,8 +67,9 @@ from store.history import (
     host_of,
     last_probe_starts,
 )
+from store.inflight import InFlightBoard, publish_in_flight
 from store.official_status import save_statuses
-from store.outage import Event, OutageRules, Transition
+from store.outage import Event, OutageRules, Transition, network_path
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
 from tui.prober_worker import WorkerInit
@@ -528,6 +529,7 @@ class Prober:
         self.by_name = {t.name: t for t in self.targets}
         self.paused: set[str] = set()
         self.skipped: dict[str, int] = {}
+        self.in_flight = InFlightBoard()
         self.loop_errors: dict[str, str] = {}
         self._health_dirty: set[str] = set()
         self._plan_dirty: set[str] = set()
@@ -726,6 +728,9 @@ class Prober:
             for key, count in (msg.get("skipped_by") or {}).items():
                 self.skipped[key] = int(count)
                 self._health_dirty.add(key.split("#", 1)[0])
+            # Probes in flight, for "probing 12s" instead of stale (store/inflight.py).
+            if rows := self.in_flight.changes(w.names, msg.get("in_flight_since") or {}):
+                self._background(self.writer.call(lambda db: publish_in_flight(db, rows)))
         elif kind == "err":
             target, error = str(msg.get("target")), str(msg.get("error"))
             text = f"probe loop of {target!r} hit {error} at {_clock_text()} (it carried on)"
@@ -1020,6 +1025,7 @@ def published(
             jitter_s=config.prober.jitter_s,
             effective_interval_s=t.settings.interval_s,
             daily_budget_usd=t.settings.daily_budget_usd,
+            network_path=network_path(host_of(t.base_url)),
         )
         for t in (config.resolved() if resolved is None else resolved)
     ]

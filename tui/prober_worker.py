@@ -231,6 +231,7 @@ async def serve(init: WorkerInit) -> None:
                     "k": "stats",
                     "skipped_by": skipped,
                     "lag_ms": None if lag is None else round(lag * 1000, 2),
+                    "in_flight_since": scheduler.in_flight_since(),
                     **scheduler.stats(),
                 }
             )
