@@ -111,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="read Prometheus at URL (http://127.0.0.1:9090) instead of a database",
     )
 
+    p = sub.add_parser(
+        "status",
+        help="the current state of every target, from the database (for scripts and checks)",
+        description="Print the current state of every target as the dashboard shows it, read "
+        "from the database (no probing). Exit status, Nagios-style: 0 every probed target up; "
+        "1 some degraded, config error, no data yet or probing its first time; 2 some down or "
+        "stale, or the monitor blind (prober not running, no network); 3 the state cannot be "
+        "read (no database yet). Paused, not configured and maintenance targets do not count.",
+    )
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     p = sub.add_parser("notify", help="send a test notification to a [[channels]] entry")
     _add_common(p)
     p.add_argument("--test", metavar="CHANNEL", required=True, help="the channel's name")
@@ -527,6 +539,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: ``inferwatch status`` exit codes (Nagios plugin convention: OK, WARNING, CRITICAL, UNKNOWN).
+STATUS_OK, STATUS_WARNING, STATUS_CRITICAL, STATUS_UNKNOWN = 0, 1, 2, 3
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``inferwatch status [--json]``: every target's displayed state; exit 0/1/2/3 (see
+    :func:`tui.status.exit_code`)."""
+    from tui.status import read_status
+
+    db_path = args.db or default_db_path()
+    report = read_status(db_path)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, allow_nan=False))
+    else:
+        for line in report.lines():
+            print(printable(line))
+    return report.exit_code
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -745,6 +776,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_view(args)
         if args.command == "notify":
             return cmd_notify(args)
+        if args.command == "status":
+            return cmd_status(args)
         args.headless, args.demo, args.demo_port = False, False, None
         return cmd_run(args)
     except _config_error() as exc:

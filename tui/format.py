@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from probes.timestamps import clock_text, day_of
 from store.health import State
 
@@ -217,3 +220,27 @@ def megabytes(n_bytes: int) -> str:
     if n_bytes >= 1e7:
         return f"{n_bytes / 1e6:.0f} MB"
     return f"{n_bytes / 1e6:.1f} MB"
+
+
+#: Order of the states in the one-line summary: the headline states, then the rest.
+SUMMARY_ORDER: tuple[State, ...] = (
+    State.UP,
+    State.DEGRADED,
+    State.DOWN,
+    State.STALE,
+    State.CONFIG_ERROR,
+    State.IN_FLIGHT,
+    State.NO_DATA,
+    State.PAUSED,
+    State.MAINTENANCE,
+    State.NOT_CONFIGURED,
+)
+
+
+def summary_line(states: Iterable[State]) -> str:
+    """One line counting targets per state (``5 up · 1 degraded · 1 down``, then stale, in
+    flight... in :data:`SUMMARY_ORDER`); states with no target are left out, ``no targets``
+    when there are none."""
+    counts = Counter(states)
+    parts = [f"{counts[s]} {s.value}" for s in SUMMARY_ORDER if counts[s]]
+    return " · ".join(parts) or "no targets"
