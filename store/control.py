@@ -43,6 +43,7 @@ class PublishedTarget:
             of its host): a monitor without internet does not make a local target stale.
         in_flight_since: UTC ISO 8601 start of the probe in flight, as the prober last
             published it (``store.inflight``), or None.
+        api_key_env: the name of the target's key variable (never its value), or None.
     """
 
     name: str
@@ -59,6 +60,7 @@ class PublishedTarget:
     budget_note: str = ""
     network_path: str = "internet"
     in_flight_since: str | None = None
+    api_key_env: str | None = None
 
     @property
     def stretched(self) -> bool:
@@ -88,6 +90,7 @@ def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -
                 "cost_per_probe_usd": t.cost_per_probe_usd,
                 "budget_note": t.budget_note,
                 "network_path": t.network_path,
+                "api_key_env": t.api_key_env,
             }
             for t in targets
         )
@@ -146,6 +149,7 @@ def published_targets(
             budget_note=r.get("budget_note") or "",
             network_path=r.get("network_path") or "internet",
             in_flight_since=r.get("in_flight_since"),
+            api_key_env=r.get("api_key_env"),
         )
         for r in db.query(f"SELECT * FROM targets{where} ORDER BY rowid", params)
     ]

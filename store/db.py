@@ -369,10 +369,11 @@ def m008_engine(db: sqlite_utils.Database) -> None:
 @migrations()
 def m011_oncall(db: sqlite_utils.Database) -> None:
     """Issue #11: per target, the network path to its host (an answer on loopback proves
-    nothing about the internet) and when its probe in flight started (a provider that never
-    answers shows "probing 12s", not stale)."""
+    nothing about the internet), when its probe in flight started (a provider that never
+    answers shows "probing 12s", not stale) and the name of its key variable (a target not
+    configured says which variable to set; the name only, never a value)."""
     have = db["targets"].columns_dict
-    for name in ("network_path", "in_flight_since"):
+    for name in ("network_path", "in_flight_since", "api_key_env"):
         if name not in have:
             db["targets"].add_column(name, str)  # type: ignore[union-attr]
 

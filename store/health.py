@@ -91,6 +91,7 @@ def verdict(
     in_flight_since: str | None = None,
     last_error_kind: str | None = None,
     last_error_message: str | None = None,
+    api_key_env: str | None = None,
 ) -> Verdict:
     """The displayed verdict of one target.
 
@@ -116,9 +117,15 @@ def verdict(
         in_flight_since: UTC ISO 8601 start of that probe.
         last_error_kind: the newest probe's error kind (None when it succeeded).
         last_error_message: its message.
+        api_key_env: the name of the key variable, named when it is unset.
     """
     if not configured:
-        return Verdict(State.NOT_CONFIGURED, "API key variable unset", cause_kind="not_configured")
+        reason = (
+            f"set {api_key_env} and restart the prober (the variable is unset)"
+            if api_key_env
+            else "API key variable unset"
+        )
+        return Verdict(State.NOT_CONFIGURED, reason, cause_kind="not_configured")
     if paused:
         return Verdict(State.PAUSED, "probing paused", since if persisted is State.PAUSED else None)
     known = persisted if persisted not in (None, State.PAUSED, State.NOT_CONFIGURED) else None

@@ -73,6 +73,8 @@ class TargetSummary(WindowFigures):
     """Why a budget stretched the interval or cannot be enforced ("" when not), for display."""
     network_path: str = "internet"
     """``loopback``, ``private`` or ``internet``: the path to the target's host."""
+    api_key_env: str | None = None
+    """The name of the target's key variable (shown when it is unset), never its value."""
     ttft_series_ms: tuple[float | None, ...] = ()
     trend: Trend | None = None
     # The newest probe.
@@ -135,6 +137,21 @@ _LAST = {
 }
 
 
+def observed_share(uptime: Uptime | None) -> float | None:
+    """The share (0..1) of an uptime window whose state is known (up, degraded or down):
+    the rest is before the first probe, paused, not configured or a monitor gap
+    (docs/uptime.md). None without an uptime."""
+    if uptime is None or uptime.window_s <= 0:
+        return None
+    known = uptime.up_s + uptime.degraded_s + uptime.down_s
+    return min(1.0, max(0.0, known / uptime.window_s))
+
+
+def success_rate(s: WindowFigures) -> float | None:
+    """The share (0..1) of the window's probes that succeeded, None without probes."""
+    return (s.count - s.errors) / s.count if s.count else None
+
+
 def build_summary(
     target: PublishedTarget,
     part: WindowPart | None,
@@ -162,6 +179,7 @@ def build_summary(
         effective_interval_s=target.effective_interval_s,
         budget_note=target.budget_note,
         network_path=target.network_path,
+        api_key_env=target.api_key_env,
         ttft_series_ms=part.series_ms if part is not None else (),
         trend=trend,
         uptime=uptimes,
@@ -230,6 +248,7 @@ def shown_state(
     last_started_at: str | None = None,
     last_error_kind: str | None = None,
     last_error_message: str | None = None,
+    api_key_env: str | None = None,
 ) -> Shown:
     """The displayed state of one target (:func:`store.health.verdict`) from its persisted
     outage state, made stale when the monitor is blind or the target's probes stopped."""
@@ -255,6 +274,7 @@ def shown_state(
         in_flight_since=states.in_flight.get(name),
         last_error_kind=last_error_kind,
         last_error_message=last_error_message,
+        api_key_env=api_key_env,
     )
     return Shown(v, st.fail_streak if st else 0)
 
@@ -338,6 +358,7 @@ def summarize(
                 last_started_at=last.started_at if last is not None else None,
                 last_error_kind=last.error_kind if last is not None else None,
                 last_error_message=last.error_message if last is not None else None,
+                api_key_env=t.api_key_env,
             )
             if with_verdicts and states is not None
             else None
@@ -377,6 +398,7 @@ def with_verdicts(
             last_started_at=s.last_started_at,
             last_error_kind=s.last_error_kind,
             last_error_message=s.last_error_message,
+            api_key_env=s.api_key_env,
         )
         if shown.verdict == s.verdict:
             # The same words as a second ago: the same object, which the dashboard then

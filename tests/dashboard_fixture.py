@@ -72,7 +72,18 @@ def build(path: Path) -> Path:
             control.PublishedTarget(n, "openai-compatible", m, g, 30.0, True, False)
             for n, g, m, *_ in PROFILES
         ]
-        + [control.PublishedTarget("no-key", "anthropic", "claude-x", None, 30.0, False, False)],
+        + [
+            control.PublishedTarget(
+                "no-key",
+                "anthropic",
+                "claude-x",
+                None,
+                30.0,
+                False,
+                False,
+                api_key_env="ANTHROPIC_API_KEY",
+            )
+        ],
     )
     start = NOW - STEP * PROBES_PER_TARGET
     history = HistoryWriter(

@@ -113,12 +113,11 @@ def window(seconds: float) -> str:
     return f"{seconds / 60:.0f}m"
 
 
-#: Shorter state words for the overview's narrow state column (same symbols).
-STATE_SHORT: dict[State, str] = {
-    **STATE_LABELS,
-    State.NOT_CONFIGURED: "○ no key",
-    State.MAINTENANCE: "◇ maint",
-}
+#: The state words of the overview's and the comparison's state column: the same words as
+#: everywhere else ("○ not configured", never "no key": one label per state).
+STATE_SHORT: dict[State, str] = dict(STATE_LABELS)
+#: Cells the widest state label takes.
+STATE_WIDTH = max(len(label) for label in STATE_LABELS.values())
 
 #: Symbol of each state alone (comparison and incident lists put the word beside it).
 STATE_SYMBOLS: dict[State, str] = {s: label.split(" ", 1)[0] for s, label in STATE_LABELS.items()}
@@ -202,6 +201,18 @@ def headroom(requests: int | None, tokens: int | None) -> str:
     if tokens is not None:
         parts.append(f"{short_count(tokens)}t")
     return " ".join(parts)
+
+
+def share(value: float | None) -> str:
+    """A share of time or probes as a whole percentage (``100%``, ``4%``, ``<1%``), ``?``
+    when unknown; never rounds up to 100 % (99.6 % reads ``99%``)."""
+    if value is None:
+        return "?"
+    if value >= 1.0:
+        return "100%"
+    if value <= 0:
+        return "0%"
+    return f"{int(value * 100)}%" if value >= 0.01 else "<1%"
 
 
 def uptime_pct(pct: float | None) -> str:

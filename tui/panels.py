@@ -17,7 +17,7 @@ from rich.text import Text
 
 from probes.timestamps import day_of, iso, minute_text, parse_iso
 from store.health import State
-from store.summary import TargetSummary
+from store.summary import TargetSummary, observed_share, success_rate
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of
@@ -180,6 +180,21 @@ def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[
     return cut(line, width), blind
 
 
+def summary_text(states: Sequence[State], styles: Sequence[str], width: int) -> Text:
+    """The one-line count of targets per state (``5 up · 1 degraded · 1 down``), each count in
+    its state's style (``styles`` in :data:`tui.format.SUMMARY_ORDER`); empty without targets."""
+    if not states:
+        return Text("")
+    line = Text(no_wrap=True)
+    counts = {st: sum(1 for s in states if s is st) for st in fmt.SUMMARY_ORDER}
+    for st, style in zip(fmt.SUMMARY_ORDER, styles, strict=True):
+        if counts[st]:
+            if line:
+                line.append(" · ")
+            line.append(f"{fmt.STATE_SYMBOLS[st]} {counts[st]} {st.value}", style=style or "bold")
+    return cut(line, width)
+
+
 # ---- overview: selected target and incidents -------------------------------------------------
 
 
@@ -214,13 +229,18 @@ def figures(s: TargetSummary, window_s: float, all_uptimes: bool = False) -> lis
     top = f", mostly {s.top_error_kind}" if s.top_error_kind else ""
     probes = "1 probe" if s.count == 1 else f"{s.count} probes"
     parts.append(Text(f"{probes}, {rate}{top} in {fmt.window(window_s)}"))
+    # Uptime is a share of the *observed* time: say how much of the window that was, and the
+    # probes' success rate beside it ("uptime 100%" beside "100% err" is true and misleading).
     up = s.window_uptime.pct if s.window_uptime else None
-    uptime = f"uptime {fmt.uptime_pct(up)}"
+    seen = fmt.share(observed_share(s.window_uptime))
+    uptime = f"uptime {fmt.uptime_pct(up)} over {seen} of {fmt.window(window_s)} seen"
     if all_uptimes:
-        uptime = f"uptime {fmt.window(window_s)} {fmt.uptime_pct(up)}" + "".join(
-            f", {label} {fmt.uptime_pct(u.pct)}" for label, u in s.uptime.items()
+        uptime = f"uptime {fmt.window(window_s)} {fmt.uptime_pct(up)} ({seen} seen)" + "".join(
+            f", {label} {fmt.uptime_pct(u.pct)} ({fmt.share(observed_share(u))} seen)"
+            for label, u in s.uptime.items()
         )
     parts.append(Text(uptime))
+    parts.append(Text(f"success {fmt.share(success_rate(s))} of probes"))
     head = fmt.headroom(s.ratelimit_remaining_requests, s.ratelimit_remaining_tokens)
     if head != "–":
         parts.append(Text(f"rate limit left {head}"))
@@ -522,7 +542,7 @@ def compare_text(
     if not targets:
         return Text("No targets yet: nothing to compare.", style="dim")
     name_w = min(max(len(s.name) for s in targets) + 1, 18)
-    state_w = 11
+    state_w = fmt.STATE_WIDTH + 1
     figure_w = 24  # "  65/87    ◆ fastest", " $0.000525 ◆ cheapest"
     bar_w = max(width - name_w - state_w - figure_w - 2, 10)
     best = bests(targets)

@@ -1026,6 +1026,7 @@ def published(
             effective_interval_s=t.settings.interval_s,
             daily_budget_usd=t.settings.daily_budget_usd,
             network_path=network_path(host_of(t.base_url)),
+            api_key_env=t.config.api_key_env,
         )
         for t in (config.resolved() if resolved is None else resolved)
     ]

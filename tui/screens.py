@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -123,6 +124,8 @@ class OverviewScreen(DashScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *keys.FIRST,
+        # On-call's keys before the rest: at 80 columns the footer ends after about nine.
+        Binding("i", "app.open_incidents", "incidents", tooltip="Open and recent incidents"),
         Binding("enter", "details", "details", tooltip="Open the selected target's detail"),
         keys.PAUSE,
         keys.PROBE,
@@ -132,7 +135,6 @@ class OverviewScreen(DashScreen):
             "s", "app.cycle_sort", "sort", tooltip="Cycle the sort order (groups stay together)"
         ),
         Binding("c", "app.open_compare", "compare", tooltip="Compare targets on shared axes"),
-        Binding("i", "app.open_incidents", "incidents", tooltip="Open and recent incidents"),
         Binding(
             "dollar_sign",
             "app.open_cost",
@@ -154,6 +156,7 @@ class OverviewScreen(DashScreen):
     def compose(self) -> ComposeResult:
         """Status, table, lower panels, the (hidden) filter box and the footer."""
         yield Drawing(id="status")
+        yield Drawing(id="summary")
         yield TargetTable(id="targets")
         with Container(id="lower"):
             yield Drawing(id="selected", fill=True)
@@ -218,6 +221,14 @@ class OverviewScreen(DashScreen):
             table.set_lines(header_text(columns), lines)
         self._show_selected(view)
         self._show_incidents(snap)
+        self._show_summary(view)
+
+    def _show_summary(self, view: DashView) -> None:
+        states = tuple(state_of(s) for s in view.snap.targets) if view.snap else ()
+        styles = tuple(view.style(st) for st in fmt.SUMMARY_ORDER)
+        self.query_one("#summary", Drawing).show(
+            lambda w, h: panels.summary_text(states, styles, w), (states, styles)
+        )
 
     def _row_text(
         self, columns: tuple[Column, ...], row: Row, now_s: float | None, view: DashView
@@ -545,33 +556,40 @@ class HelpScreen(ModalScreen[None]):
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: auto; max-width: 96%; height: auto; max-height: 96%;
+    HelpScreen > VerticalScroll { width: 100; max-width: 96%; height: auto; max-height: 96%;
                                   padding: 0 2; border: round $primary; background: $surface; }
-    HelpScreen Static { width: auto; }
+    HelpScreen Static { width: 100%; }
     """
-    """A centred box."""
+    """A centred box; its text wraps to the box's width (never clipped at 80 columns)."""
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()
         self._keys = keys
 
     def compose(self) -> ComposeResult:
-        """The key list and the state legend."""
-        lines = Text("inferwatch keys\n", style="bold")
+        """The key list (descriptions wrap under themselves) and the state legend."""
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(justify="right", style="bold", no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")
         for key, description in self._keys:
-            lines.append(f"{key:>12}  ", style="bold")
-            lines.append(description + "\n")
-        lines.append(
-            "\nStates: ✔ up  ▲ degraded  ✖ down  ? stale  … no data  ○ no key  ‖ paused\n"
-            "A failing target is degraded from its first failure, down after the configured\n"
-            "streak (3 by default), up again after 2 successes.\n"
-            "TTFT in ms over the window, successful probes only; failures count in err.\n"
-            "p/r act on the selected target (P/R on all); the status line shows\n"
+            grid.add_row(key, description)
+        states = "  ".join(fmt.STATE_LABELS[st] for st in fmt.SUMMARY_ORDER)
+        legend = Text(
+            f"States: {states}.\n"
+            "A failing target is degraded from its first failure, down after the configured "
+            "streak (3 by default), up again after 2 successes. “⧗ probing 12s”: a probe is "
+            "running and nothing newer is known; “? stale”: the monitor is not probing it.\n"
+            "TTFT in ms over the window, successful probes only; failures count in err. "
+            "uptime: available time over the observed time; seen: the share of the window "
+            "observed.\n"
+            "p/r act on the selected target (P/R on all); the status line shows "
             "“⧗ … sent” until the prober takes the command, then “✔ … done”.",
             style="dim",
         )
         with VerticalScroll():
-            yield Static(lines)
+            yield Static(Text("inferwatch keys", style="bold"))
+            yield Static(grid)
+            yield Static(Text("\n").append_text(legend))
 
 
 class TooSmallScreen(ModalScreen[None]):

@@ -29,7 +29,7 @@ from textual.strip import Strip
 
 from probes.timestamps import parse_iso
 from store.health import State
-from store.summary import TargetSummary
+from store.summary import TargetSummary, observed_share
 from tui import format as fmt
 from tui.charts import dist_strip, trend_strip
 
@@ -54,25 +54,26 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("state", "state", 11, 0, right=False),
-    Column("since", "for", 4, 1),
+    Column("state", "state", fmt.STATE_WIDTH + 1, 0, right=False),
+    Column("since", "for", 4, 2),
     Column("target", "target", 15, 0, right=False),
     Column("p50", "P50ms", 6, 0),
-    Column("p95", "P95", 5, 2),
+    Column("p95", "P95", 5, 3),
     Column("p99", "P99", 5, 0),
     Column("tps", "tok/s", 6, 1),
     Column("err", "err", 5, 1),
-    Column("kind", "top error", 14, 3, right=False),
-    Column("cost", "$/req", 10, 1),
-    Column("uptime", "uptime", 7, 2),
+    Column("kind", "top error", 14, 4, right=False),
+    Column("cost", "$/req", 10, 3),
+    Column("uptime", "uptime", 7, 1),
+    Column("seen", "seen", 5, 1),
     Column("age", "last", 5, 1),
-    Column("dist", "TTFT dist", 14, 3, right=False),
-    Column("trend", "TTFT trend", 18, 4, right=False),
-    Column("headroom", "rate left", 11, 4),
-    Column("lastms", "last ms", 8, 5),
-    Column("cache", "cache", 6, 5),
-    Column("model", "model", 20, 6, right=False),
-    Column("provider", "provider", 18, 7, right=False),
+    Column("dist", "TTFT dist", 14, 4, right=False),
+    Column("trend", "TTFT trend", 18, 5, right=False),
+    Column("headroom", "rate left", 11, 5),
+    Column("lastms", "last ms", 8, 6),
+    Column("cache", "cache", 6, 6),
+    Column("model", "model", 20, 7, right=False),
+    Column("provider", "provider", 18, 8, right=False),
 )
 """Every column, in display order. Widths include a one-cell gap (no cell padding)."""
 
@@ -218,7 +219,21 @@ def group_text(row: Row) -> Text:
     elif fallbacks:
         up = sum(1 for s in fallbacks if state_of(s) in (State.UP, State.DEGRADED))
         text.append(f" · fallbacks {up} of {len(fallbacks)} up")
+    best = best_now(members)
+    text.append(f" · ◆ best now {best.name}" if best else " · ◆ none answering")
     return text
+
+
+def best_now(members: Sequence[TargetSummary]) -> TargetSummary | None:
+    """The member to send traffic to right now: up before degraded (others are not
+    answering), then the lowest P50 TTFT over the window, then config order; None when no
+    member is up or degraded."""
+    rank = {State.UP: 0, State.DEGRADED: 1}
+    live = [(rank[state_of(s)], i, s) for i, s in enumerate(members) if state_of(s) in rank]
+    if not live:
+        return None
+    inf = float("inf")
+    return min(live, key=lambda t: (t[0], t[2].ttft_p50_ms or inf, t[1]))[2]
 
 
 #: The columns that say who a target is: all a summary without figures shows.
@@ -244,7 +259,10 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
         since = s.verdict.since if s.verdict else None
         if since is None or now_s is None:
             return "–"
-        return fmt.span(now_s - parse_iso(since).timestamp())
+        seconds = now_s - parse_iso(since).timestamp()
+        if state_of(s) is State.IN_FLIGHT and seconds < 100:
+            return f"{max(seconds, 0):.0f}s"  # "probing 12s": the seconds are the point
+        return fmt.span(seconds)
     if k == "target":
         return branch + (s.vantage if s.vantage is not None else s.name)
     if k == "p50":
@@ -263,6 +281,8 @@ def cell_text(col: Column, s: TargetSummary, branch: str, now_s: float | None = 
         return fmt.usd(s.cost_per_request_usd) if s.count else "–"
     if k == "uptime":
         return fmt.uptime_pct(s.window_uptime.pct if s.window_uptime else None)
+    if k == "seen":
+        return fmt.share(observed_share(s.window_uptime))
     if k == "age":
         return fmt.age(s.last_age_s)
     if k == "dist":
