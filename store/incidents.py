@@ -96,7 +96,8 @@ def recent_incidents(
         states: the states that count as incidents.
 
     Returns:
-        Incidents ordered by start time, newest first.
+        Incidents ordered by start time, newest first (open ones before all closed ones, so
+        the limit never drops an open one).
     """
     if not states:
         return []
@@ -108,13 +109,15 @@ def recent_incidents(
     lookback = iso(now - timedelta(seconds=window_s) - timedelta(days=30))
     states_in = f"to_state IN ({marks})"
     values = [State(s).value for s in states]
+    # Open ones first within the limit: a flaky target's many short incidents must never
+    # push an open outage out of the list (issue 11); the caller orders them for display.
     rows = db.conn.execute(
-        f"SELECT {_COLUMNS} FROM incidents WHERE {states_in} AND id IN "
+        f"SELECT * FROM (SELECT {_COLUMNS} FROM incidents WHERE {states_in} AND id IN "
         "(SELECT incident_id FROM target_state WHERE incident_id IS NOT NULL) "
         f"UNION SELECT {_COLUMNS} FROM incidents WHERE {states_in} AND started_at >= ? "
         f"UNION SELECT {_COLUMNS} FROM incidents WHERE {states_in} "
-        "AND started_at >= ? AND started_at < ? AND ended_at >= ? "
-        "ORDER BY started_at DESC, id DESC LIMIT ?",
+        "AND started_at >= ? AND started_at < ? AND ended_at >= ?) "
+        "ORDER BY ended_at IS NULL DESC, started_at DESC, id DESC LIMIT ?",
         [*values, *values, lo, *values, lookback, lo, lo, limit],
     ).fetchall()
     return [_incident(r) for r in rows]

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from rich.table import Table
 from textual.pilot import Pilot
 
 from probes.timestamps import iso
@@ -99,9 +100,10 @@ async def test_overview_groups_primary_and_fallback_at_80x24(db_path: Path) -> N
         assert "primary ✖ down · fallback ✔ up" in rows[0]
         assert rows[1].split()[:3] == ["✖", "down", "4m"]
         assert "├ chat-primary" in rows[1] and "└ chat-fallba" in rows[2]
-        assert "▲ degraded" in rows[5] and "○ no key" in rows[7]
+        assert "▲ degraded" in rows[5] and "○ not configured" in rows[7]
         assert all(len(r) <= 79 for r in rows)  # never wraps
-        assert "$0.000525" in rows[1] and "85.0%" in rows[1]
+        # uptime and the share of the window seen; $/req makes room for the state words
+        assert "85.0%" in rows[1] and "99%" in rows[1] and "$0.000525" not in rows[1]
         assert "● prober up since 10:59:55Z" in status(app)
         assert t.cursor_key == "chat-primary"
         selected = drawing(app, "#selected")
@@ -115,10 +117,12 @@ async def test_overview_groups_primary_and_fallback_at_80x24(db_path: Path) -> N
 def test_columns_drop_by_priority() -> None:
     narrow = [c.key for c in visible_columns(80)]
     assert narrow[:4] == ["state", "since", "target", "p50"]
-    assert {"p99", "tps", "err", "cost", "uptime", "age"} <= set(narrow)
+    assert {"p99", "tps", "err", "uptime", "seen", "age"} <= set(narrow)
+    # On-call's columns before latency detail and cost: "○ not configured" takes 17 cells.
+    assert "cost" not in narrow and "p95" not in narrow
     assert sum(c.width for c in visible_columns(80)) <= 79
     wide = [c.key for c in visible_columns(200)]
-    assert {"p95", "dist", "trend", "headroom", "kind", "model"} <= set(wide)
+    assert {"p95", "cost", "dist", "trend", "headroom", "kind", "model"} <= set(wide)
     assert [c.key for c in visible_columns(30)][:2] == ["state", "target"]
 
 
@@ -168,7 +172,7 @@ async def test_enter_opens_the_detail_and_esc_goes_back(db_path: Path) -> None:
         assert "✖ server_error" in recent and "HTTP 503: upstream unavailable" in recent
         history = drawing(app, "#history")
         assert "✖ down" in history and "OPEN" in history and "✔ up" in history
-        assert "uptime 1h 85.0%, 24h" in drawing(app, "#head")
+        assert "uptime 1h 85.0% (99% seen), 24h 85.0% (4% seen)" in drawing(app, "#head")
         await pilot.press("escape")
         assert isinstance(app.screen, OverviewScreen)
         await pilot.press("enter")
@@ -256,18 +260,16 @@ async def test_help_lists_every_key(db_path: Path) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.pause()
-        text = str(app.screen.query_one("Static").render())
-        # One entry per line, "<keys>  <what it does>", up to the blank line before the legend.
-        lines = text.split("\n\n")[0].splitlines()[1:]
-        entries = [re.fullmatch(r"\s*(.+?)  (\S.*)", line) for line in lines]
-        assert all(entries), lines
-        keys = [m.group(1) for m in entries if m]
+        grid = next(w.content for w in app.screen.query("Static") if isinstance(w.content, Table))
+        keys = [str(cell) for cell in grid.columns[0].cells]
+        assert all(str(cell) for cell in grid.columns[1].cells)
         # The README's key table, written out here: a key dropped from (or added to) the
         # bindings must change this list.
         assert keys == [
             "q, ctrl+c",
             "?, f1",
             "↑ ↓ j k",
+            "i",
             "enter",
             "p",
             "r",
@@ -275,7 +277,6 @@ async def test_help_lists_every_key(db_path: Path) -> None:
             "/",
             "s",
             "c",
-            "i",
             "$",
             "e",
             "P",
@@ -640,3 +641,35 @@ def test_the_reader_survives_a_database_it_cannot_open(tmp_path: Path) -> None:
         reader.stop()
         thread.join(5)
     assert [type(m) for m in posted] == [CommandFailed, ReadFailed]
+
+
+async def test_on_calls_view_at_80x24(db_path: Path) -> None:
+    """Issue 11: the one-line summary, the group's best target now, "○ not configured"
+    naming the variable to set, and the keys on-call needs in the footer."""
+    app = make_app(db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        assert drawing(app, "#summary") == "✔ 4 up · ▲ 1 degraded · ✖ 1 down · ○ 1 not configured"
+        rows = table(app).row_texts()
+        # The primary is down: the fallback is where traffic should go now.
+        assert rows[0].rstrip().endswith("◆ best now chat-fallback")
+        footer = app.screen._compositor.render_strips()[-1].text
+        assert footer.startswith(" q quit  ? keys  i incidents")
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert table(app).cursor_key == "no-key"
+        selected = drawing(app, "#selected")
+        assert "○ not configured" in selected
+        assert "set ANTHROPIC_API_KEY and restart the prober" in selected
+
+
+async def test_the_help_wraps_at_80_columns(db_path: Path) -> None:
+    app = make_app(db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        # The longest description continues on the next line instead of being cut.
+        assert "Cost: feature projections (cheapest, fastest) and" in screen
+        assert "cost of monitoring" in screen

@@ -18,6 +18,7 @@ from rich.text import Text
 from probes.timestamps import day_of, iso, minute_text, parse_iso
 from store.health import State
 from store.summary import TargetSummary, observed_share, success_rate
+from tui.incident_list import BLIP_S, SEVERITIES, IncidentEntry, arrange
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
 from tui.table import state_of
@@ -360,24 +361,50 @@ def notifications_line(snap: Snapshot, width: int) -> Text:
 
 
 def incidents_text(
-    incidents: Sequence[Incident], now: datetime, window_s: float, width: int
+    incidents: Sequence[Incident],
+    now: datetime,
+    window_s: float,
+    width: int,
+    severity: str = "all",
 ) -> Text:
-    """The incidents panel: open and recent degraded/down periods across targets, newest
-    first ("OPEN" with how long so far, else how long it lasted)."""
+    """The incidents panel: open down incidents pinned first, then open and recent
+    degraded/down periods across targets newest first ("OPEN" with how long so far, else how
+    long it lasted), a target's short blips folded into one line (:mod:`tui.incident_list`);
+    ``severity`` shows one kind only (the ``i`` screen's filter)."""
+    label = dict(SEVERITIES).get(severity, "")
+    scope = "" if severity == "all" else f" · {label}"
     title = Text(
-        f"Incidents · open and recent ({fmt.window(window_s)}), newest first", style="bold"
+        f"Incidents · open and recent ({fmt.window(window_s)}){scope}, open outages first",
+        style="bold",
     )
-    if not incidents:
-        body = Text(
-            f"none: no target was degraded or down in the last {fmt.window(window_s)}",
-            style="dim",
-        )
+    entries = arrange(incidents, severity)
+    if not entries:
+        what = {"down": "down", "degraded": "degraded"}.get(severity, "degraded or down")
+        body = Text(f"none: no target was {what} in the last {fmt.window(window_s)}", style="dim")
         return cut(title + Text("\n") + body, width)
     header = Text(
         f"{'state':<11} {'target':<15} {'started':>11}  {'lasted':>9}  cause", style="dim"
     )
-    lines = [title, header] + [incident_line(i, now, width) for i in incidents]
+    lines = [title, header]
+    for e in entries:
+        if e.folded:
+            lines.append(blips_line(e, now, window_s, width))
+        else:
+            lines.append(incident_line(e.incident, now, width))
     return cut(Text("\n").join(lines), width)
+
+
+def blips_line(entry: IncidentEntry, now: datetime, window_s: float, width: int) -> Text:
+    """A target's short incidents as one line: worst state, target, the newest's start,
+    ``12 blips in 15m``."""
+    i = entry.incident
+    line = Text(no_wrap=True)
+    line.append(f"{fmt.STATE_LABELS[entry.worst]:<11}", style="bold")
+    line.append(f" {i.target:<15.15}")
+    line.append(f" {fmt.clock(i.started_at, iso(now)):>11}")
+    line.append(f"  {entry.blips} blips in {fmt.window(window_s)}", style="bold")
+    line.append(f", each under {BLIP_S:.0f}s", style="dim")
+    return cut(line, width)
 
 
 # ---- detail screen ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from store.health import State
 from store.summary import TargetSummary
 from tui import format as fmt
 from tui import keys, panels
+from tui.incident_list import SEVERITIES
 from tui.messages import FilterChanged
 from tui.table import (
     COLUMNS,
@@ -462,7 +463,28 @@ class CompareScreen(_SubScreen):
 
 
 class IncidentsScreen(_SubScreen):
-    """Open and recent incidents across targets, newest first, as many as fit."""
+    """Open and recent incidents across targets, open outages first, then newest first;
+    ``f`` shows one severity only (down, degraded)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keys.FIRST,
+        Binding("escape,backspace", "back", "back", tooltip="Back to the overview"),
+        Binding("f", "severity", "severity", tooltip="Show all, down only, or degraded only"),
+        *keys.LAST,
+    ]
+    """Back, the severity filter, then the common keys."""
+
+    severity: var[str] = var("all")
+    """The severity shown (:data:`tui.incident_list.SEVERITIES`)."""
+
+    def action_severity(self) -> None:
+        """Show the next severity: all, down only, degraded only."""
+        ids = [sid for sid, _ in SEVERITIES]
+        self.severity = ids[(ids.index(self.severity) + 1) % len(ids)]
+
+    def watch_severity(self) -> None:
+        """Redraw with the new filter."""
+        self._draw()
 
     def compose(self) -> ComposeResult:
         """Status, the incident list, the footer."""
@@ -491,12 +513,14 @@ class IncidentsScreen(_SubScreen):
             window,
             open_minute,
             snap.notifications,
+            self.severity,
         )
+        severity = self.severity
         panel.show(
             lambda w, h: (
                 panels.notifications_line(snap, w)
                 + Text("\n")
-                + panels.incidents_text(incidents, now, window, w)
+                + panels.incidents_text(incidents, now, window, w, severity)
             ),
             key,
         )
