@@ -18,9 +18,9 @@ from rich.text import Text
 from probes.timestamps import day_of, iso, minute_text, parse_iso
 from store.health import State
 from store.summary import TargetSummary, observed_share, success_rate
-from tui.incident_list import BLIP_S, SEVERITIES, IncidentEntry, arrange
 from tui import format as fmt
 from tui.charts import LogAxis, hbar, histogram_marked, time_chart
+from tui.incident_list import BLIP_S, SEVERITIES, IncidentEntry, arrange
 from tui.table import state_of
 
 if TYPE_CHECKING:
