@@ -33,6 +33,8 @@ from probes.text import printable, printable_tree
 from store.paths import default_db_path
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from probes.config import Config, ConfigError, ResolvedTarget
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -233,21 +235,51 @@ def _print_record(record: ProbeRecord, as_json: bool) -> None:
         print(f"{name:<20} {kind:<16} {message}", flush=True)
 
 
+def _not_configured_record(target: ResolvedTarget) -> ProbeRecord:
+    """The record ``probe --once`` prints for a target whose key variable is unset (not
+    probed, not stored): every target gets a line."""
+    from probes.errors import ErrorKind
+    from probes.timestamps import iso, utc_now
+
+    return ProbeRecord(
+        started_at=iso(utc_now()),
+        target=target.name,
+        provider=target.config.provider,
+        model=target.config.model,
+        status="error",
+        error_kind=ErrorKind.NOT_CONFIGURED.value,
+        error_message=f"{target.config.api_key_env} is unset: not probed",
+    )
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
-    """``inferwatch probe --once``: exit 1 when any probe failed, 2 on a config error."""
+    """``inferwatch probe --once``: a record per target (not configured ones included) as
+    each ends; exit 1 when a probe failed, 2 on a config error, 130 when interrupted (what
+    finished is printed, and which targets did not finish)."""
     from tui.prober import probe_once
 
-    async def go(config: Config, db: Path | None) -> list[ProbeRecord]:
-        return await probe_once(config, db)
-
     def report(config: Config, db: Path | None) -> int:
-        for t in config.resolved():
+        targets = config.resolved()
+        for t in targets:
             if not t.is_configured():
-                _err(f"{t.name}: not configured ({t.config.api_key_env} is unset); skipped")
-        records = asyncio.run(go(config, db))
-        for r in records:
-            _print_record(r, args.json)
-        return EXIT_PROBE_FAILED if any(r.status != "ok" for r in records) else EXIT_OK
+                _print_record(_not_configured_record(t), args.json)
+        done: list[ProbeRecord] = []
+
+        def printed(record: ProbeRecord) -> None:
+            done.append(record)
+            _print_record(record, args.json)
+
+        try:
+            asyncio.run(probe_once(config, db, printed))
+        except KeyboardInterrupt:
+            finished = {r.target for r in done}
+            left = [t.name for t in targets if t.is_configured() and t.name not in finished]
+            _err(
+                f"interrupted: {len(done)} probe(s) finished"
+                + (f"; not finished: {', '.join(left)}" if left else "")
+            )
+            return 130
+        return EXIT_PROBE_FAILED if any(r.status != "ok" for r in done) else EXIT_OK
 
     if args.demo:
         db = None if args.no_store else args.db
@@ -522,6 +554,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     except SchemaNotReady as exc:
         _err(f"{db_path}: {exc}")
         return EXIT_CONFIG
+    unknown = _unknown_targets(db, args.target)
+    if unknown:
+        db.close()
+        for line in unknown:
+            _err(line)
+        return EXIT_CONFIG
     fmt = "jsonl" if args.jsonl else "csv"
     try:
         if args.output:
@@ -556,6 +594,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         for line in report.lines():
             print(printable(line))
     return report.exit_code
+
+
+def _unknown_targets(db: sqlite_utils.Database, wanted: Sequence[str]) -> list[str]:
+    """One message per ``--target`` name the database has never heard of, with the nearest
+    known names ("did you mean ..."): a typo must not export an empty file silently."""
+    if not wanted:
+        return []
+    known = {r[0] for r in db.conn.execute("SELECT name FROM targets")}
+    known |= {r[0] for r in db.conn.execute("SELECT target FROM target_state")}
+    out = []
+    for name in wanted:
+        if (
+            name in known
+            or db.conn.execute("SELECT 1 FROM probes WHERE target = ? LIMIT 1", [name]).fetchone()
+        ):
+            continue  # a current target, or one whose history outlived its config
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        listed = f" (known: {', '.join(sorted(known))})" if not close and known else ""
+        out.append(f"--target {name!r}: no such target in this database{hint}{listed}")
+    return out
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -1121,8 +1121,14 @@ async def run_prober(
         await loop.run_in_executor(None, writer.close)
 
 
-async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
-    """One round over every configured target; records are stored when ``db_path`` is given."""
+async def probe_once(
+    config: Config,
+    db_path: Path | None,
+    on_record: Callable[[ProbeRecord], None] | None = None,
+) -> list[ProbeRecord]:
+    """One round over every configured target; records are stored when ``db_path`` is given
+    and handed to ``on_record`` as each probe ends (``probe --once`` prints them then, so an
+    interrupted round still shows what finished)."""
     writer = DbWriter(db_path) if db_path else None
     try:
         if writer is not None:
@@ -1135,6 +1141,8 @@ async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
             record.vantage = record.vantage or vantage
             if writer is not None:
                 await writer.call(lambda db: insert_probe(db, record))
+            if on_record is not None:
+                on_record(record)
 
         scheduler = Scheduler(
             config.resolved(), sink, max_concurrency=config.prober.max_concurrency

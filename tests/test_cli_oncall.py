@@ -1,0 +1,128 @@
+"""Issue 11, the command line: ``probe --once`` prints a record for every target (the not
+configured ones too) as each ends, and what finished when interrupted; ``export --target``
+with an unknown name says "did you mean". Real processes, real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from probes.timestamps import utc_now
+from store.db import open_db
+from store.history import HistoryWriter, MonitoredTarget
+from tests.history_helpers import record
+from tests.servers import ServerThread, sse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _answer(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    delta = {"index": 0, "delta": {"content": "ok"}, "finish_reason": None}
+    await resp.write(sse({"choices": [delta]}))
+    await resp.write(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+async def _hang(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    await asyncio.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", _answer)
+    app.router.add_post("/hang/v1/chat/completions", _hang)
+    server = ServerThread(app)
+    yield server.start()
+    server.stop()
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    lines = ["[defaults]", "timeout_s = 120"]
+    for name, url, key in (
+        ("quick", f"http://127.0.0.1:{port}/v1", None),
+        ("hangs", f"http://127.0.0.1:{port}/hang/v1", None),
+        ("nokey", "https://api.groq.com/openai/v1", "IW_TEST_UNSET_KEY"),
+    ):
+        lines += ["[[targets]]", f'name = "{name}"', 'provider = "openai-compatible"']
+        lines += [f'base_url = "{url}"', 'model = "m"']
+        if key:
+            lines.append(f'api_key_env = "{key}"')
+    path = tmp / "c.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_probe_once_prints_every_target_and_what_finished_on_ctrl_c(
+    tmp_path: Path, port: int
+) -> None:
+    config = write_config(tmp_path, port)
+    env = {k: v for k, v in os.environ.items() if k != "IW_TEST_UNSET_KEY"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "probe", "--once", "--json", "--no-store"]
+        + ["--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 30
+    while len(lines) < 2 and time.monotonic() < deadline:
+        lines.append(json.loads(proc.stdout.readline()))
+    proc.send_signal(signal.SIGINT)  # "hangs" is still waiting for its answer
+    out, err = proc.communicate(timeout=30)
+    lines += [json.loads(line) for line in out.splitlines()]
+    by_target = {r["target"]: r for r in lines}
+    assert set(by_target) == {"nokey", "quick"}
+    assert by_target["nokey"]["error_kind"] == "not_configured"
+    assert "IW_TEST_UNSET_KEY is unset" in by_target["nokey"]["error_message"]
+    assert by_target["quick"]["status"] == "ok"
+    assert proc.returncode == 130
+    assert "interrupted: 1 probe(s) finished; not finished: hangs" in err
+
+
+def export(db: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "export", "--db", str(db), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_export_with_an_unknown_target_says_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    db = open_db(path)
+    now = utc_now()
+    writer = HistoryWriter(db, [MonitoredTarget("groq-llama", "groq.example")], now)
+    writer.store_probe(record("groq-llama", now - timedelta(seconds=5)))
+    db.close()
+    out = export(path, "--target", "groq-lama")
+    assert out.returncode == 2 and out.stdout == ""
+    assert "--target 'groq-lama': no such target" in out.stderr
+    assert "did you mean 'groq-llama'?" in out.stderr
+    far = export(path, "--target", "zzz")
+    assert far.returncode == 2 and "(known: groq-llama)" in far.stderr
+    good = export(path, "--target", "groq-llama")
+    assert good.returncode == 0 and "groq-llama" in good.stdout
