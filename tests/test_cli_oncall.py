@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -25,6 +26,7 @@ from tests.history_helpers import record
 from tests.servers import ServerThread, sse
 
 ROOT = Path(__file__).resolve().parents[1]
+PROBE_ONCE = [sys.executable, "-m", "tui.cli", "probe", "--once", "--json", "--no-store"]
 
 
 async def _answer(request: web.Request) -> web.StreamResponse:
@@ -38,10 +40,14 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+#: Set at teardown: the hanging handlers return, so the server stops at once.
+RELEASE = threading.Event()
+
+
 async def _hang(request: web.Request) -> web.StreamResponse:
     await request.read()
-    await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
+    await asyncio.to_thread(RELEASE.wait)  # accepts, never answers (until the test ends)
+    return web.Response(status=503)
 
 
 @pytest.fixture
@@ -50,7 +56,9 @@ def port() -> Iterator[int]:
     app.router.add_post("/v1/chat/completions", _answer)
     app.router.add_post("/hang/v1/chat/completions", _hang)
     server = ServerThread(app)
+    RELEASE.clear()
     yield server.start()
+    RELEASE.set()
     server.stop()
 
 
@@ -76,8 +84,7 @@ def test_probe_once_prints_every_target_and_what_finished_on_ctrl_c(
     config = write_config(tmp_path, port)
     env = {k: v for k, v in os.environ.items() if k != "IW_TEST_UNSET_KEY"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "probe", "--once", "--json", "--no-store"]
-        + ["--config", str(config)],
+        [*PROBE_ONCE, "--config", str(config)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

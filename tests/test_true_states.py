@@ -9,6 +9,7 @@ real ``inferwatch run --headless`` prober for probes in flight.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -43,10 +44,14 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+#: Set at teardown: the hanging handlers return, so the server stops at once.
+RELEASE = threading.Event()
+
+
 async def _hang(request: web.Request) -> web.StreamResponse:
     await request.read()
-    await asyncio.sleep(3600)  # accepts, never answers
-    raise AssertionError("unreachable")
+    await asyncio.to_thread(RELEASE.wait)  # accepts, never answers (until the test ends)
+    return web.Response(status=503)  # accepts, never answers
 
 
 @pytest.fixture
@@ -55,8 +60,10 @@ def local_server() -> Iterator[int]:
     app.router.add_post("/v1/chat/completions", _answer)
     app.router.add_post("/hang/v1/chat/completions", _hang)
     server = ServerThread(app)
+    RELEASE.clear()
     port = server.start()
     yield port
+    RELEASE.set()
     server.stop()
 
 
