@@ -55,11 +55,14 @@ def ready(*keys: str, detail: bool = False) -> Callable[[Pilot[Any]], Awaitable[
 
 def test_overview_80x24(app: InferwatchApp, snap_compare: SnapCompare) -> None:
     """Overview at 80x24. Look for: the status line (window 1h, prober up since 10:59:55Z);
-    the "group chat" row saying primary ✖ down, fallback ✔ up, with chat-primary and
-    chat-fallback under it (├/└); every target's row in one line each, no wrapping, with
-    state word + symbol, "for", P50/P95/P99, tok/s, err, $/req, uptime, last; "○ no key" for
-    the unconfigured target; below, chat-primary's panel (since 11:55:01Z, the HTTP 503) and
-    the incidents panel with the OPEN outage first."""
+    the summary line "✔ 4 up · ▲ 1 degraded · ✖ 1 down · ○ 1 not configured"; the "group
+    chat" row saying primary ✖ down, fallback ✔ up, "◆ best now chat-fallback", with
+    chat-primary and chat-fallback under it (├/└); every target's row in one line each, no
+    wrapping, with state word + symbol, "for", P50/P99, tok/s, err, uptime, seen, last;
+    "○ not configured" for the unconfigured target; below, chat-primary's panel (since
+    11:55:01Z, the HTTP 503, "uptime 85.0% over 99% of 1h seen · success 85%") and the
+    incidents panel with the OPEN outage first; the footer starts "q quit ? keys i
+    incidents"."""
     assert snap_compare(app, terminal_size=NORMAL, run_before=ready())
 
 
@@ -75,7 +78,7 @@ def test_overview_no_color_80x24(
     tmp_path: Path, snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Overview under NO_COLOR at 80x24. Look for: no colour at all, yet every state still
-    reads as a word with its symbol (✖ down, ✔ up, ▲ degraded, ○ no key) and the cursor row
+    reads as a word with its symbol (✖ down, ✔ up, ▲ degraded, ○ not configured) and the cursor row
     is still distinguishable."""
     monkeypatch.setenv("NO_COLOR", "1")
     db = dashboard_fixture.build(tmp_path / "nc.db")
@@ -118,3 +121,16 @@ def test_too_small(app: InferwatchApp, snap_compare: SnapCompare) -> None:
     """Below the minimum (50x12). Look for: only "Terminal too small: 50x12", the needed
     60x15 and "q quits", centred; nothing of the dashboard squeezed in."""
     assert snap_compare(app, terminal_size=(50, 12), run_before=ready())
+
+
+def test_help_80x24(app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """The help at 80x24. Look for: the key list in a box inside the screen, keys right-aligned,
+    `i` right after the arrows, and the long "$" description continuing on the next line
+    under its own column (wrapped, never clipped at the box's edge)."""
+    assert snap_compare(app, terminal_size=NORMAL, run_before=ready("question_mark"))
+
+
+def test_incidents_80x24(app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """The `i` screen at 80x24 after `f` (down only). Look for: "down only" in the title, the
+    OPEN chat-primary outage first, then its earlier outage; no flaky-mix (degraded) line."""
+    assert snap_compare(app, terminal_size=NORMAL, run_before=ready("i", "f"))
