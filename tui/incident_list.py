@@ -4,8 +4,8 @@ On-call reads the panel at 80x24, where three or four lines fit. So that a flaky
 5-second blips never push an open outage off it:
 
 * open **down** incidents are pinned first (newest first);
-* then the other open ones, then the closed ones, newest first (``store.incidents`` reads
-  them in that order);
+* the rest follow newest first (``store.incidents`` reads open ones before closed ones only
+  so that its row limit never drops an open one);
 * a target's short closed incidents (each under :data:`BLIP_S`) are folded into one line
   ("12 blips in 15m") where the newest of them would be, when it has two or more;
 * the ``i`` screen can show one severity only (:data:`SEVERITIES`).
@@ -67,7 +67,11 @@ def arrange(incidents: Sequence[Incident], severity: str = "all") -> list[Incide
     pinned = [
         IncidentEntry(i, worst=i.to_state) for i in incidents if i.open and i.to_state is State.DOWN
     ]
-    rest = [i for i in incidents if not (i.open and i.to_state is State.DOWN)]
+    rest = sorted(
+        (i for i in incidents if not (i.open and i.to_state is State.DOWN)),
+        key=lambda i: (i.started_at, i.id),
+        reverse=True,
+    )
     blips: dict[str, list[Incident]] = {}
     for i in rest:
         if _is_blip(i):
