@@ -13,7 +13,7 @@ from store import control
 from store.db import open_db
 from store.health import State
 from store.history import HistoryWriter, MonitoredTarget
-from store.incidents import Incident
+from store.incidents import Incident, recent_incidents
 from tests.history_helpers import record, set_heartbeat
 from tui.app import InferwatchApp
 from tui.incident_list import arrange
@@ -122,3 +122,11 @@ def test_one_blip_stays_a_line_and_a_long_incident_is_never_folded() -> None:
     entries = arrange(incidents)
     assert [(e.incident.id, e.blips) for e in entries] == [(1, 1), (5, 1), (4, 2), (2, 1)]
     assert entries[2].worst is State.DOWN
+
+
+def test_the_querys_limit_never_drops_an_open_outage(tmp_path: Path) -> None:
+    db = open_db(build(tmp_path / "l.db"))
+    rows = recent_incidents(db, NOW, 900, limit=3)  # twelve newer blips than the outage
+    db.close()
+    assert rows[0].target == "steady" and rows[0].open and rows[0].to_state is State.DOWN
+    assert len(rows) == 3
