@@ -253,32 +253,48 @@ def _not_configured_record(target: ResolvedTarget) -> ProbeRecord:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    """``inferwatch probe --once``: a record per target (not configured ones included) as
-    each ends; exit 1 when a probe failed, 2 on a config error, 130 when interrupted (what
-    finished is printed, and which targets did not finish)."""
+    """``inferwatch probe --once``: a record per target (not configured ones included), in
+    config order as they end; exit 1 when a probe failed, 2 on a config error, 130 when
+    interrupted (what finished is printed, and which targets did not finish)."""
     from tui.prober import probe_once
 
     def report(config: Config, db: Path | None) -> int:
         targets = config.resolved()
-        for t in targets:
-            if not t.is_configured():
-                _print_record(_not_configured_record(t), args.json)
+        # Printed in config order, each as soon as it and every target before it ended;
+        # interrupted, what finished is printed anyway (still in config order).
+        order = [t.name for t in targets]
+        ready = {t.name: _not_configured_record(t) for t in targets if not t.is_configured()}
         done: list[ProbeRecord] = []
+        shown = 0
 
-        def printed(record: ProbeRecord) -> None:
+        def flush(everything: bool = False) -> None:
+            nonlocal shown
+            while shown < len(order):
+                record = ready.pop(order[shown], None)
+                if record is not None:
+                    _print_record(record, args.json)
+                elif not everything:
+                    return
+                shown += 1
+
+        def finished(record: ProbeRecord) -> None:
             done.append(record)
-            _print_record(record, args.json)
+            ready[record.target] = record
+            flush()
 
+        flush()
         try:
-            asyncio.run(probe_once(config, db, printed))
+            asyncio.run(probe_once(config, db, finished))
         except KeyboardInterrupt:
-            finished = {r.target for r in done}
-            left = [t.name for t in targets if t.is_configured() and t.name not in finished]
+            flush(everything=True)
+            ended = {r.target for r in done}
+            left = [t.name for t in targets if t.is_configured() and t.name not in ended]
             _err(
                 f"interrupted: {len(done)} probe(s) finished"
                 + (f"; not finished: {', '.join(left)}" if left else "")
             )
             return 130
+        flush(everything=True)
         return EXIT_PROBE_FAILED if any(r.status != "ok" for r in done) else EXIT_OK
 
     if args.demo:
