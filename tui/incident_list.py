@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from store.health import State
-from store.incidents import Incident
+
+if TYPE_CHECKING:
+    # store.incidents loads sqlite-utils: not before the dashboard's first paint.
+    from store.incidents import Incident
 
 #: A closed incident shorter than this, seconds, is a blip (folded per target).
 BLIP_S = 60.0
