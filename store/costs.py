@@ -2,10 +2,11 @@
 
 Two questions, answered from measured probes:
 
-* **Cost of monitoring**: per target, the mean cost of one probe over the window times the
-  probes the current schedule runs a day (``86400 / effective interval``: intervals are start
-  to start), per day and per 30-day month, and the total. A target whose probes are unpriced
-  makes the total a lower bound, and says so.
+* **Cost of monitoring**: per target, the mean cost of one canary probe over the window times
+  the probes the current schedule runs a day (``86400 / effective interval``: intervals are
+  start to start), per day and per 30-day month, and the total. A target whose probes are
+  unpriced makes the total a lower bound, and says so. Cache checks and long-prompt workloads
+  run on their own schedules and are not in it (docs/questions.md gives their cost).
 * **Feature projections**: for each ``[[features]]`` entry and each target, the cost of one
   request of that shape (same pricing as probes: config rates merged over the genai-prices
   snapshot), per day and per 30-day month at its volume; the expected latency
@@ -33,7 +34,7 @@ from probes.pricing import price_usage
 from probes.timestamps import iso
 from store.control import PublishedTarget, prober_status, published_targets
 from store.stats import median
-from store.tally import TALLY_COLUMNS, TALLY_FIELDS, tally_rows
+from store.tally import CANARY, CANARY_SQL, TALLY_COLUMNS, TALLY_FIELDS, tally_rows
 
 MINUTES_PER_DAY = 1440.0
 #: A rate-limit window shorter than this is read as a per-minute window.
@@ -56,7 +57,8 @@ def recent_costs(
     out: dict[str, list[float]] = {}
     for name in names:
         rows = db.query(
-            "SELECT cost_usd FROM probes WHERE target = ? AND cost_usd IS NOT NULL "
+            f"SELECT cost_usd FROM probes WHERE target = ? AND {CANARY_SQL} "
+            "AND cost_usd IS NOT NULL "
             "ORDER BY started_at DESC LIMIT ?",
             [name, limit],
         )
@@ -204,8 +206,8 @@ def monitoring_report(
     for t in published_targets(db):
         rows = list(
             db.query(
-                "SELECT cost_usd FROM probes WHERE target = ? AND started_at >= ? "
-                "AND started_at <= ?",
+                f"SELECT cost_usd FROM probes WHERE target = ? AND {CANARY_SQL} "
+                "AND started_at >= ? AND started_at <= ?",
                 [t.name, since, until],
             )
         )
@@ -279,13 +281,15 @@ def _f(row: Mapping[str, Any], key: str) -> float | None:
 def measure(rows: Sequence[Mapping[str, Any]]) -> Measured:
     """Measured latency and headroom from probe rows in time order (pure).
 
-    Latency uses successful probes only (docs/metrics.md, "Which samples feed which
-    statistics", through the same :class:`~store.tally.Tally` as the dashboard); headroom uses
-    every probe that carried rate-limit headers (a 429's zero headroom is real headroom).
+    Latency uses successful canary probes only (docs/metrics.md, "Which samples feed which
+    statistics", through the same :class:`~store.tally.Tally` as the dashboard; a row without
+    ``kind`` is a canary); headroom uses every probe that carried rate-limit headers, of any
+    kind (a 429's zero headroom is real headroom, and a workload's is the same key's).
     """
-    tally = tally_rows((tuple(r.get(k) for k in TALLY_FIELDS) for r in rows), exact=True)
+    canaries = [r for r in rows if (r.get("kind") or CANARY) == CANARY]
+    tally = tally_rows((tuple(r.get(k) for k in TALLY_FIELDS) for r in canaries), exact=True)
     figures = tally.figures()
-    ok = [r for r in rows if r.get("status") == "ok"]
+    ok = [r for r in canaries if r.get("status") == "ok"]
     rpm = [
         per_minute_capacity(v, _f(r, "ratelimit_reset_requests_s"))
         for r in rows
@@ -536,8 +540,8 @@ class ProjectionReport:
 
 
 _MEASURE_COLUMNS = (
-    f"{TALLY_COLUMNS}, started_at, ratelimit_remaining_requests, ratelimit_remaining_tokens, "
-    "ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
+    f"{TALLY_COLUMNS}, kind, started_at, ratelimit_remaining_requests, "
+    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
 
 

@@ -12,7 +12,7 @@ import sqlite_utils
 
 from probes.timestamps import iso
 from store.incidents import Incident, target_incidents
-from store.tally import error_label, rank_errors
+from store.tally import CANARY_SQL, error_label, rank_errors
 from store.trends import Trend, trends
 
 
@@ -103,7 +103,8 @@ def target_detail(
     counts: Counter[str] = Counter()
     for kind, at, message, status in db.conn.execute(
         "SELECT error_kind, started_at, error_message, http_status FROM probes "
-        "WHERE target = ? AND started_at >= ? AND status != 'ok' ORDER BY started_at DESC",
+        f"WHERE target = ? AND started_at >= ? AND status != 'ok' AND {CANARY_SQL} "
+        "ORDER BY started_at DESC",
         [name, iso(start)],
     ):
         key = error_label(kind)
