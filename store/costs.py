@@ -11,7 +11,9 @@ Two questions, answered from measured probes:
   request of that shape (same pricing as probes: config rates merged over the genai-prices
   snapshot), per day and per 30-day month at its volume; the expected latency
   ``TTFT + output_tokens / decode TPS`` at the TTFT's P50 and P99 (decode TPS: the window's
-  median), with the window and sample counts it comes from; and whether the volume fits the
+  median; TTFT at the feature's input size from the canary and the long-prompt workloads,
+  :func:`store.prefill.ttft_at_size`, saying which size it used), with the window and sample
+  counts it comes from; and whether the volume fits the
   provider's rate limits seen in the headroom headers, and which limit breaks first at 10x.
 
 Pure functions take plain values (tested with hand-computed numbers); the query functions read
@@ -33,6 +35,7 @@ from probes.dialects.base import Usage
 from probes.pricing import price_usage
 from probes.timestamps import iso
 from store.control import PublishedTarget, prober_status, published_targets
+from store.prefill import SizedTtft, SizePoint, size_points, ttft_at_size
 from store.stats import median
 from store.tally import CANARY, CANARY_SQL, TALLY_COLUMNS, TALLY_FIELDS, tally_rows
 
@@ -429,6 +432,9 @@ class Projection:
         latency_p99_ms: ``TTFT P99 + output_tokens / decode TPS P50``, ms; None without data.
         measured: the measurements and the data window they come from.
         fit: rate-limit fit at this volume and at 10x.
+        ttft: the TTFT at the feature's ``input_tokens`` the latencies use, and which measured
+            size(s) it comes from (:func:`store.prefill.ttft_at_size`); None when no size
+            point was given (then the canary's TTFT, ``measured``, is used).
         cheapest: the lowest known cost per request among this feature's targets.
         fastest: the lowest expected P50 latency among this feature's targets.
     """
@@ -448,6 +454,7 @@ class Projection:
     fit: RateFit
     cheapest: bool = False
     fastest: bool = False
+    ttft: SizedTtft | None = None
 
 
 def feature_usage(feature: FeatureConfig) -> Usage:
@@ -461,7 +468,11 @@ def feature_usage(feature: FeatureConfig) -> Usage:
 
 
 def project(
-    feature: FeatureConfig, target: ResolvedTarget, measured: Measured, when: datetime
+    feature: FeatureConfig,
+    target: ResolvedTarget,
+    measured: Measured,
+    when: datetime,
+    points: Sequence[SizePoint] = (),
 ) -> Projection:
     """Project one feature onto one target (pure apart from the bundled price snapshot).
 
@@ -470,7 +481,13 @@ def project(
         target: the target, for its model and rates (config merged over genai-prices).
         measured: the target's measurements over the window.
         when: the time prices are taken at (UTC).
+        points: TTFT measured per prompt size (:func:`store.prefill.size_points`): the
+            latency then uses the TTFT at the feature's ``input_tokens`` (nearest size,
+            interpolated between sizes) instead of the canary's.
     """
+    sized = ttft_at_size(points, feature.input_tokens) if points else None
+    ttft_p50 = sized.ttft_p50_ms if sized is not None else measured.ttft_p50_ms
+    ttft_p99 = sized.ttft_p99_ms if sized is not None else measured.ttft_p99_ms
     cost = price_usage(feature_usage(feature), target.config, target.prices_id, when)
     per_request = None if cost is None else cost.cost_usd
     per_day = None if per_request is None else per_request * feature.requests_per_day
@@ -485,10 +502,10 @@ def project(
         per_day_usd=per_day,
         per_month_usd=None if per_day is None else per_day * DAYS_PER_MONTH,
         latency_p50_ms=expected_latency_ms(
-            measured.ttft_p50_ms, feature.output_tokens, measured.decode_tps_p50
+            ttft_p50, feature.output_tokens, measured.decode_tps_p50
         ),
         latency_p99_ms=expected_latency_ms(
-            measured.ttft_p99_ms, feature.output_tokens, measured.decode_tps_p50
+            ttft_p99, feature.output_tokens, measured.decode_tps_p50
         ),
         measured=measured,
         fit=rate_fit(
@@ -497,6 +514,7 @@ def project(
             measured.rpm_capacity,
             measured.tpm_capacity,
         ),
+        ttft=sized,
     )
 
 
@@ -540,21 +558,26 @@ class ProjectionReport:
 
 
 _MEASURE_COLUMNS = (
-    f"{TALLY_COLUMNS}, kind, started_at, ratelimit_remaining_requests, "
+    f"{TALLY_COLUMNS}, kind, workload, cold, started_at, ratelimit_remaining_requests, "
     "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
 
 
-def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
-    """Measure one target from its probes with ``since <= started_at <= until``."""
-    rows = list(
+def _window_rows(
+    db: sqlite_utils.Database, target: str, since: str, until: str
+) -> list[dict[str, Any]]:
+    return list(
         db.query(
             f"SELECT {_MEASURE_COLUMNS} FROM probes WHERE target = ? AND started_at >= ? "
             "AND started_at <= ? ORDER BY started_at",
             [target, since, until],
         )
     )
-    return measure(rows)
+
+
+def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
+    """Measure one target from its probes with ``since <= started_at <= until``."""
+    return measure(_window_rows(db, target, since, until))
 
 
 def feature_projections(
@@ -584,12 +607,14 @@ def feature_projections(
         if not features:
             raise KeyError(feature)
     targets = config.resolved()
-    measured = {
-        t.name: measure_window(db, t.name, since, until) if db is not None else Measured()
-        for t in targets
-    }
+    measured: dict[str, Measured] = {}
+    points: dict[str, list[SizePoint]] = {}
+    for t in targets:
+        rows = _window_rows(db, t.name, since, until) if db is not None else []
+        # One read per target: the canary's figures and every measured prompt size.
+        measured[t.name], points[t.name] = measure(rows), size_points(rows)
     out = [
-        project(f, t, measured[t.name], now)
+        project(f, t, measured[t.name], now, points[t.name])
         for f in features
         for t in targets
         if not f.targets or t.name in f.targets

@@ -23,6 +23,25 @@ def _mark(value: bool | None) -> str:
     return "?" if value is None else ("✔" if value else "✖")
 
 
+def load_text(fits: Sequence[FallbackFit]) -> str:
+    """What the group row adds about its fallbacks' capacity: `` · takes load 1x ✔ 10x ✖``
+    (one fallback; ``name 1x ✔ 10x ✖`` each with several), `` · takes load ? no headroom
+    headers`` when no limit is known, "" when no feature traffic would move. The whole answer
+    (which limit, at what multiple) is on the ``$`` screen and in ``inferwatch cost``."""
+    moving = [f for f in fits if f.features]
+    if not moving:
+        return ""
+
+    def verdict(fit: FallbackFit) -> str:
+        if fit.fits is None:
+            return "? no headroom headers"
+        return f"1x {_mark(fit.fits)} 10x {_mark(fit.fits_at_10x)}"
+
+    if len(moving) == 1:
+        return f" · takes load {verdict(moving[0])}"
+    return " · takes load " + ", ".join(f"{f.fallback} {verdict(f)}" for f in moving)
+
+
 def fallback_table(fits: Sequence[FallbackFit]) -> Table:
     """One row per group fallback: the primary's traffic, the fallback's headroom, whether it
     fits at 1x and 10x, and which limit fills first (and at what multiple)."""
