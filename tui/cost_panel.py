@@ -92,9 +92,8 @@ def projection_table(report: ProjectionReport, feature: str) -> Table:
     volume = f"{rows[0].requests_per_day:,.0f} requests/day" if rows else ""
     size = next((p.ttft.input_tokens for p in rows if p.ttft is not None), None)
     prompt_note = (
-        f"\nTTFT at the feature's {size:,} input tokens from the nearest measured prompt size "
-        '("TTFT at"; "1k–10k": interpolated; "(smaller)": the largest measured prompt is '
-        "smaller, latency will be higher; docs/questions.md)"
+        f"\nTTFT at the feature's {size:,} input tokens, from the measured prompt sizes "
+        '(column "TTFT at", docs/questions.md)'
         if size is not None
         else ""
     )
@@ -200,17 +199,18 @@ def render_cost_panel(
     monitoring: MonitoringReport | None,
     fallbacks: Sequence[FallbackFit] = (),
 ) -> RenderableType:
-    """The whole cost panel: one table per feature, whether each group's fallback takes the
-    primary's load, then the cost of monitoring.
+    """The whole cost panel: whether each group's fallback takes the primary's load, one
+    table per feature, then the cost of monitoring.
 
     Either report may be None (no features configured, no database yet).
     """
     parts: list[RenderableType] = []
+    if fallbacks:
+        # First: on call, "can the fallback take the load?" is asked under pressure.
+        parts.append(fallback_table(fallbacks))
     if projections is not None:
         for name in dict.fromkeys(p.feature for p in projections.projections):
             parts.append(projection_table(projections, name))
-    if fallbacks:
-        parts.append(fallback_table(fallbacks))
     if monitoring is not None:
         parts.append(monitoring_table(monitoring))
     if not parts:
