@@ -367,7 +367,7 @@ def m008_engine(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m011_canary_rollups(db: sqlite_utils.Database) -> None:
+def m012_canary_rollups(db: sqlite_utils.Database) -> None:
     """Rollups count canary probes only (docs/questions.md, "Probe kinds"): take the cache
     checks, workloads and cold-schedule probes that earlier rollups counted back out of them
     (``store.rollups.remove_non_canaries``), so a target's long-window figures are its

@@ -138,7 +138,7 @@ def test_migration_takes_non_canaries_out_of_old_rollups(tmp_path: Path) -> None
     mixed = db.conn.execute("SELECT probes, ok FROM rollup_day").fetchone()
     assert mixed == (11, 8)
     # A database from before m011: the migration runs when the prober opens it.
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm011_canary_rollups'")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm012_canary_rollups'")
     db.execute("DELETE FROM maintenance WHERE key = 'canary_rollups'")
     db.conn.commit()
     db.close()
