@@ -160,3 +160,18 @@ def test_projection_uses_ttft_at_the_features_size(db_path: Path) -> None:
     decode = statistics.median(canary_values(db_path, "chat-fallback", "decode_tps"))
     assert p.ttft is not None and p.ttft.method == "interpolated"
     assert p.latency_p50_ms == pytest.approx(ttft + 300 / decode * 1000, abs=1e-6)
+
+
+def test_recent_probes_name_their_kind(db_path: Path) -> None:
+    from store.detail import target_detail
+    from tui.panels import recent_panel
+
+    db = open_db(db_path)
+    try:
+        detail = target_detail(db, "chat-fallback", 3600, NOW, recent=200)
+    finally:
+        db.close()
+    text = recent_panel(detail, NOW, 120).plain
+    assert text.count("✔ workload 1k") == 12 and text.count("✔ workload 10k") == 11
+    assert "✖ first_token_ (workload 10k) no first token in 30 s" in text
+    assert text.count("✔ ok") == 200 - 24  # canaries say plain "ok"
