@@ -98,7 +98,7 @@ async def test_overview_groups_primary_and_fallback_at_80x24(db_path: Path) -> N
         rows = t.row_texts()
         assert "primary ✖ down · fallback ✔ up" in rows[0]
         assert rows[1].split()[:3] == ["✖", "down", "4m"]
-        assert "├ chat-primary" in rows[1] and "└ chat-fallba" in rows[2]
+        assert "├ chat-primary" in rows[1] and "└◆chat-fallba" in rows[2]
         assert "▲ degraded" in rows[5] and "○ not configured" in rows[7]
         assert all(len(r) <= 79 for r in rows)  # never wraps
         # uptime and the share of the window seen; $/req makes room for the state words
@@ -650,8 +650,8 @@ async def test_on_calls_view_at_80x24(db_path: Path) -> None:
         await loaded(pilot, app)
         assert drawing(app, "#summary") == "✔ 4 up · ▲ 1 degraded · ✖ 1 down · ○ 1 not configured"
         rows = table(app).row_texts()
-        # The primary is down: the fallback is where traffic should go now.
-        assert rows[0].rstrip().endswith("◆ best now chat-fallback")
+        # The primary is down: the fallback is where traffic should go now (◆ in its branch).
+        assert "├ chat-primary" in rows[1] and "└◆chat-fallba" in rows[2]
         footer = app.screen._compositor.render_strips()[-1].text
         assert footer.startswith(" q quit  ? keys  i incidents")
         await pilot.press("end")

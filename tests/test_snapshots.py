@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests import dashboard_fixture
+from tests import dashboard_fixture, questions_fixture
 from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp
 
@@ -56,8 +56,8 @@ def ready(*keys: str, detail: bool = False) -> Callable[[Pilot[Any]], Awaitable[
 def test_overview_80x24(app: InferwatchApp, snap_compare: SnapCompare) -> None:
     """Overview at 80x24. Look for: the status line (window 1h, prober up since 10:59:55Z);
     the summary line "✔ 4 up · ▲ 1 degraded · ✖ 1 down · ○ 1 not configured"; the "group
-    chat" row saying primary ✖ down, fallback ✔ up, "◆ best now chat-fallback", with
-    chat-primary and chat-fallback under it (├/└); every target's row in one line each, no
+    chat" row saying primary ✖ down, fallback ✔ up, with chat-primary and chat-fallback
+    under it (├ / └◆: ◆ marks chat-fallback as the member to use now); every target's row in one line each, no
     wrapping, with state word + symbol, "for", P50/P99, tok/s, err, uptime, seen, last;
     "○ not configured" for the unconfigured target; below, chat-primary's panel (since
     11:55:01Z, the HTTP 503, "uptime 85.0% over 99% of 1h seen · success 85%") and the
@@ -134,3 +134,67 @@ def test_incidents_80x24(app: InferwatchApp, snap_compare: SnapCompare) -> None:
     """The `i` screen at 80x24 after `f` (down only). Look for: "down only" in the title, the
     OPEN chat-primary outage first, then its earlier outage; no flaky-mix (degraded) line."""
     assert snap_compare(app, terminal_size=NORMAL, run_before=ready("i", "f"))
+
+
+@pytest.fixture
+def questions_app(tmp_path: Path) -> InferwatchApp:
+    db = questions_fixture.build(tmp_path / "questions.db")
+    return InferwatchApp(
+        db,
+        window_s=3600,
+        source_label="fixture",
+        clock=lambda: NOW,
+        config=dashboard_fixture.config(),
+    )
+
+
+def ready_questions(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Wait for the first snapshot with the group's fallback fit, press ``keys``, then wait
+    for what the new screen reads (detail, cost reports)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, InferwatchApp)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.snap is not None and app.snap.fallbacks:
+                break
+        await pilot.press(*keys)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            snap = app.snap
+            if "enter" in keys and snap is not None and snap.detail is not None:
+                break
+            if "dollar_sign" in keys and app.cost is not None:
+                break
+            if "enter" not in keys and "dollar_sign" not in keys:
+                break
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_questions_overview_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """Issue 13's overview at 80x24. Look for: the group row "group chat · primary ✖ down ·
+    fallback ✔ up · takes load 1x ✔ 10x ✖"; in chat-primary's panel, under its state, the
+    line "measured ✖ down · official ✔ operational"."""
+    assert snap_compare(questions_app, terminal_size=NORMAL, run_before=ready_questions())
+
+
+def test_questions_detail_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """chat-fallback's detail at 80x24. Look for: "measured ✔ up · official ? unknown (HTTP
+    503 from the status page)"; its canary figures (P50 near 500 ms, no 10k workload in them);
+    "prompt caching: cache ✔ 92 % read, TTFT −38 %, cost −71 %  checked 11:48:00Z"; "cold
+    starts: cold 10 % of 120 probes · P50 cold 4.5 s vs warm 4xx ms (+4.0 s)"."""
+    assert snap_compare(
+        questions_app, terminal_size=NORMAL, run_before=ready_questions("down", "enter")
+    )
+
+
+def test_questions_cost_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """The ``$`` screen at 80x24. Look for: the support-chat table's first columns (it
+    scrolls sideways) and its caption on the TTFT at the feature's 1,200 input tokens; scroll
+    position at the top."""
+    assert snap_compare(
+        questions_app, terminal_size=NORMAL, run_before=ready_questions("dollar_sign")
+    )
