@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,11 +66,13 @@ from store.history import (
     StoredProbe,
     host_of,
     last_probe_starts,
+    steady_clock,
 )
 from store.official_status import save_statuses
 from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
+from tui.prober_log import log, log_events, log_gap
 from tui.prober_worker import WorkerInit
 
 T = TypeVar("T")
@@ -105,12 +107,6 @@ HEAVY_EVENTS = 2_000
 WORKER_SILENT_S = 30.0
 #: Seconds a stopping worker gets before it is killed.
 _WORKER_STOP_S = 5.0
-
-
-def log(message: str) -> None:
-    """One line on stderr (the prober's log), UTC-stamped."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"{stamp} inferwatch: {message}", file=sys.stderr, flush=True)
 
 
 def _set_paused(
@@ -163,6 +159,7 @@ class DbWriter:
         self._path = path
         self._busy_timeout_s = busy_timeout_s
         self._db: sqlite_utils.Database | None = None
+        self._identity: tuple[int, int] | None = None
         self._cond = threading.Condition()
         self._calls: deque[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]] = deque()
         self._records: deque[ProbeRecord] = deque()
@@ -186,8 +183,29 @@ class DbWriter:
         if self._db is None:
             self._db = open_db(self._path)
             self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            st = os.stat(self._path)
+            self._identity = (st.st_dev, st.st_ino)
             self._make_reserve()
         return self._db
+
+    def gone(self) -> str | None:
+        """Why the file the connection writes is no longer the database at its path
+        ("deleted", "replaced"), or None while it is (or before it is opened). Any thread."""
+        identity = self._identity
+        if identity is None:
+            return None
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return "deleted"
+        except OSError:
+            return None  # unreadable for a moment (a busy NFS server): look again later
+        return None if (st.st_dev, st.st_ino) == identity else "replaced"
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
 
     @property
     def reserve_path(self) -> Path:
@@ -406,6 +424,35 @@ class DbWriter:
             self._db = None
 
 
+# ---- clocks ------------------------------------------------------------------------------
+
+
+class SteadyWallClock:
+    """UTC time that cannot run ahead of the steady clock: the wall time at construction plus
+    the steady time since, or the wall clock when that is earlier.
+
+    Retention measures ages from it (and from the newest stored probe, ``store.rollups``):
+    a wall clock stepped ahead by days while the prober runs deletes nothing early.
+
+    Args:
+        wall: the current UTC time (inject for tests).
+        steady: a clock that never jumps, seconds (``store.history.steady_clock``).
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        steady: Callable[[], float] = steady_clock,
+    ) -> None:
+        self._wall, self._steady = wall, steady
+        self._anchor = (wall(), steady())
+
+    def now(self) -> datetime:
+        """The current UTC time, at most as far from the start as the steady clock went."""
+        wall_at, steady_at = self._anchor
+        return min(self._wall(), wall_at + timedelta(seconds=self._steady() - steady_at))
+
+
 # ---- problems shown on the status line ---------------------------------------------------
 
 
@@ -539,6 +586,10 @@ class Prober:
         self.phases: dict[str, Phase] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._config_json: str | None = None
+        self.clock = SteadyWallClock()
+        self.ended: str | None = None
+        """Why the prober stopped on its own (its database deleted or replaced, its
+        dashboard gone), None when asked to stop."""
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -558,6 +609,9 @@ class Prober:
         watched = monitored(config, resolved=resolved)
         self.history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
         history = self.history
+        if history.start_gap is not None:
+            gap = history.start_gap
+            log_gap(gap.started_at, gap.ended_at, gap.message)
         oncall = self.oncall
         if oncall is not None:
             await writer.call(lambda db: oncall.attach(history))
@@ -817,13 +871,16 @@ class Prober:
             if self.on_record is not None:
                 self.on_record(item.record)
             transitions += item.transitions
+            # The network gaps they opened or closed (state changes are logged below).
+            log_events([e for e in item.events if not isinstance(e, Transition)])
         if transitions:
             self.state_changed(transitions)
 
     def state_changed(self, transitions: list[Transition]) -> None:
         """Every committed state change passes here: those probes caused (via
-        :meth:`stored`) and pauses and resumes. Alert delivery hooks in here; nothing may
-        block. (Nothing is attached yet.)"""
+        :meth:`stored`) and pauses and resumes. Each is one log line (``tui.prober_log``);
+        alert delivery hooks in here too; nothing may block."""
+        log_events(transitions)
 
     def _dropped(self, record: ProbeRecord, exc: BaseException) -> None:
         text = f"a probe of {record.target!r} could not be stored ({exc!r})"
@@ -929,7 +986,9 @@ class Prober:
         """Heartbeat: record a gap if we were stalled, then say we are alive and how."""
         assert self.history is not None
         history = self.history
-        await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        gap = await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        if gap is not None:
+            log_gap(gap.started_at, gap.ended_at, gap.message)
         await self.writer.call(
             functools.partial(
                 control.heartbeat,
@@ -951,7 +1010,20 @@ class Prober:
         while not self.stop.is_set():
             try:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    log("the dashboard that started this prober is gone: stopping")
+                    self.ended = "the dashboard that started this prober is gone"
+                    log(f"{self.ended}: stopping", "lifecycle")
+                    self.stop.set()
+                    break
+                gone = self.writer.gone()
+                if gone is not None:
+                    # Writing on would fill a file nobody can open again: stop, and say so
+                    # (the dashboard says so too); a new start creates the database afresh.
+                    self.ended = f"the database {self.writer.path} was {gone}"
+                    log(
+                        f"{self.ended} under the prober: stopping, nothing more is written to "
+                        "it; start the prober again to probe into a new database",
+                        "lifecycle",
+                    )
                     self.stop.set()
                     break
                 self.storage_problem()
@@ -992,7 +1064,7 @@ class Prober:
                     await self._sleep(MAINTENANCE_PERIOD_S)
                     continue
                 steps: Iterator[str] = await self.writer.call(
-                    lambda db: maintenance_steps(db, datetime.now(UTC), retention)
+                    functools.partial(_maintenance, now=self.clock.now(), retention=retention)
                 )
                 # One step per writer call: queued probe inserts run in between.
                 while not self.stop.is_set():
@@ -1029,6 +1101,10 @@ def _tick(oncall: OnCall, db: sqlite_utils.Database) -> None:
     oncall.tick()
 
 
+def _maintenance(db: sqlite_utils.Database, now: datetime, retention: Retention) -> Iterator[str]:
+    return maintenance_steps(db, now, retention)
+
+
 def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
@@ -1061,8 +1137,11 @@ async def run_prober(
     on_record: Callable[[ProbeRecord], None] | None = None,
     parent_pid: int | None = None,
     metrics_listen: str | None = None,
-) -> None:
+) -> str | None:
     """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
+
+    Returns None when asked to stop, or why it stopped on its own: its database deleted or
+    replaced (nothing more is written into the unlinked file), its dashboard gone.
 
     Args:
         config: the validated config.
@@ -1079,7 +1158,7 @@ async def run_prober(
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     oncall = OnCall(config, db_path, metrics_listen=metrics_listen)  # alerts and /metrics
@@ -1107,11 +1186,15 @@ async def run_prober(
             *(asyncio.create_task(prober.supervise(w)) for w in prober.workers),
         ]
         await stop.wait()
+        log(f"stopping ({prober.ended or 'asked to'})", "lifecycle")
         await prober.stop_workers()
         await asyncio.gather(*tasks, *prober._tasks, return_exceptions=True)
     finally:
         oncall.close()
-        await loop.run_in_executor(None, writer.close)
+        # Held probes are stored before exit, unless the file is gone: then not one more.
+        flush_s = 0.0 if writer.gone() else 10.0
+        await loop.run_in_executor(None, functools.partial(writer.close, flush_s))
+    return prober.ended
 
 
 async def probe_once(config: Config, db_path: Path | None) -> list[ProbeRecord]:
