@@ -160,6 +160,7 @@ class DbWriter:
         self._busy_timeout_s = busy_timeout_s
         self._db: sqlite_utils.Database | None = None
         self._identity: tuple[int, int] | None = None
+        self._sidecar_ids: dict[Path, tuple[int, int]] = {}
         self._cond = threading.Condition()
         self._calls: deque[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]] = deque()
         self._records: deque[ProbeRecord] = deque()
@@ -185,8 +186,26 @@ class DbWriter:
             self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             st = os.stat(self._path)
             self._identity = (st.st_dev, st.st_ino)
+            for side in self._sidecars():
+                with contextlib.suppress(OSError):
+                    st = os.stat(side)
+                    self._sidecar_ids[side] = (st.st_dev, st.st_ino)
             self._make_reserve()
         return self._db
+
+    def _sidecars(self) -> list[Path]:
+        return [self._path.with_name(self._path.name + s) for s in ("-wal", "-shm")]
+
+    def drop_sidecars(self) -> None:
+        """Unlink this connection's ``-wal`` and ``-shm`` files when the database was
+        deleted or replaced under it, if they are still the ones it opened: SQLite pairs a
+        WAL with whatever main file has its name, so the next process to open the path would
+        read the old database's pages into the new one."""
+        for side, identity in self._sidecar_ids.items():
+            with contextlib.suppress(OSError):
+                st = os.stat(side)
+                if (st.st_dev, st.st_ino) == identity:
+                    side.unlink()
 
     def gone(self) -> str | None:
         """Why the file the connection writes is no longer the database at its path
@@ -1019,6 +1038,7 @@ class Prober:
                     # Writing on would fill a file nobody can open again: stop, and say so
                     # (the dashboard says so too); a new start creates the database afresh.
                     self.ended = f"the database {self.writer.path} was {gone}"
+                    self.writer.drop_sidecars()
                     log(
                         f"{self.ended} under the prober: stopping, nothing more is written to "
                         "it; start the prober again to probe into a new database",
