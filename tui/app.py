@@ -409,9 +409,13 @@ class InferwatchApp(App[None]):
     def _notice(self) -> str:
         if self._db_notice:
             return self._db_notice
-        if self.prober_dead():
-            return f"prober not running: {self.restart_hint()}"
-        return ""
+        if not self.prober_dead():
+            return ""
+        snap = self.snap
+        age = snap.prober_age_s if snap is not None and snap.prober is not None else None
+        if age is not None and age > PROBER_DEAD_AFTER_S:
+            return self.restart_hint()  # the line says "prober not running since" already
+        return f"prober not running: {self.restart_hint()}"
 
     # ---- reading -------------------------------------------------------------------------
 

@@ -503,6 +503,10 @@ def cmd_run(args: argparse.Namespace, *, attach: bool = False) -> int:
             )
         )
     db = args.db or default_db_path()
+    if not args.headless and not attach and not takeover and is_held(db):
+        # Before the config is read: the answer does not depend on it.
+        _err(_busy_message(ProberBusy(db, read_info(db))))
+        return EXIT_BUSY
     path: Path | None = None
     if args.demo_port is not None:
         config, label = demo_config(args.demo_port), "demo"
