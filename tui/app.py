@@ -349,6 +349,7 @@ class InferwatchApp(App[None]):
         watch = FileWatch(self.db_path)
         last: Files | None = None
         while not self._watch_stop.is_set():
+            files: Files | None
             try:
                 files = watch.look()
             except Exception as exc:  # never let a look take the dashboard down
@@ -540,9 +541,10 @@ class InferwatchApp(App[None]):
         self._check_size(event.size.width, event.size.height)
 
     def _watch_terminal(self) -> None:
-        # If the terminal went away (SSH drop without SIGHUP), exit instead of spinning.
+        # If the terminal went away (SSH drop without SIGHUP: a hung-up terminal answers
+        # isatty() with EIO, so False), end as on SIGHUP instead of spinning.
         if not sys.stdin or not sys.stdin.isatty():
-            self.exit()
+            self.end_on_signal(signal.SIGHUP)
 
     # ---- actions -------------------------------------------------------------------------
 
