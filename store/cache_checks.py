@@ -28,12 +28,16 @@ def save_cache_check(db: sqlite_utils.Database, result: CacheCheckResult) -> int
     return int(rowid or 0)
 
 
-def latest_cache_checks(db: sqlite_utils.Database) -> dict[str, CacheCheckResult]:
-    """The newest check per target name."""
+def latest_cache_checks(
+    db: sqlite_utils.Database, target: str | None = None
+) -> dict[str, CacheCheckResult]:
+    """The newest check per target name (of ``target`` only, when given)."""
+    only, params = (" AND c.target = ?", [target]) if target is not None else ("", [])
     rows = db.query(
         f"SELECT {', '.join(_COLUMNS)} FROM cache_checks c WHERE id = "
         "(SELECT id FROM cache_checks WHERE target = c.target ORDER BY started_at DESC, id DESC "
-        "LIMIT 1) ORDER BY target"
+        f"LIMIT 1){only} ORDER BY target",
+        params,
     )
     return {r["target"]: CacheCheckResult(**r) for r in rows}
 

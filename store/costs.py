@@ -2,15 +2,18 @@
 
 Two questions, answered from measured probes:
 
-* **Cost of monitoring**: per target, the mean cost of one probe over the window times the
-  probes the current schedule runs a day (``86400 / effective interval``: intervals are start
-  to start), per day and per 30-day month, and the total. A target whose probes are unpriced
-  makes the total a lower bound, and says so.
+* **Cost of monitoring**: per target, the mean cost of one canary probe over the window times
+  the probes the current schedule runs a day (``86400 / effective interval``: intervals are
+  start to start), per day and per 30-day month, and the total. A target whose probes are
+  unpriced makes the total a lower bound, and says so. Cache checks and long-prompt workloads
+  run on their own schedules and are not in it (docs/questions.md gives their cost).
 * **Feature projections**: for each ``[[features]]`` entry and each target, the cost of one
   request of that shape (same pricing as probes: config rates merged over the genai-prices
   snapshot), per day and per 30-day month at its volume; the expected latency
   ``TTFT + output_tokens / decode TPS`` at the TTFT's P50 and P99 (decode TPS: the window's
-  median), with the window and sample counts it comes from; and whether the volume fits the
+  median; TTFT at the feature's input size from the canary and the long-prompt workloads,
+  :func:`store.prefill.ttft_at_size`, saying which size it used), with the window and sample
+  counts it comes from; and whether the volume fits the
   provider's rate limits seen in the headroom headers, and which limit breaks first at 10x.
 
 Pure functions take plain values (tested with hand-computed numbers); the query functions read
@@ -32,8 +35,9 @@ from probes.dialects.base import Usage
 from probes.pricing import price_usage
 from probes.timestamps import iso
 from store.control import PublishedTarget, prober_status, published_targets
+from store.prefill import SizedTtft, SizePoint, size_points, ttft_at_size
 from store.stats import median
-from store.tally import TALLY_COLUMNS, TALLY_FIELDS, tally_rows
+from store.tally import CANARY, CANARY_SQL, TALLY_COLUMNS, TALLY_FIELDS, tally_rows
 
 MINUTES_PER_DAY = 1440.0
 #: A rate-limit window shorter than this is read as a per-minute window.
@@ -56,7 +60,8 @@ def recent_costs(
     out: dict[str, list[float]] = {}
     for name in names:
         rows = db.query(
-            "SELECT cost_usd FROM probes WHERE target = ? AND cost_usd IS NOT NULL "
+            f"SELECT cost_usd FROM probes WHERE target = ? AND {CANARY_SQL} "
+            "AND cost_usd IS NOT NULL "
             "ORDER BY started_at DESC LIMIT ?",
             [name, limit],
         )
@@ -204,8 +209,8 @@ def monitoring_report(
     for t in published_targets(db):
         rows = list(
             db.query(
-                "SELECT cost_usd FROM probes WHERE target = ? AND started_at >= ? "
-                "AND started_at <= ?",
+                f"SELECT cost_usd FROM probes WHERE target = ? AND {CANARY_SQL} "
+                "AND started_at >= ? AND started_at <= ?",
                 [t.name, since, until],
             )
         )
@@ -279,13 +284,15 @@ def _f(row: Mapping[str, Any], key: str) -> float | None:
 def measure(rows: Sequence[Mapping[str, Any]]) -> Measured:
     """Measured latency and headroom from probe rows in time order (pure).
 
-    Latency uses successful probes only (docs/metrics.md, "Which samples feed which
-    statistics", through the same :class:`~store.tally.Tally` as the dashboard); headroom uses
-    every probe that carried rate-limit headers (a 429's zero headroom is real headroom).
+    Latency uses successful canary probes only (docs/metrics.md, "Which samples feed which
+    statistics", through the same :class:`~store.tally.Tally` as the dashboard; a row without
+    ``kind`` is a canary); headroom uses every probe that carried rate-limit headers, of any
+    kind (a 429's zero headroom is real headroom, and a workload's is the same key's).
     """
-    tally = tally_rows((tuple(r.get(k) for k in TALLY_FIELDS) for r in rows), exact=True)
+    canaries = [r for r in rows if (r.get("kind") or CANARY) == CANARY]
+    tally = tally_rows((tuple(r.get(k) for k in TALLY_FIELDS) for r in canaries), exact=True)
     figures = tally.figures()
-    ok = [r for r in rows if r.get("status") == "ok"]
+    ok = [r for r in canaries if r.get("status") == "ok"]
     rpm = [
         per_minute_capacity(v, _f(r, "ratelimit_reset_requests_s"))
         for r in rows
@@ -425,6 +432,9 @@ class Projection:
         latency_p99_ms: ``TTFT P99 + output_tokens / decode TPS P50``, ms; None without data.
         measured: the measurements and the data window they come from.
         fit: rate-limit fit at this volume and at 10x.
+        ttft: the TTFT at the feature's ``input_tokens`` the latencies use, and which measured
+            size(s) it comes from (:func:`store.prefill.ttft_at_size`); None when no size
+            point was given (then the canary's TTFT, ``measured``, is used).
         cheapest: the lowest known cost per request among this feature's targets.
         fastest: the lowest expected P50 latency among this feature's targets.
     """
@@ -444,6 +454,7 @@ class Projection:
     fit: RateFit
     cheapest: bool = False
     fastest: bool = False
+    ttft: SizedTtft | None = None
 
 
 def feature_usage(feature: FeatureConfig) -> Usage:
@@ -457,7 +468,11 @@ def feature_usage(feature: FeatureConfig) -> Usage:
 
 
 def project(
-    feature: FeatureConfig, target: ResolvedTarget, measured: Measured, when: datetime
+    feature: FeatureConfig,
+    target: ResolvedTarget,
+    measured: Measured,
+    when: datetime,
+    points: Sequence[SizePoint] = (),
 ) -> Projection:
     """Project one feature onto one target (pure apart from the bundled price snapshot).
 
@@ -466,7 +481,13 @@ def project(
         target: the target, for its model and rates (config merged over genai-prices).
         measured: the target's measurements over the window.
         when: the time prices are taken at (UTC).
+        points: TTFT measured per prompt size (:func:`store.prefill.size_points`): the
+            latency then uses the TTFT at the feature's ``input_tokens`` (nearest size,
+            interpolated between sizes) instead of the canary's.
     """
+    sized = ttft_at_size(points, feature.input_tokens) if points else None
+    ttft_p50 = sized.ttft_p50_ms if sized is not None else measured.ttft_p50_ms
+    ttft_p99 = sized.ttft_p99_ms if sized is not None else measured.ttft_p99_ms
     cost = price_usage(feature_usage(feature), target.config, target.prices_id, when)
     per_request = None if cost is None else cost.cost_usd
     per_day = None if per_request is None else per_request * feature.requests_per_day
@@ -481,10 +502,10 @@ def project(
         per_day_usd=per_day,
         per_month_usd=None if per_day is None else per_day * DAYS_PER_MONTH,
         latency_p50_ms=expected_latency_ms(
-            measured.ttft_p50_ms, feature.output_tokens, measured.decode_tps_p50
+            ttft_p50, feature.output_tokens, measured.decode_tps_p50
         ),
         latency_p99_ms=expected_latency_ms(
-            measured.ttft_p99_ms, feature.output_tokens, measured.decode_tps_p50
+            ttft_p99, feature.output_tokens, measured.decode_tps_p50
         ),
         measured=measured,
         fit=rate_fit(
@@ -493,6 +514,7 @@ def project(
             measured.rpm_capacity,
             measured.tpm_capacity,
         ),
+        ttft=sized,
     )
 
 
@@ -536,21 +558,26 @@ class ProjectionReport:
 
 
 _MEASURE_COLUMNS = (
-    f"{TALLY_COLUMNS}, started_at, ratelimit_remaining_requests, ratelimit_remaining_tokens, "
-    "ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
+    f"{TALLY_COLUMNS}, kind, workload, cold, started_at, ratelimit_remaining_requests, "
+    "ratelimit_remaining_tokens, ratelimit_reset_requests_s, ratelimit_reset_tokens_s"
 )
 
 
-def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
-    """Measure one target from its probes with ``since <= started_at <= until``."""
-    rows = list(
+def _window_rows(
+    db: sqlite_utils.Database, target: str, since: str, until: str
+) -> list[dict[str, Any]]:
+    return list(
         db.query(
             f"SELECT {_MEASURE_COLUMNS} FROM probes WHERE target = ? AND started_at >= ? "
             "AND started_at <= ? ORDER BY started_at",
             [target, since, until],
         )
     )
-    return measure(rows)
+
+
+def measure_window(db: sqlite_utils.Database, target: str, since: str, until: str) -> Measured:
+    """Measure one target from its probes with ``since <= started_at <= until``."""
+    return measure(_window_rows(db, target, since, until))
 
 
 def feature_projections(
@@ -580,12 +607,14 @@ def feature_projections(
         if not features:
             raise KeyError(feature)
     targets = config.resolved()
-    measured = {
-        t.name: measure_window(db, t.name, since, until) if db is not None else Measured()
-        for t in targets
-    }
+    measured: dict[str, Measured] = {}
+    points: dict[str, list[SizePoint]] = {}
+    for t in targets:
+        rows = _window_rows(db, t.name, since, until) if db is not None else []
+        # One read per target: the canary's figures and every measured prompt size.
+        measured[t.name], points[t.name] = measure(rows), size_points(rows)
     out = [
-        project(f, t, measured[t.name], now)
+        project(f, t, measured[t.name], now, points[t.name])
         for f in features
         for t in targets
         if not f.targets or t.name in f.targets

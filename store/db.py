@@ -366,6 +366,17 @@ def m008_engine(db: sqlite_utils.Database) -> None:
                 db[table].add_column(name, kind)  # type: ignore[union-attr]
 
 
+@migrations()
+def m012_canary_rollups(db: sqlite_utils.Database) -> None:
+    """Rollups count canary probes only (docs/questions.md, "Probe kinds"): take the cache
+    checks, workloads and cold-schedule probes that earlier rollups counted back out of them
+    (``store.rollups.remove_non_canaries``), so a target's long-window figures are its
+    canaries' from the first read after the upgrade."""
+    from store.rollups import remove_non_canaries  # store.rollups imports this module
+
+    remove_non_canaries(db)
+
+
 @dataclass(frozen=True, slots=True)
 class Schema:
     """A database's schema as a reader found it: which of this inferwatch's migrations are in.

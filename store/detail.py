@@ -1,5 +1,5 @@
 """One target's detail screen: its finer trend, failures by kind with their newest message,
-its recent probes and its state history."""
+its recent probes, its state history, its newest prompt-caching verdict and its cold starts."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from probes.timestamps import iso
+from store.coldstart import ColdStartStats, cold_start_stats
 from store.incidents import Incident, target_incidents
-from store.tally import error_label, rank_errors
+from store.tally import CANARY_SQL, error_label, rank_errors
 from store.trends import Trend, trends
+
+if TYPE_CHECKING:
+    # The check's module loads httpx: imported with the first detail read, not with the
+    # dashboard's snapshot types.
+    from probes.cache_check import CacheCheckResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,10 @@ class RecentProbe:
     decode_tps: float | None
     output_tokens: int | None
     cost_usd: float | None
+    kind: str = "canary"
+    """The probe's kind (``canary``, ``cache_check``, ``workload``, ``cold_start``)."""
+    workload: str | None = None
+    """The workload's name, for kind ``workload``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,11 @@ class TargetDetail:
         errors: failures by kind, most frequent first, each with its newest message.
         recent: the newest probes (any age), newest first.
         incidents: the target's state history, newest first (all states).
+        cache: the newest prompt-caching check (any age; :mod:`store.cache_checks`), None
+            when the target has never been checked.
+        cold: warm and cold TTFT, cold-start rate and penalty over the window from its
+            canary and cold-schedule probes (:mod:`store.coldstart`), None when none of them
+            knows whether it was cold (no ``scaledown_window_s``).
     """
 
     name: str
@@ -70,6 +86,8 @@ class TargetDetail:
     errors: tuple[ErrorKindSummary, ...]
     recent: tuple[RecentProbe, ...]
     incidents: tuple[Incident, ...]
+    cache: CacheCheckResult | None = None
+    cold: ColdStartStats | None = None
 
 
 def target_detail(
@@ -97,13 +115,16 @@ def target_detail(
         recent: how many recent probes to list.
         incidents: how many state changes to list.
     """
+    from store.cache_checks import latest_cache_checks
+
     start = now - timedelta(seconds=window_s)
     trend = trends(db, [name], start, now, window_s, buckets)[name]
     messages: dict[str, tuple[str, str, int | None]] = {}
     counts: Counter[str] = Counter()
     for kind, at, message, status in db.conn.execute(
         "SELECT error_kind, started_at, error_message, http_status FROM probes "
-        "WHERE target = ? AND started_at >= ? AND status != 'ok' ORDER BY started_at DESC",
+        f"WHERE target = ? AND started_at >= ? AND status != 'ok' AND {CANARY_SQL} "
+        "ORDER BY started_at DESC",
         [name, iso(start)],
     ):
         key = error_label(kind)
@@ -122,10 +143,20 @@ def target_detail(
     ]
     rows = db.conn.execute(
         "SELECT started_at, status, error_kind, error_message, http_status, ttft_ms, "
-        "total_ms, decode_tps, output_tokens, cost_usd FROM probes WHERE target = ? "
-        "ORDER BY started_at DESC LIMIT ?",
+        "total_ms, decode_tps, output_tokens, cost_usd, kind, workload FROM probes "
+        "WHERE target = ? ORDER BY started_at DESC LIMIT ?",
         [name, recent],
     ).fetchall()
+    # Cold starts: the canary and the deliberately cold schedule (a workload's or a cache
+    # check's TTFT is another prompt's and would skew the warm figures).
+    cold = cold_start_stats(
+        {"status": status, "ttft_ms": ttft, "cold": flag}
+        for status, ttft, flag in db.conn.execute(
+            "SELECT status, ttft_ms, cold FROM probes WHERE target = ? AND started_at >= ? "
+            "AND kind IN ('canary', 'cold_start') AND cold IS NOT NULL",
+            [name, iso(start)],
+        )
+    )
     return TargetDetail(
         name=name,
         window_s=window_s,
@@ -133,4 +164,6 @@ def target_detail(
         errors=tuple(errors),
         recent=tuple(RecentProbe(*r) for r in rows),
         incidents=tuple(target_incidents(db, name, incidents)),
+        cache=latest_cache_checks(db, name).get(name),
+        cold=cold if cold.probes else None,
     )

@@ -285,6 +285,7 @@ class HistoryWriter:
             record.error_kind,
             record.error_message,
             record.ttft_ms,
+            record.kind,
         )
         if record.target in self.maintenance:
             # Stored and counted, but neither a state change nor evidence about the

@@ -128,6 +128,8 @@ class Observation:
         error_kind: failure class or None.
         error_message: redacted provider or network message, or None.
         ttft_ms: time to first token in ms, or None.
+        kind: the probe's kind (``canary``, ``cache_check``, ``workload``, ``cold_start``);
+            see :func:`feeds_state`.
     """
 
     target: str
@@ -136,6 +138,21 @@ class Observation:
     error_kind: str | None = None
     error_message: str | None = None
     ttft_ms: float | None = None
+    kind: str = "canary"
+
+
+def feeds_state(kind: str, outcome: Outcome) -> bool:
+    """Whether a probe of ``kind`` with this outcome counts in the outage state.
+
+    The canary decides a target's state. The other kinds (a cache check, a 5,000-token
+    workload, the deliberately cold schedule) are slower or heavier by design: their timeouts,
+    HTTP errors and latencies say more about the workload than about the provider, and they
+    run rarely, so a success of theirs must not bring a failing target back either. A
+    connect-level failure is the exception: no answer at all is evidence on any probe, and the
+    coordinator weighs it like a canary's (pending until another host answers).
+    docs/questions.md, "Probe kinds".
+    """
+    return kind == "canary" or outcome is Outcome.CONNECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +545,8 @@ class Coordinator:
         if machine is None:
             machine = self.machines[obs.target] = TargetMachine(obs.target, OutageRules())
         outcome = classify(obs.status, obs.error_kind)
+        if not feeds_state(obs.kind, outcome):
+            return []
         events: list[Event] = []
         if outcome is Outcome.CONNECT:
             if self.blind_since is not None:
@@ -608,4 +627,5 @@ def _obs_dict(obs: Observation) -> dict[str, Any]:
         "error_kind": obs.error_kind,
         "error_message": obs.error_message,
         "ttft_ms": obs.ttft_ms,
+        "kind": obs.kind,
     }

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from probes.timestamps import parse_iso
-from store.tally import TALLY_COLUMNS, WindowFigures, tally_rows
+from store.tally import CANARY_SQL, TALLY_COLUMNS, WindowFigures, tally_rows
 from store.trends import Trend, TrendSpec, bucket_sql, raw_trend
 from store.windows import SERIES_POINTS, target_filter
 
@@ -133,7 +133,7 @@ def raw_window(
     bucket, bucket_params = (bucket_sql("started_at"), trend.params()) if trend else ("NULL", [])
     sql = (
         f"SELECT {TALLY_COLUMNS}, target, {bucket}, id FROM probes "
-        f"WHERE started_at >= ?{where} ORDER BY started_at"
+        f"WHERE started_at >= ? AND {CANARY_SQL}{where} ORDER BY started_at"
     )
     rows_by: dict[str, list[tuple[Any, ...]]] = {}
     for row in db.conn.execute(sql, [*bucket_params, since, *params]):
@@ -172,9 +172,10 @@ def _newest(db: sqlite_utils.Database, ids: list[int]) -> dict[int, tuple[Any, .
 
 
 def last_probe(db: sqlite_utils.Database, name: str, now: datetime) -> LastProbe | None:
-    """A target's newest probe, whatever its age (None when it has none)."""
+    """A target's newest canary probe, whatever its age (None when it has none)."""
     row = db.conn.execute(
-        f"SELECT {_COLUMNS} FROM probes WHERE target = ? ORDER BY started_at DESC LIMIT 1",
+        f"SELECT {_COLUMNS} FROM probes WHERE target = ? AND {CANARY_SQL} "
+        "ORDER BY started_at DESC LIMIT 1",
         [name],
     ).fetchone()
     return LastProbe.from_row(row, now) if row else None

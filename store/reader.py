@@ -9,9 +9,10 @@ read for scripts and benchmarks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -24,6 +25,11 @@ from store.incidents import Incident, recent_incidents
 from store.notifications import NotificationsSummary, NotificationsWatch
 from store.rollup_window import RollupCache
 from store.summary import States, TargetSummary, summarize, with_verdicts
+
+if TYPE_CHECKING:
+    # Loaded only by the dashboard's reader when groups have features (prices load with it).
+    from store.fallback import FallbackFit
+    from store.official_status import StoredOfficial
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +59,12 @@ class Snapshot:
         notifications: the alert notifications log in brief (None before the first;
             :func:`store.notifications.notifications_summary`, kept up to date by
             :class:`store.notifications.NotificationsWatch`).
+        official: each target's official status page reading (targets without a page are
+            absent; :func:`store.official_status.official_by_target`), a stale reading
+            already turned to ``unknown``.
+        fallbacks: per group name, whether each fallback can take the primary's load
+            (:class:`store.fallback.FallbackFit`, in config order); filled in by the
+            dashboard's reader, which has the config's features (empty without them).
     """
 
     taken_at: datetime
@@ -70,6 +82,8 @@ class Snapshot:
     version: int = 0
     schema_waiting: str = ""
     notifications: NotificationsSummary | None = None
+    official: Mapping[str, StoredOfficial] = field(default_factory=dict)
+    fallbacks: Mapping[str, tuple[FallbackFit, ...]] = field(default_factory=dict)
 
     @property
     def waiting(self) -> str:
@@ -95,6 +109,10 @@ _TOKEN_SQL = (
     "(SELECT group_concat(target || state || coalesce(since, '')) FROM target_state), "
     "(SELECT max(id) FROM incidents)"
 )
+
+
+#: Official status readings are re-read at least this often, seconds (staleness moves with time).
+OFFICIAL_RECHECK_S = 60
 
 
 class SnapshotReader:
@@ -130,8 +148,13 @@ class SnapshotReader:
         self._rollup_cache = RollupCache()
         self._detail_key: tuple[str, float, int, int, str] | None = None
         self._notifications = NotificationsWatch()
+        self._official: Mapping[str, StoredOfficial] = {}
+        self._official_key: tuple[object, ...] | None = None
         self.waiting = ""
         """Why the database cannot be read yet ("" once it can)."""
+        self.official_interval_s: float | None = None
+        """The status pages' poll interval (``[status] interval_s``): a reading older than
+        three of them is shown as unknown. None: readings are shown whatever their age."""
 
     def close(self) -> None:
         """Close the connection."""
@@ -216,6 +239,8 @@ class SnapshotReader:
             else tuple(recent_incidents(db, now, window_s))
         )
         detail_snapshot = self._detail(db, detail, window_s, now, summaries, token, last is None)
+        if self._read_official(db, now):
+            self._version += 1
         status = prober_status(db)
         age_s = (now - parse_iso(status.heartbeat_at)).total_seconds() if status else None
         span_s = 300.0
@@ -240,8 +265,28 @@ class SnapshotReader:
             detail=detail_snapshot,
             version=self._version,
             notifications=self._notifications.read(db),
+            official=self._official,
         )
         return self._last
+
+    def _read_official(self, db: sqlite_utils.Database, now: datetime) -> bool:
+        """Re-read the official status readings when the poller wrote one, and once a minute
+        (a reading goes stale with time alone); True when what is shown changed."""
+        newest = db.conn.execute("SELECT max(checked_at), count(*) FROM official_status").fetchone()
+        key = (*newest, int(now.timestamp() // OFFICIAL_RECHECK_S), self.official_interval_s)
+        if key == self._official_key:
+            return False
+        self._official_key = key
+        official: Mapping[str, StoredOfficial] = {}
+        if newest[1]:
+            # Imported with the first reading: the status formats' module loads httpx.
+            from store.official_status import official_by_target
+
+            official = official_by_target(db, now=now, interval_s=self.official_interval_s)
+        if official == self._official:
+            return False
+        self._official = official
+        return True
 
     def _detail(
         self,

@@ -19,7 +19,7 @@ import sqlite_utils
 from probes.timestamps import ceil_time, floor_time, iso
 from store.raw_window import WindowPart
 from store.rollups import BUCKET_S, get_bookmark
-from store.tally import NO_FIGURES, TALLY_COLUMNS, Tally
+from store.tally import CANARY_SQL, NO_FIGURES, TALLY_COLUMNS, Tally
 from store.windows import SERIES_POINTS
 
 #: A term of a rollup window: (table, first bucket, end bucket or None, +1 or -1).
@@ -204,7 +204,8 @@ def rollup_window(
     # started_at index (the unary + keeps the planner off it).
     tail: dict[str, list[tuple[Any, ...]]] = {}
     for row in db.conn.execute(
-        f"SELECT {TALLY_COLUMNS}, target FROM probes NOT INDEXED WHERE id > ? AND +started_at >= ?",
+        f"SELECT {TALLY_COLUMNS}, target FROM probes NOT INDEXED WHERE id > ? AND +started_at >= ? "
+        f"AND {CANARY_SQL}",
         [bookmark, first],
     ):
         tail.setdefault(row[-1], []).append(row)

@@ -1,5 +1,8 @@
 """Per-minute, per-hour and per-day rollups of probe rows, retention, and file-size upkeep.
 
+Rollups count canary probes only (the headline figures' probes, docs/questions.md "Probe
+kinds"); the other kinds stay in the raw rows until retention deletes them.
+
 Rollups are built incrementally from a bookmark: ``maintenance.rollup_id`` is the highest
 probe id already counted. :func:`rollup_pending` reads the next batch of probes after it,
 merges them into ``rollup_minute``/``rollup_hour``/``rollup_day`` and moves the bookmark in
@@ -27,7 +30,7 @@ import sqlite_utils
 from probes.timestamps import Unit, bucket_start, iso, parse_iso
 from store import histogram
 from store.db import ROLLUP_TABLES, write_transaction
-from store.tally import TALLY_COLUMNS, Tally
+from store.tally import CANARY, TALLY_COLUMNS, Tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +121,9 @@ _UPSERT = (
     "cost_usd = cost_usd + excluded.cost_usd, cost_n = cost_n + excluded.cost_n"
 )
 
-#: The probes a rollup step reads: the tally's columns, then where the row goes.
-ROW_SQL = f"SELECT {TALLY_COLUMNS}, id, started_at, target, provider, model FROM probes"
-_ID, _STARTED_AT, _TARGET, _PROVIDER, _MODEL = range(9, 14)
+#: The probes a rollup step reads: the tally's columns, then where the row goes and its kind.
+ROW_SQL = f"SELECT {TALLY_COLUMNS}, id, started_at, target, provider, model, kind FROM probes"
+_ID, _STARTED_AT, _TARGET, _PROVIDER, _MODEL, _KIND = range(9, 15)
 
 
 def get_bookmark(db: sqlite_utils.Database, key: str = "rollup_id") -> int:
@@ -137,12 +140,22 @@ def _set_bookmark(db: sqlite_utils.Database, key: str, value: int) -> None:
     )
 
 
-def aggregate(rows: list[tuple[Any, ...]]) -> list[dict[tuple[str, str], RollupRow]]:
+def aggregate(
+    rows: list[tuple[Any, ...]], canaries_only: bool = True
+) -> list[dict[tuple[str, str], RollupRow]]:
     """Group probe rows (``ROW_SQL`` shape, in id order) into one ``{(bucket, target):
-    RollupRow}`` per level."""
+    RollupRow}`` per level.
+
+    Only canaries are rolled up (:data:`store.tally.CANARY`): rollups feed the headline
+    figures of long windows, which the other kinds must not skew; the bookmark still passes
+    over the other kinds' rows. ``canaries_only=False`` groups every row given (what
+    :func:`remove_non_canaries` takes back out of rows written before).
+    """
     levels: list[dict[tuple[str, str], RollupRow]] = [{} for _ in LEVELS]
     minute = levels[0]
     for row in rows:
+        if canaries_only and row[_KIND] != CANARY:
+            continue
         key = (bucket_start(row[_STARTED_AT], "minute"), row[_TARGET])
         part = minute.get(key)
         if part is None:
@@ -190,6 +203,83 @@ def rollup_pending(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:
             )
         _set_bookmark(db, "rollup_id", int(rows[-1][_ID]))
     return len(rows)
+
+
+def remove_non_canaries(db: sqlite_utils.Database) -> int:
+    """Take probes of other kinds than canary back out of the rollup rows they were counted in.
+
+    Rollups written before they counted canaries only (issue #13's first release counted
+    every kind) mix a long-prompt workload's TTFT into a target's 24 h figures. Every
+    non-canary probe still stored up to the bookmark is tallied again as it was counted and
+    subtracted from its minute, hour and day rows (counts, sums and histograms are all
+    additive); a row left without probes is deleted. Probes retention already deleted cannot
+    be taken out (they are older than ``raw_days``, 30 by default). Runs once per database
+    (``maintenance.canary_rollups`` records it): a second run would subtract them twice.
+
+    Returns:
+        How many probes were taken out (0 when it ran before).
+    """
+    if get_bookmark(db, _CLEANED):
+        return 0
+    rows = db.conn.execute(
+        ROW_SQL + " WHERE id <= ? AND kind != ? ORDER BY id", [get_bookmark(db), CANARY]
+    ).fetchall()
+    for level, groups in zip(LEVELS, aggregate(rows, canaries_only=False), strict=True):
+        for (bucket, target), part in groups.items():
+            _subtract(db, level.table, bucket, target, part)
+    _set_bookmark(db, _CLEANED, 1)
+    return len(rows)
+
+
+#: The ``maintenance`` key set once :func:`remove_non_canaries` has run.
+_CLEANED = "canary_rollups"
+
+
+_NAMES = _COLUMNS.split(", ")
+
+
+def _subtract(
+    db: sqlite_utils.Database, table: str, bucket: str, target: str, part: RollupRow
+) -> None:
+    """Subtract ``part`` from one stored rollup row (deleted when no probe is left)."""
+    where = f"FROM {table} WHERE bucket = ? AND target = ?"
+    old = db.conn.execute(f"SELECT {_COLUMNS} {where}", [bucket, target]).fetchone()
+    if old is None:
+        return
+    minus = part.values(bucket, target)
+    new = list(old)
+    for i, name in enumerate(_NAMES[4:], start=4):
+        a, b = old[i], minus[i]
+        if name == "errors" or name.endswith("_hist"):
+            counts: dict[str, int] = json.loads(a) if a else {}
+            for k, n in (json.loads(b) if b else {}).items():
+                counts[k] = counts.get(k, 0) - n
+            kept = {k: n for k, n in counts.items() if n > 0}
+            new[i] = (
+                None
+                if not kept
+                else histogram.dumps(kept)
+                if name != "errors"
+                else json.dumps(kept, separators=(",", ":"), sort_keys=True)
+            )
+        else:
+            new[i] = (a or 0) - (b or 0)
+    values = dict(zip(_NAMES, new, strict=True))
+    if values["probes"] <= 0:
+        db.execute(f"DELETE {where}", [bucket, target])
+        return
+    for total, n in (("ttft_ms_sum", "ttft_n"), ("total_ms_sum", "total_n")):
+        if values[n] <= 0:  # float sums need not come back to exactly 0
+            values[total] = 0.0
+    if values["decode_tps_n"] <= 0:
+        values["decode_tps_sum"] = 0.0
+    if values["cost_n"] <= 0:
+        values["cost_usd"] = 0.0
+    sets = ", ".join(f"{name} = ?" for name in _NAMES[4:])
+    db.execute(
+        f"UPDATE {table} SET {sets} WHERE bucket = ? AND target = ?",
+        [*(values[name] for name in _NAMES[4:]), bucket, target],
+    )
 
 
 def rollup_all(db: sqlite_utils.Database, batch: int = ROLLUP_BATCH) -> int:

@@ -30,6 +30,14 @@ from store.stats import median, percentile
 #: The kind a failure without an error kind is counted under (docs/metrics.md, "Samples").
 UNKNOWN_KIND = "unknown"
 
+#: The probe kind the headline figures count (``probes.record.ProbeRecord.kind``): the short
+#: default prompt on the target's interval. Cache checks, long-prompt workloads and the cold
+#: schedule answer their own questions (docs/questions.md, "Probe kinds"); a 10k-token
+#: prefill is not a canary's latency.
+CANARY = "canary"
+#: The same as an SQL condition on ``probes`` (a literal: the planner keeps its indexes).
+CANARY_SQL = "kind = 'canary'"
+
 #: The probe fields a tally reads, in this order, at the start of every row it is given.
 TALLY_FIELDS: tuple[str, ...] = (
     "status",

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from probes.timestamps import iso
 from store.rollups import get_bookmark
+from store.tally import CANARY_SQL
 from store.windows import TREND_BUCKETS, reads_rollups, target_filter
 
 
@@ -150,7 +151,7 @@ def trends(
     raw_select = (
         f"SELECT target, {bucket_sql('started_at')} AS b, sum(status = 'ok'), "
         f"sum(status != 'ok'), sum({ok_ttft}), count({ok_ttft}), sum({ok_tps}), count({ok_tps}) "
-        "FROM probes WHERE "
+        f"FROM probes WHERE {CANARY_SQL} AND "
     )
     if not from_rollups:
         sources.append(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests import dashboard_fixture
+from tests import dashboard_fixture, questions_fixture
 from tests.dashboard_fixture import NOW
 from tui.app import InferwatchApp
 
@@ -118,3 +118,67 @@ def test_too_small(app: InferwatchApp, snap_compare: SnapCompare) -> None:
     """Below the minimum (50x12). Look for: only "Terminal too small: 50x12", the needed
     60x15 and "q quits", centred; nothing of the dashboard squeezed in."""
     assert snap_compare(app, terminal_size=(50, 12), run_before=ready())
+
+
+@pytest.fixture
+def questions_app(tmp_path: Path) -> InferwatchApp:
+    db = questions_fixture.build(tmp_path / "questions.db")
+    return InferwatchApp(
+        db,
+        window_s=3600,
+        source_label="fixture",
+        clock=lambda: NOW,
+        config=dashboard_fixture.config(),
+    )
+
+
+def ready_questions(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Wait for the first snapshot with the group's fallback fit, press ``keys``, then wait
+    for what the new screen reads (detail, cost reports)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, InferwatchApp)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.snap is not None and app.snap.fallbacks:
+                break
+        await pilot.press(*keys)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            snap = app.snap
+            if "enter" in keys and snap is not None and snap.detail is not None:
+                break
+            if "dollar_sign" in keys and app.cost is not None:
+                break
+            if "enter" not in keys and "dollar_sign" not in keys:
+                break
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_questions_overview_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """Issue 13's overview at 80x24. Look for: the group row "group chat · primary ✖ down ·
+    fallback ✔ up · takes load 1x ✔ 10x ✖"; in chat-primary's panel, under its state, the
+    line "measured ✖ down · official ✔ operational"."""
+    assert snap_compare(questions_app, terminal_size=NORMAL, run_before=ready_questions())
+
+
+def test_questions_detail_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """chat-fallback's detail at 80x24. Look for: "measured ✔ up · official ? unknown (HTTP
+    503 from the status page)"; its canary figures (P50 near 500 ms, no 10k workload in them);
+    "prompt caching: cache ✔ 92 % read, TTFT −38 %, cost −71 %  checked 11:48:00Z"; "cold
+    starts: cold 10 % of 120 probes · P50 cold 4.5 s vs warm 4xx ms (+4.0 s)"."""
+    assert snap_compare(
+        questions_app, terminal_size=NORMAL, run_before=ready_questions("down", "enter")
+    )
+
+
+def test_questions_cost_80x24(questions_app: InferwatchApp, snap_compare: SnapCompare) -> None:
+    """The ``$`` screen at 80x24. Look for: the support-chat table's first columns (it
+    scrolls sideways) and its caption on the TTFT at the feature's 1,200 input tokens; scroll
+    position at the top."""
+    assert snap_compare(
+        questions_app, terminal_size=NORMAL, run_before=ready_questions("dollar_sign")
+    )

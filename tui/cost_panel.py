@@ -51,6 +51,24 @@ def marks(p: Projection) -> str:
     return ", ".join(m for m, on in ((CHEAPEST, p.cheapest), (FASTEST, p.fastest)) if on)
 
 
+def ttft_source(p: Projection) -> str:
+    """Which measured prompt size the latency's TTFT comes from, in a few words: ``10k``
+    (measured at the feature's size), ``1k–10k`` (interpolated), ``10k (smaller)`` (the
+    largest measured prompt is smaller than the feature's: latency will be higher),
+    ``canary (larger)``; ``canary`` when no size point was measured."""
+    sized = p.ttft
+    if sized is None:
+        return "canary" if p.measured.ttft_samples else "–"
+    labels = [u.label for u in sized.used]
+    if sized.method == "interpolated":
+        return f"{labels[0]}–{labels[1]}"
+    if sized.method == "largest_measured":
+        return f"{labels[0]} (smaller)"
+    if sized.method == "smallest_measured":
+        return f"{labels[0]} (larger)"
+    return labels[0]
+
+
 def _samples(p: Projection) -> str:
     m = p.measured
     if not m.ok_probes:
@@ -72,14 +90,11 @@ def projection_table(report: ProjectionReport, feature: str) -> Table:
     """
     rows = [p for p in report.projections if p.feature == feature]
     volume = f"{rows[0].requests_per_day:,.0f} requests/day" if rows else ""
-    prompts = sorted(
-        p.measured.probe_input_tokens_p50
-        for p in rows
-        if p.measured.probe_input_tokens_p50 is not None
-    )
+    size = next((p.ttft.input_tokens for p in rows if p.ttft is not None), None)
     prompt_note = (
-        f"; TTFT measured with ~{prompts[len(prompts) // 2]:.0f}-token probe prompts"
-        if prompts
+        f"\nTTFT at the feature's {size:,} input tokens, from the measured prompt sizes "
+        '(column "TTFT at", docs/questions.md)'
+        if size is not None
         else ""
     )
     table = Table(
@@ -103,6 +118,7 @@ def projection_table(report: ProjectionReport, feature: str) -> Table:
         ("samples", "right"),
         ("rate limits", "left"),
         ("", "left"),
+        ("TTFT at", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for p in rows:
@@ -117,6 +133,7 @@ def projection_table(report: ProjectionReport, feature: str) -> Table:
             _samples(p),
             fit_label(p.fit),
             Text(mark, style="bold") if mark else "",
+            ttft_source(p),
         )
     return table
 
@@ -182,17 +199,18 @@ def render_cost_panel(
     monitoring: MonitoringReport | None,
     fallbacks: Sequence[FallbackFit] = (),
 ) -> RenderableType:
-    """The whole cost panel: one table per feature, whether each group's fallback takes the
-    primary's load, then the cost of monitoring.
+    """The whole cost panel: whether each group's fallback takes the primary's load, one
+    table per feature, then the cost of monitoring.
 
     Either report may be None (no features configured, no database yet).
     """
     parts: list[RenderableType] = []
+    if fallbacks:
+        # First: on call, "can the fallback take the load?" is asked under pressure.
+        parts.append(fallback_table(fallbacks))
     if projections is not None:
         for name in dict.fromkeys(p.feature for p in projections.projections):
             parts.append(projection_table(projections, name))
-    if fallbacks:
-        parts.append(fallback_table(fallbacks))
     if monitoring is not None:
         parts.append(monitoring_table(monitoring))
     if not parts:

@@ -14,6 +14,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # the cost reports are only built by the reader when the cost screen opens
     from probes.config import Config
     from store.costs import MonitoringReport, ProjectionReport
+    from store.fallback import FallbackFit
     from store.reader import Snapshot
     from store.summary import TargetSummary
 
@@ -127,6 +128,7 @@ class CostReady(Message):
         window_s: float,
         projections: ProjectionReport | None,
         monitoring: MonitoringReport | None,
+        fallbacks: tuple[FallbackFit, ...] = (),
     ) -> None:
         super().__init__()
         self.window_s = window_s
@@ -135,6 +137,8 @@ class CostReady(Message):
         """Feature projections (None without ``[[features]]`` or a config)."""
         self.monitoring = monitoring
         """Cost of monitoring (None before the prober published its targets)."""
+        self.fallbacks = fallbacks
+        """Whether each group's fallback takes its primary's load (empty without groups)."""
 
     def can_replace(self, message: Message) -> bool:
         """Coalesce: only the newest reports need drawing."""

@@ -24,8 +24,9 @@ from tui.table import state_of
 
 if TYPE_CHECKING:
     # Loaded by the reader's thread after the first paint (store/preview.py says why).
-    from store.detail import TargetDetail
+    from store.detail import RecentProbe, TargetDetail
     from store.incidents import Incident
+    from store.official_status import StoredOfficial
     from store.reader import Snapshot
 
 #: A heartbeat older than this means the prober is not running.
@@ -244,6 +245,46 @@ def title_parts(s: TargetSummary) -> list[Text]:
     return parts
 
 
+def official_text(s: TargetSummary, official: StoredOfficial | None) -> Text | None:
+    """``measured ✖ down · official ✔ operational`` (docs/questions.md, "Official status
+    beside measured state"), with the provider's open incident or why the page is unknown;
+    None when the target has no status page (nothing to put beside the measurement)."""
+    if official is None:
+        return None
+    # Loaded by the reader with the first reading (it brings the status formats' httpx).
+    from store.official_status import status_line
+
+    text = Text(status_line(state_of(s), official))
+    if official.incidents:
+        text.append(f" · {official.incidents[0].title}", style="dim")
+    elif official.state == "unknown" and official.description:
+        text.append(f" ({official.description})", style="dim")
+    return text
+
+
+def questions_lines(detail: TargetDetail | None, now: datetime) -> list[Text]:
+    """The detail's answers to "is prompt caching working?" and "how cold does it start?"
+    (docs/questions.md): the newest cache check's verdict and its age, the cold-start rate
+    and penalty; nothing for a target with neither (no check configured, no scale-down
+    window)."""
+    if detail is None:
+        return []
+    lines = []
+    if detail.cache is not None:
+        from store.cache_checks import cache_text
+
+        c = detail.cache
+        line = Text("prompt caching: ")
+        line.append(cache_text(c), style="bold")
+        line.append(f"  checked {fmt.clock(c.started_at, iso(now))}", style="dim")
+        lines.append(line)
+    if detail.cold is not None:
+        from store.coldstart import cold_text
+
+        lines.append(Text(f"cold starts: {cold_text(detail.cold)}"))
+    return lines
+
+
 def selected_text(
     s: TargetSummary | None,
     window_s: float,
@@ -251,9 +292,11 @@ def selected_text(
     now: datetime,
     style: str = "",
     height: int = 0,
+    official: StoredOfficial | None = None,
 ) -> Text:
     """The overview's panel for the target under the cursor: who it is, its state with since
-    and cause, the window's figures, a TTFT histogram with percentile marks and a trend.
+    and cause (and the official status beside it, when the provider has a page), the window's
+    figures, a TTFT histogram with percentile marks and a trend.
 
     With a known ``height`` the two charts grow to share the rows left by the text (the
     panel fills a 200x50 terminal); otherwise they take two rows each and the panel's
@@ -272,6 +315,9 @@ def selected_text(
     if reason:
         state.append(f"  {reason}")
     lines.append(cut(state, width))
+    beside = official_text(s, official)
+    if beside is not None:
+        lines.append(cut(beside, width))
     if s.last_status and s.last_status != "ok":
         lines.append(
             cut(
@@ -370,19 +416,32 @@ def incidents_text(
 
 
 def detail_head(
-    s: TargetSummary, window_s: float, width: int, now: datetime, style: str = ""
+    s: TargetSummary,
+    window_s: float,
+    width: int,
+    now: datetime,
+    style: str = "",
+    *,
+    official: StoredOfficial | None = None,
+    detail: TargetDetail | None = None,
 ) -> Text:
-    """Detail screen header: identity, state with since and cause, the window's figures."""
+    """Detail screen header: identity, state with since and cause, the official status beside
+    it, the window's figures (canary probes), then the prompt-caching verdict and the cold
+    starts (:func:`questions_lines`)."""
     state = Text()
     state.append(fmt.STATE_LABELS[state_of(s)], style=style or "bold")
     reason = reason_text(s, iso(now))
     if reason:
         state.append(f"  {reason}")
     lines = [flow(title_parts(s), width), cut(state, width)]
+    beside = official_text(s, official)
+    if beside is not None:
+        lines.append(cut(beside, width))
     parts = figures(s, window_s, all_uptimes=True)
     if s.ratelimit_reset_requests_s is not None:
         parts.append(Text(f"rate window resets in {s.ratelimit_reset_requests_s:.0f}s"))
     lines.append(flow(parts, width))
+    lines.extend(cut(line, width) for line in questions_lines(detail, now))
     return Text("\n").join(lines)
 
 
@@ -461,8 +520,9 @@ def recent_panel(detail: TargetDetail | None, now: datetime, width: int) -> Text
     for p in detail.recent:
         line = Text(no_wrap=True)
         line.append(f"{fmt.clock(p.started_at, now_iso):>11}  ")
+        what = _kind_word(p)
         if p.status == "ok":
-            line.append(f"{'✔ ok':<14}")
+            line.append(f"{'✔ ' + (what or 'ok'):<14.14}")
             line.append(
                 f" {fmt.duration(p.ttft_ms):>8} {fmt.duration(p.total_ms):>8} "
                 f"{fmt.tps(p.decode_tps):>6} {fmt.short_count(p.output_tokens):>6} "
@@ -475,9 +535,18 @@ def recent_panel(detail: TargetDetail | None, now: datetime, width: int) -> Text
             message = p.error_message or ""
             if status and message.startswith("HTTP"):
                 status = ""
-            line.append(f" {status}{message}")
+            line.append(f" {f'({what}) ' if what else ''}{status}{message}")
         lines.append(line)
     return cut(Text("\n").join(lines), width)
+
+
+def _kind_word(p: RecentProbe) -> str:
+    """ "" for a canary; the other kinds by name (a workload by its own) in the recent list."""
+    if p.kind == "canary":
+        return ""
+    if p.kind == "workload":
+        return f"workload {p.workload}" if p.workload else "workload"
+    return {"cache_check": "cache check", "cold_start": "cold sched."}.get(p.kind, p.kind)
 
 
 def history_panel(detail: TargetDetail | None, now: datetime, width: int) -> Text:

@@ -20,9 +20,10 @@ thread only (nothing is shared with the UI thread but the queue).
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from probes.config import Config
+    from store.fallback import FallbackFit
     from store.reader import Snapshot
     from store.summary import TargetSummary
 
@@ -150,6 +152,8 @@ class DatabaseReader:
         self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._outstanding: set[int] = set()  # commands sent, not yet taken (this thread only)
         self._cost_read: tuple[float, int, float] | None = None  # (window, version, at)
+        self._fallback_read: tuple[float, int, float] | None = None  # (window, version, at)
+        self._fallbacks: Mapping[str, tuple[FallbackFit, ...]] = {}
         self._clean = CleanMemo()  # most of a snapshot was made printable a second ago
 
     @property
@@ -159,7 +163,10 @@ class DatabaseReader:
         if self._snapshots is None:
             from store.reader import SnapshotReader
 
-            self._snapshots = SnapshotReader(self.db_path)
+            reader = SnapshotReader(self.db_path)
+            if self._config is not None:
+                reader.official_interval_s = self._config.status.interval_s
+            self._snapshots = reader
         return self._snapshots
 
     def submit(self, request: PreviewRequest | ReadRequest | SendCommand | Reopen) -> None:
@@ -251,6 +258,7 @@ class DatabaseReader:
             # Every string a provider or a config put in the database is made printable
             # here, once, so no panel can pass an escape sequence to the terminal.
             snap = self.snapshots.read(request.window_s, now, request.detail)
+            snap = self._with_fallbacks(snap, now)
             snap = printable_tree(snap, memo=self._clean)
             if request.cost:
                 self._read_cost(snap, now)
@@ -271,6 +279,30 @@ class DatabaseReader:
 
         return {cid for cid in self._outstanding if control.command_done(db, cid)}
 
+    def _with_fallbacks(self, snap: Snapshot, now: datetime) -> Snapshot:
+        """The snapshot with each group's fallback fits for the group rows
+        (:func:`store.fallback.fallback_report`), re-read as the cost reports are: when the
+        data changed, at most every :data:`COST_EVERY_S`, or at once for a new window."""
+        config = self._config
+        if config is None or not config.features or self._source is not None:
+            return snap
+        last, mono = self._fallback_read, time.monotonic()
+        if (
+            last is None
+            or last[0] != snap.window_s
+            or (last[1] != snap.version and mono - last[2] >= COST_EVERY_S)
+        ):
+            from store.fallback import fallback_report  # loads prices: not for the first paint
+
+            self._fallback_read = (snap.window_s, snap.version, mono)
+            by_group: dict[str, tuple[FallbackFit, ...]] = {}
+            for fit in fallback_report(self.snapshots.connection(), config, snap.window_s, now):
+                by_group[fit.group] = (*by_group.get(fit.group, ()), fit)
+            self._fallbacks = by_group
+        if not self._fallbacks:
+            return snap
+        return dataclasses.replace(snap, fallbacks=self._fallbacks)
+
     def _read_cost(self, snap: Snapshot, now: datetime) -> None:
         """Cost reports for the cost screen, when the data or the window changed."""
         last = self._cost_read
@@ -283,6 +315,7 @@ class DatabaseReader:
             return
         # Imported on first use: prices (genai-prices) are not needed to draw the overview.
         from store.costs import feature_projections, monitoring_report
+        from store.fallback import fallback_report
 
         self._cost_read = (snap.window_s, snap.version, mono)
         db = self.snapshots.connection()
@@ -292,5 +325,10 @@ class DatabaseReader:
             else None
         )
         monitoring = monitoring_report(db, snap.window_s, now) if db is not None else None
-        projections, monitoring = printable_tree((projections, monitoring))
-        self._post(CostReady(snap.window_s, projections, monitoring))
+        fallbacks = (
+            fallback_report(db, self._config, snap.window_s, now)
+            if self._config is not None and db is not None
+            else []
+        )
+        projections, monitoring, fallbacks = printable_tree((projections, monitoring, fallbacks))
+        self._post(CostReady(snap.window_s, projections, monitoring, tuple(fallbacks)))

@@ -208,7 +208,8 @@ class OverviewScreen(DashScreen):
             lines = []
             for row in rows:
                 if row.summary is None:
-                    lines.append((row.key, False, group_text(row)))
+                    fits = snap.fallbacks.get(row.group or "", ())
+                    lines.append((row.key, False, group_text(row, fits)))
                 else:
                     lines.append((row.key, True, self._row_text(columns, row, now_s, view)))
             if not lines:
@@ -267,8 +268,9 @@ class OverviewScreen(DashScreen):
             return
         style = view.style(state_of(s)) if s else ""
         window, now = snap.window_s, snap.taken_at
-        key = (fingerprint(s) if s else None, window, bool(snap.targets))
-        panel.show(lambda w, h: panels.selected_text(s, window, w, now, style, h), key)
+        official = snap.official.get(s.name) if s else None
+        key = (fingerprint(s) if s else None, window, bool(snap.targets), official)
+        panel.show(lambda w, h: panels.selected_text(s, window, w, now, style, h, official), key)
 
     def _show_incidents(self, snap: Snapshot | None) -> None:
         panel = self.query_one("#incidents", Drawing)
@@ -382,7 +384,13 @@ class DetailScreen(_SubScreen):
         window, now = snap.window_s, snap.taken_at
         style = view.style(state_of(s))
         fp = (fingerprint(s), window)
-        head.show(lambda w, h: panels.detail_head(s, window, w, now, style), (*fp, s.verdict))
+        official = snap.official.get(s.name)
+        head.show(
+            lambda w, h: panels.detail_head(
+                s, window, w, now, style, official=official, detail=detail
+            ),
+            (*fp, s.verdict, official, id(detail)),
+        )
         marks_t = [("P50", s.ttft_p50_ms), ("P95", s.ttft_p95_ms), ("P99", s.ttft_p99_ms)]
         marks_total = [("P50", s.total_p50_ms), ("P95", s.total_p95_ms), ("P99", s.total_p99_ms)]
         self.query_one("#ttft-hist", Drawing).show(
@@ -527,7 +535,7 @@ class CostScreen(_SubScreen):
 
         from tui.cost_panel import render_cost_panel
 
-        tables = render_cost_panel(cost.projections, cost.monitoring)
+        tables = render_cost_panel(cost.projections, cost.monitoring, cost.fallbacks)
         # At their natural width the tables scroll sideways instead of wrapping cells.
         console = self.app.console
         natural = Measurement.get(console, console.options.update_width(1000), tables)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -32,6 +32,9 @@ from store.health import State
 from store.summary import TargetSummary
 from tui import format as fmt
 from tui.charts import dist_strip, trend_strip
+
+if TYPE_CHECKING:
+    from store.fallback import FallbackFit
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +202,10 @@ def build_rows(
     return rows
 
 
-def group_text(row: Row) -> Text:
+def group_text(row: Row, fits: Sequence[FallbackFit] = ()) -> Text:
     """The group row: its name, then the primary's and each fallback's state in words, so
-    "primary down, fallback healthy" reads without looking at the rows below."""
+    "primary down, fallback healthy" reads without looking at the rows below, and whether the
+    fallback can take the primary's load (``fits``, :func:`tui.fallback_panel.load_text`)."""
     members = row.members
     if members and members[0].vantage is not None:
         # One target seen from several vantages (``view --prometheus``): the split in words.
@@ -218,6 +222,11 @@ def group_text(row: Row) -> Text:
     elif fallbacks:
         up = sum(1 for s in fallbacks if state_of(s) in (State.UP, State.DEGRADED))
         text.append(f" · fallbacks {up} of {len(fallbacks)} up")
+    if fits:
+        # Loaded only once the reader found groups with features (it brings the prices).
+        from tui.fallback_panel import load_text
+
+        text.append(load_text(fits))
     return text
 
 
