@@ -206,6 +206,7 @@ class InferwatchApp(App[None]):
         self._timer: Timer | None = None
         self.animation_level = "none"
         self._on_exit_signal = on_exit_signal
+        self._hard_exit: threading.Timer | None = None
         self._watch_files = reader is None
         self._watch_stop = threading.Event()
         self._files: Files | None = None
@@ -254,10 +255,17 @@ class InferwatchApp(App[None]):
         if self._on_exit_signal is not None:
             with contextlib.suppress(Exception):
                 self._on_exit_signal()
-        timer = threading.Timer(HARD_EXIT_S, os._exit, (128 + sig,))
-        timer.daemon = True
-        timer.start()
+        if not self.is_headless and self._hard_exit is None:
+            self._hard_exit = threading.Timer(HARD_EXIT_S, os._exit, (128 + sig,))
+            self._hard_exit.daemon = True
+            self._hard_exit.start()
         self.exit()
+
+    def disarm(self) -> None:
+        """Cancel the hard deadline of :meth:`end_on_signal` (call it once :meth:`run` has
+        returned: the shutdown did not hang)."""
+        if self._hard_exit is not None:
+            self._hard_exit.cancel()
 
     def on_unmount(self) -> None:
         """Stop the reader and watcher threads (the reader closes its connection)."""

@@ -436,6 +436,7 @@ def _dashboard(
     )
     try:
         app.run()
+        app.disarm()
     finally:
         for proc in probers:
             _stop(proc)
