@@ -11,7 +11,7 @@ row, one pid to signal). Inside it:
   the target.
 * This process plans probing budgets (:class:`~probes.budget.BudgetPlanner`, it sees every
   target's cost) and tells the workers about intervals that changed.
-* One writer thread (:class:`DbWriter`) owns the database connection. Probes are stored in
+* One writer thread (:class:`tui.prober_writer.DbWriter`) owns the database connection. Probes are stored in
   batches, each with its effect on outage state (``store.history.HistoryWriter``) in the same
   transaction. When the database cannot take them (disk full, locked), probes are held in a
   bounded buffer and retried with backoff; probing never stops and the status line says so.
@@ -30,22 +30,16 @@ import asyncio
 import contextlib
 import functools
 import gc
-import itertools
 import json
 import math
 import os
 import signal
-import sqlite3
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlite_utils
 
@@ -59,7 +53,7 @@ from probes.timestamps import parse_iso
 from store import control
 from store.cache_checks import save_cache_check
 from store.costs import recent_costs
-from store.db import insert_probe, open_db
+from store.db import insert_probe
 from store.history import (
     HistoryWriter,
     MonitoredTarget,
@@ -72,33 +66,17 @@ from store.official_status import save_statuses
 from store.outage import Event, OutageRules, Transition
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
+from tui.prober_fleet import Worker, default_workers, describe_exit
 from tui.prober_log import log, log_events, log_gap
+from tui.prober_problems import NOTICE_S, Problems, clock_text
 from tui.prober_worker import WorkerInit
-
-T = TypeVar("T")
+from tui.prober_writer import DbWriter
 
 _CONTROL_PERIOD_S = 0.5
 #: Heartbeat writes are rarer than command polls: each commit wakes every reader.
 _HEARTBEAT_PERIOD_S = 2.0
 #: Seconds between two maintenance passes (rollups, retention, vacuum).
 MAINTENANCE_PERIOD_S = 5.0
-#: Probes held in memory while the database cannot take them; beyond, the oldest are dropped.
-HOLD_LIMIT = 20_000
-#: Most probes stored in one transaction.
-BATCH = 500
-#: Backoff between two attempts to store held probes, seconds.
-RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-#: The writer's busy timeout: short, so a locked database shows on the status line within
-#: seconds (the probes are held and retried, nothing is lost).
-WRITER_BUSY_TIMEOUT_S = 5.0
-#: Disk space kept aside next to the database (``<db>.reserve``) and given back when the disk
-#: is full, so the prober can still write its heartbeat and say what is wrong (about 16
-#: minutes of heartbeats, two WAL pages every 2 s).
-RESERVE_BYTES = 2 * 1024 * 1024
-#: Default share of probes one worker takes: probes per second (targets / interval).
-PROBES_PER_S_PER_WORKER = 20.0
-#: A problem that happened once (a worker restart, a loop error) stays shown this long.
-NOTICE_S = 600.0
 #: A probe that read more token events than this (a canary asks for tens of tokens), or hit a
 #: stream cap, held its worker's event loop for long: its target moves to a quarantine worker
 #: so that it stops delaying the stamps of the targets it shared a loop with.
@@ -116,331 +94,6 @@ def _set_paused(
     what it changed."""
     control.set_target_paused(db, name, paused)
     return history.set_paused(name, paused, datetime.now(UTC))
-
-
-# ---- the database writer -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStatus:
-    """What the writer is holding back.
-
-    Attributes:
-        held: probes waiting to be stored.
-        dropped: probes dropped because more than :data:`HOLD_LIMIT` were held, or because
-            the database refused them for good.
-        failing_since: monotonic time storing began to fail, None while it works.
-        error: the latest storage error, "" while it works.
-    """
-
-    held: int
-    dropped: int
-    failing_since: float | None
-    error: str
-
-
-class DbWriter:
-    """Owns the prober's database connection on a single dedicated thread.
-
-    :meth:`call` runs a function on the connection (control work, before any waiting
-    probes); :meth:`store` hands over a probe without waiting. Probes are stored in batches
-    by ``store_fn`` (default: a plain insert). A batch that fails with
-    ``sqlite3.OperationalError`` (disk full, database locked, I/O error) stays held and is
-    retried with backoff after ``recover`` (which must forget in-memory effects of the failed
-    transaction); a probe the database refuses for any other reason is reported and dropped
-    alone, so one bad record never blocks the others.
-
-    Args:
-        path: the database file.
-        busy_timeout_s: how long one attempt waits for a lock.
-    """
-
-    def __init__(self, path: Path, busy_timeout_s: float = WRITER_BUSY_TIMEOUT_S) -> None:
-        self._path = path
-        self._busy_timeout_s = busy_timeout_s
-        self._db: sqlite_utils.Database | None = None
-        self._identity: tuple[int, int] | None = None
-        self._sidecar_ids: dict[Path, tuple[int, int]] = {}
-        self._cond = threading.Condition()
-        self._calls: deque[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]] = deque()
-        self._records: deque[ProbeRecord] = deque()
-        self._in_batch = 0
-        self._closing = False
-        self._flush_until = 0.0
-        self._dropped = 0
-        self._failing_since: float | None = None
-        self._error = ""
-        self._full = False
-        self.store_fn: Callable[[sqlite_utils.Database, Sequence[ProbeRecord]], list[Any]] = (
-            lambda db, records: [insert_probe(db, r) for r in records]
-        )
-        self.recover: Callable[[], None] | None = None
-        self.on_stored: Callable[[list[Any]], object] | None = None
-        self.on_drop: Callable[[ProbeRecord, BaseException], object] | None = None
-        self._thread = threading.Thread(target=self._run, name="inferwatch-db", daemon=True)
-        self._thread.start()
-
-    def _get(self) -> sqlite_utils.Database:
-        if self._db is None:
-            self._db = open_db(self._path)
-            self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            st = os.stat(self._path)
-            self._identity = (st.st_dev, st.st_ino)
-            for side in self._sidecars():
-                with contextlib.suppress(OSError):
-                    st = os.stat(side)
-                    self._sidecar_ids[side] = (st.st_dev, st.st_ino)
-            self._make_reserve()
-        return self._db
-
-    def _sidecars(self) -> list[Path]:
-        return [self._path.with_name(self._path.name + s) for s in ("-wal", "-shm")]
-
-    def drop_sidecars(self) -> None:
-        """Unlink this connection's ``-wal`` and ``-shm`` files when the database was
-        deleted or replaced under it, if they are still the ones it opened: SQLite pairs a
-        WAL with whatever main file has its name, so the next process to open the path would
-        read the old database's pages into the new one."""
-        for side, identity in self._sidecar_ids.items():
-            with contextlib.suppress(OSError):
-                st = os.stat(side)
-                if (st.st_dev, st.st_ino) == identity:
-                    side.unlink()
-
-    def gone(self) -> str | None:
-        """Why the file the connection writes is no longer the database at its path
-        ("deleted", "replaced"), or None while it is (or before it is opened). Any thread."""
-        identity = self._identity
-        if identity is None:
-            return None
-        try:
-            st = os.stat(self._path)
-        except FileNotFoundError:
-            return "deleted"
-        except OSError:
-            return None  # unreadable for a moment (a busy NFS server): look again later
-        return None if (st.st_dev, st.st_ino) == identity else "replaced"
-
-    @property
-    def path(self) -> Path:
-        """The database file."""
-        return self._path
-
-    @property
-    def reserve_path(self) -> Path:
-        """The file holding :data:`RESERVE_BYTES` for a full disk."""
-        return self._path.with_name(self._path.name + ".reserve")
-
-    def _make_reserve(self) -> None:
-        path = self.reserve_path
-        try:
-            if path.exists() and path.stat().st_size >= RESERVE_BYTES:
-                return
-            with open(path, "wb") as f:
-                # Real blocks, not a sparse file: freeing them must free space.
-                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
-        except OSError:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-    def _release_reserve(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.reserve_path.unlink()
-            log(f"disk full: freed {self.reserve_path.name} so the prober can still say so")
-
-    def _room_to_retry(self) -> bool:
-        """After a full disk, store again only once there is room beyond the reserve (so the
-        heartbeat keeps what the reserve freed)."""
-        if not self._full:
-            return True
-        try:
-            st = os.statvfs(self._path.parent)
-        except OSError:
-            return True
-        return st.f_bavail * st.f_frsize >= 2 * RESERVE_BYTES
-
-    async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn(db)`` on the writer thread and await its result (exceptions included)."""
-        fut: Future[T] = Future()
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("database writer closed")
-            self._calls.append((fn, fut))
-            self._cond.notify()
-        return await asyncio.wrap_future(fut)
-
-    def store(self, record: ProbeRecord) -> None:
-        """Queue a probe for storing (never blocks)."""
-        with self._cond:
-            self._records.append(record)
-            if len(self._records) > HOLD_LIMIT:
-                # Drop the oldest probe not being stored right now.
-                del self._records[self._in_batch]
-                self._dropped += 1
-            self._cond.notify()
-
-    def status(self) -> WriterStatus:
-        """Held and dropped probes and the current storage error."""
-        with self._cond:
-            return WriterStatus(len(self._records), self._dropped, self._failing_since, self._error)
-
-    def close(self, flush_s: float = 10.0) -> None:
-        """Store what is held (trying for up to ``flush_s``), close the connection, stop."""
-        with self._cond:
-            self._closing = True
-            self._flush_until = time.monotonic() + flush_s
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        retry_at = 0.0
-        delay = 0.0
-        while True:
-            with self._cond:
-                while True:
-                    now = time.monotonic()
-                    if self._calls:
-                        break
-                    if self._records and now >= retry_at:
-                        break
-                    if self._closing and (not self._records or now >= self._flush_until):
-                        break
-                    wait = None
-                    if self._records:
-                        wait = retry_at - now
-                    if self._closing:
-                        wait = min(wait if wait is not None else 0.1, self._flush_until - now)
-                    self._cond.wait(None if wait is None else max(0.0, wait))
-                calls = list(self._calls)
-                self._calls.clear()
-                batch: list[ProbeRecord] = []
-                if self._records and time.monotonic() >= retry_at and self._room_to_retry():
-                    batch = list(itertools.islice(self._records, BATCH))
-                self._in_batch = len(batch)
-                done = (
-                    self._closing
-                    and not calls
-                    and (not self._records or time.monotonic() >= self._flush_until)
-                )
-            if done:
-                self._finish()
-                return
-            for fn, fut in calls:
-                if fut.set_running_or_notify_cancel():
-                    try:
-                        result = fn(self._get())
-                    except BaseException as exc:
-                        self._recover()
-                        if isinstance(exc, sqlite3.OperationalError):
-                            self._failed(exc)  # the heartbeat is a write like the others
-                        fut.set_exception(exc)
-                    else:
-                        if self._failing_since is not None and not self._records:
-                            self._works_again(0)  # nothing held: nothing left to store
-                        fut.set_result(result)
-            if not batch:
-                if self._records and time.monotonic() >= retry_at:
-                    delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
-                    retry_at = time.monotonic() + delay  # no room yet: look again later
-                continue
-            ok, stored = self._store_batch(batch)
-            with self._cond:
-                self._in_batch = 0
-                if ok:
-                    for _ in range(len(batch)):
-                        self._records.popleft()
-            if ok:
-                delay = 0.0
-                if self._failing_since is not None:
-                    self._works_again(len(stored))
-                if stored and self.on_stored is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_stored(stored)
-            else:
-                delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
-                retry_at = time.monotonic() + delay
-
-    def _store_batch(self, batch: list[ProbeRecord]) -> tuple[bool, list[Any]]:
-        """Store ``batch``; False when it must be retried later (it stays held)."""
-        try:
-            return True, self.store_fn(self._get(), batch)
-        except sqlite3.OperationalError as exc:
-            self._recover()
-            self._failed(exc)
-            return False, []
-        except Exception:
-            self._recover()
-        # Something in the batch is refused for good: store one by one, drop the culprits.
-        stored: list[Any] = []
-        for record in batch:
-            try:
-                stored += self.store_fn(self._get(), [record])
-            except sqlite3.OperationalError as exc:
-                self._recover()
-                self._failed(exc)
-                # Keep what is left for the retry: drop from the queue only what was done.
-                done = batch.index(record)
-                with self._cond:
-                    for _ in range(done):
-                        self._records.popleft()
-                if stored and self.on_stored is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_stored(stored)
-                return False, []
-            except Exception as exc:
-                self._recover()
-                with self._cond:
-                    self._dropped += 1
-                log(f"probe of {record.target!r} at {record.started_at} not stored: {exc!r}")
-                if self.on_drop is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_drop(record, exc)
-        return True, stored
-
-    def _works_again(self, stored: int) -> None:
-        log(f"storage works again: stored {stored} held probes, {len(self._records)} to go")
-        with self._cond:
-            self._failing_since, self._error = None, ""
-        if self._full:
-            self._full = False
-            self._make_reserve()
-
-    def _note_full(self, exc: BaseException) -> None:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
-            self._full = True
-            self._release_reserve()
-
-    def _failed(self, exc: BaseException) -> None:
-        self._note_full(exc)
-        with self._cond:
-            first = self._failing_since is None
-            if first:
-                self._failing_since = time.monotonic()
-            self._error = str(exc) or type(exc).__name__
-            held = len(self._records)
-        if first:
-            log(f"storage failing ({exc}); holding {held} probes and retrying, probing goes on")
-
-    def _recover(self) -> None:
-        if self._db is not None and self._db.conn.in_transaction:
-            with contextlib.suppress(Exception):
-                self._db.conn.rollback()
-        if self.recover is not None:
-            try:
-                self.recover()
-            except Exception as exc:  # the database may not even be readable: try later
-                log(f"could not reload outage state after a failed write: {exc!r}")
-
-    def _finish(self) -> None:
-        with self._cond:
-            left = len(self._records)
-        if left:
-            log(f"stopping with {left} probes that could not be stored")
-        if self._db is not None:
-            with contextlib.suppress(Exception):
-                self._db.close()
-            self._db = None
 
 
 # ---- clocks ------------------------------------------------------------------------------
@@ -470,97 +123,6 @@ class SteadyWallClock:
         """The current UTC time, at most as far from the start as the steady clock went."""
         wall_at, steady_at = self._anchor
         return min(self._wall(), wall_at + timedelta(seconds=self._steady() - steady_at))
-
-
-# ---- problems shown on the status line ---------------------------------------------------
-
-
-class Problems:
-    """What is wrong with the prober, one short text for the status line.
-
-    Each problem has a key (``storage``, ``worker``, ``loop``); a lasting one stays until
-    cleared, a past one (a restart, an exception a loop carried on from) for
-    :data:`NOTICE_S`. Storage comes first, then workers, then loop errors.
-    """
-
-    _ORDER = ("storage", "worker", "loop")
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._items: dict[str, tuple[str, float | None]] = {}
-
-    def set(self, key: str, text: str, ttl_s: float | None = None) -> None:
-        """Show ``text`` under ``key`` (for ``ttl_s`` seconds, or until cleared)."""
-        self._items[key] = (text, None if ttl_s is None else self._clock() + ttl_s)
-
-    def clear(self, key: str) -> None:
-        """Stop showing ``key``."""
-        self._items.pop(key, None)
-
-    def text(self) -> str:
-        """All current problems, most important first; "" when none."""
-        now = self._clock()
-        for key in [
-            k for k, (_, until) in self._items.items() if until is not None and until < now
-        ]:
-            del self._items[key]
-        keys = sorted(self._items, key=lambda k: (self._ORDER.index(k.split(":")[0]), k))
-        return "; ".join(self._items[k][0] for k in keys)
-
-
-def _clock_text() -> str:
-    return datetime.now(UTC).strftime("%H:%M:%SZ")
-
-
-# ---- workers -----------------------------------------------------------------------------
-
-
-def default_workers(targets: Sequence[ResolvedTarget], cores: int | None = None) -> int:
-    """Worker processes for ``targets``: one per :data:`PROBES_PER_S_PER_WORKER` probes a
-    second (a core's precise share), at most one per core, at least one."""
-    rate = sum(1.0 / t.settings.interval_s for t in targets)
-    cores = cores or os.cpu_count() or 1
-    return max(1, min(cores, len(targets), math.ceil(rate / PROBES_PER_S_PER_WORKER)))
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "no exit status"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"signal {signal.Signals(-code).name}"
-        return f"signal {-code}"
-    return f"exit status {code}"
-
-
-@dataclass(eq=False)
-class Worker:
-    """One worker process as the prober sees it.
-
-    Attributes:
-        index: worker number.
-        names: the targets it probes.
-        pid: its process id while running.
-        restarts: times it was restarted.
-        lag_ms: worst loop lag in its latest report, ms.
-        in_flight: probes in flight in its latest report.
-        quarantine: it probes targets whose streams were too heavy to share a loop.
-    """
-
-    index: int
-    names: list[str]
-    quarantine: bool = False
-    pid: int | None = None
-    restarts: int = 0
-    lag_ms: float | None = None
-    in_flight: int = 0
-    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a command (lost if the worker is restarting: its next start gets the state)."""
-        proc = self.proc
-        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
 
 class Prober:
@@ -738,10 +300,10 @@ class Prober:
             why = (
                 f"silent for {WORKER_SILENT_S:g} s, its event loop stuck"
                 if hung
-                else _describe_exit(code)
+                else describe_exit(code)
             )
             self._worker_problem(
-                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {_clock_text()}, restarted"
+                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {clock_text()}, restarted"
             )
             if self.loop.time() - started > 60:
                 delay = 1.0
@@ -801,11 +363,11 @@ class Prober:
                 self._health_dirty.add(key.split("#", 1)[0])
         elif kind == "err":
             target, error = str(msg.get("target")), str(msg.get("error"))
-            text = f"probe loop of {target!r} hit {error} at {_clock_text()} (it carried on)"
+            text = f"probe loop of {target!r} hit {error} at {clock_text()} (it carried on)"
             log(text)
             self.problems.set("loop", text, NOTICE_S)
             if target in self.by_name:
-                self.loop_errors[target] = f"{_clock_text()} {error}"
+                self.loop_errors[target] = f"{clock_text()} {error}"
                 self._health_dirty.add(target)
         elif kind == "cache":
             result = CacheCheckResult(**msg["r"])
@@ -862,7 +424,7 @@ class Prober:
             }
         )
         text = (
-            f"{name!r} moved to a quarantine worker at {_clock_text()}: "
+            f"{name!r} moved to a quarantine worker at {clock_text()}: "
             f"its streams are heavy ({why})"
         )
         log(text)
