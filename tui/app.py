@@ -212,7 +212,6 @@ class InferwatchApp(App[None]):
         self._files: Files | None = None
         self._lock_free_since: float | None = None
         self._db_notice = ""
-        self._dead_said = False
 
     def get_default_screen(self) -> Screen[None]:
         """The overview."""
@@ -222,12 +221,11 @@ class InferwatchApp(App[None]):
         """Textual's driver for this platform; on Linux and macOS one that ends when its
         terminal is gone (``tui.driver`` says how Textual's own can hang)."""
         driver = super().get_driver_class()
-        from textual.drivers.linux_driver import LinuxDriver
-
-        if driver is LinuxDriver:
+        if driver.__module__ == "textual.drivers.linux_driver":
             from tui.driver import ResilientLinuxDriver
 
-            return ResilientLinuxDriver
+            if driver.__name__ == "LinuxDriver":
+                return ResilientLinuxDriver
         return driver
 
     def on_mount(self) -> None:
