@@ -11,10 +11,14 @@ row, one pid to signal). Inside it:
   the target.
 * This process plans probing budgets (:class:`~probes.budget.BudgetPlanner`, it sees every
   target's cost) and tells the workers about intervals that changed.
-* One writer thread (:class:`tui.prober_writer.DbWriter`) owns the database connection. Probes are stored in
-  batches, each with its effect on outage state (``store.history.HistoryWriter``) in the same
-  transaction. When the database cannot take them (disk full, locked), probes are held in a
-  bounded buffer and retried with backoff; probing never stops and the status line says so.
+* One writer thread (:class:`tui.prober_writer.DbWriter`) owns the database connection.
+  Probes are stored in batches, each with its effect on outage state
+  (``store.history.HistoryWriter``) in the same transaction. When the database cannot take
+  them (disk full, locked), probes are held in a bounded buffer and retried with backoff;
+  probing never stops and the status line says so.
+* The prober holds its database's lock (``tui.prober_lock``) for its whole life, and stops
+  when the database is deleted or replaced under it, or the dashboard that started it is
+  gone. Its log has a line per state change, monitor gap and start/stop (``tui.prober_log``).
 * Once a second the control loop heartbeats, picks up dashboard commands and publishes the
   interval plan, skipped ticks and loop errors; every few seconds the maintenance loop rolls
   probes up, prunes and vacuums, one small step per writer call.
