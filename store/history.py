@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +46,34 @@ from store.outage import (
 
 #: A heartbeat older than this means the prober was not running in between.
 PROBER_GAP_AFTER_S = 10.0
+
+
+def steady_clock() -> float:
+    """Seconds on a clock that never jumps: ``CLOCK_BOOTTIME`` where the OS has it (it also
+    counts time the machine was suspended, which is time the monitor did not see), else
+    ``time.monotonic``. Heartbeat gaps are measured on it, never on the wall clock, so an NTP
+    step or a changed date cannot record a gap that did not happen."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return time.clock_gettime(boottime)
+    return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A recorded ``prober_not_running`` monitor gap (UTC ISO 8601 ends).
+
+    Attributes:
+        started_at: when the monitor stopped seeing.
+        ended_at: when it saw again.
+        message: why ("prober was not running", "prober was stalled or suspended").
+    """
+
+    started_at: str
+    ended_at: str
+    message: str
+
+
 #: States that count as "known" for uptime; the others are unknown time.
 KNOWN_STATES = frozenset({State.UP, State.DEGRADED, State.DOWN})
 #: States that count as available.
@@ -113,12 +142,23 @@ class HistoryWriter:
         db: the prober's connection.
         targets: the configured targets.
         now: the current UTC time (inject for tests).
+        steady: a clock that never jumps, seconds (:func:`steady_clock`; inject for tests):
+            stalls between heartbeats are measured on it.
+
+    Attributes:
+        start_gap: the gap recorded at construction (since the last prober's heartbeat), or
+            None.
     """
 
     def __init__(
-        self, db: sqlite_utils.Database, targets: Sequence[MonitoredTarget], now: datetime
+        self,
+        db: sqlite_utils.Database,
+        targets: Sequence[MonitoredTarget],
+        now: datetime,
+        steady: Callable[[], float] = steady_clock,
     ) -> None:
         self.db = db
+        self._steady = steady
         self.targets = {t.name: t for t in targets}
         self.paused = {t.name for t in targets if t.paused}
         self.maintenance = {t.name for t in targets if t.maintenance}
@@ -128,7 +168,10 @@ class HistoryWriter:
         saved = self._load()
         machines = self.coordinator.machines
         with write_transaction(db):
-            self._record_heartbeat_gap(now, starting=True)
+            self.start_gap = self._record_start_gap(now)
+            # From now on stalls are measured on the steady clock (one gap per outage: the
+            # heartbeat right after this one must not see the stored heartbeat's age again).
+            self._last_beat = steady()
             at = iso(now)
             for t in targets:
                 m = machines[t.name]
@@ -335,24 +378,42 @@ class HistoryWriter:
         self._publish(events)
         return events
 
-    def heartbeat(self, now: datetime) -> None:
-        """Record a ``prober_not_running`` gap if the last heartbeat is older than
-        :data:`PROBER_GAP_AFTER_S` (the process was stopped or suspended). Call it just
-        before ``store.control.heartbeat``."""
-        with write_transaction(self.db):
-            self._record_heartbeat_gap(now, starting=False)
+    def heartbeat(self, now: datetime) -> Gap | None:
+        """Record a ``prober_not_running`` gap if more than :data:`PROBER_GAP_AFTER_S` passed
+        on the steady clock since the previous heartbeat (the process was stopped, stalled or
+        the machine suspended); a jump of the wall clock records nothing. Call it just before
+        ``store.control.heartbeat``. Returns the gap recorded, if any.
 
-    def _record_heartbeat_gap(self, now: datetime, starting: bool) -> None:
+        The gap ends at ``now`` and is as long as the steady clock says.
+        """
+        steady_now = self._steady()
+        elapsed = steady_now - self._last_beat
+        self._last_beat = steady_now
+        if elapsed <= PROBER_GAP_AFTER_S:
+            return None
+        since = iso(now - timedelta(seconds=elapsed))
+        gap = Gap(since, iso(now), "prober was stalled or suspended")
+        with write_transaction(self.db):
+            self._insert_gap(gap)
+        return gap
+
+    def _record_start_gap(self, now: datetime) -> Gap | None:
+        """The gap since the heartbeat a previous prober left (wall clock: the only clock two
+        processes share)."""
         rows = list(self.db.query("SELECT heartbeat_at FROM prober WHERE id = 1"))
         if not rows or not rows[0]["heartbeat_at"]:
-            return
+            return None
         last = parse_iso(rows[0]["heartbeat_at"])
         if (now - last).total_seconds() <= PROBER_GAP_AFTER_S:
-            return
-        message = "prober was not running" if starting else "prober was stalled or suspended"
+            return None
+        gap = Gap(iso(last), iso(now), "prober was not running")
+        self._insert_gap(gap)
+        return gap
+
+    def _insert_gap(self, gap: Gap) -> None:
         self.db.execute(
             "INSERT INTO monitor_gaps (started_at, ended_at, cause, message) VALUES (?, ?, ?, ?)",
-            [iso(last), iso(now), "prober_not_running", message],
+            [gap.started_at, gap.ended_at, "prober_not_running", gap.message],
         )
 
     # ---- persistence ---------------------------------------------------------------------

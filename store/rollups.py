@@ -18,6 +18,7 @@ back to the file system by :func:`incremental_vacuum` (the database uses
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 
 import sqlite_utils
 
-from probes.timestamps import Unit, bucket_start, iso
+from probes.timestamps import Unit, bucket_start, iso, parse_iso
 from store import histogram
 from store.db import ROLLUP_TABLES, write_transaction
 from store.tally import CANARY, TALLY_COLUMNS, Tally
@@ -316,9 +317,18 @@ def prune(
     loses a probe from the rollups, and the newest probe row is kept so that ids keep
     growing past the bookmark. Call repeatedly until it returns 0.
 
+    Ages are measured back from the newest stored probe, or from ``now`` when that is
+    earlier: a wall clock that jumps ahead (or a database opened again after months) never
+    makes retention delete what was stored last, only what is older than the retention
+    before it (docs/uptime.md, "Storage").
+
     Returns:
         Rows deleted in this call.
     """
+    row = db.conn.execute("SELECT max(started_at) FROM probes").fetchone()
+    if row and row[0]:
+        with contextlib.suppress(ValueError):
+            now = min(now, parse_iso(row[0]))
     raw_cut = iso(now - timedelta(days=retention.raw_days))
     roll_cut = iso(now - timedelta(days=retention.rollup_days))
     deleted = 0

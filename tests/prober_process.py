@@ -55,6 +55,7 @@ class ProberProcess:
         wrap: argv prefix (e.g. ``unshare ...``), with ``{cmd}`` replaced by the prober's
             command line as one shell string when given.
         pythonpath: extra directories on PYTHONPATH (before the repository).
+        args: more arguments for ``run`` (``--takeover``, ``--log-format json``).
     """
 
     def __init__(
@@ -65,14 +66,16 @@ class ProberProcess:
         *,
         wrap: Sequence[str] | None = None,
         pythonpath: Sequence[Path] = (),
+        args: Sequence[str] = (),
+        log_name: str = "prober.log",
     ) -> None:
         self.tmp = tmp
         self.db = db
-        self.log = tmp / "prober.log"
+        self.log = tmp / log_name
         cfg = tmp / "prober.toml"
         cfg.write_text(config)
         cmd = [sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(cfg)]
-        cmd += ["--db", str(db)]
+        cmd += ["--db", str(db), *args]
         if wrap is not None:
             shell = " ".join(f"'{c}'" for c in cmd)
             cmd = [w.replace("{cmd}", shell) for w in wrap]

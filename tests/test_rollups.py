@@ -156,6 +156,7 @@ def test_retention_deletes_only_rolled_up_rows_in_batches(db: sqlite_utils.Datab
     rolled = rollup_all(db, batch=1000)
     insert_probe(db, record("a", T0, ttft=99.0))  # old but not rolled up yet: must survive
     now = T0 + timedelta(days=2)
+    insert_probe(db, record("a", now, ttft=1.0))  # the newest probe: ages count back from it
     retention = Retention(raw_days=1, rollup_days=1.5)
     calls = 0
     while prune(db, now, retention, batch=500):

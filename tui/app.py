@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +34,7 @@ from rich.color import ColorParseError
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
@@ -42,6 +45,7 @@ from probes.timestamps import file_stamp, utc_now
 from store.health import State
 from tui import format as fmt
 from tui import keys
+from tui.dbwatch import WATCH_EVERY_S, Files, FilesChanged, FileWatch
 from tui.messages import (
     CommandFailed,
     CommandSent,
@@ -54,8 +58,15 @@ from tui.messages import (
     ReadFailed,
     SnapshotReady,
 )
-from tui.panels import StatusContext
-from tui.reader import DatabaseReader, PreviewRequest, ReadRequest, SendCommand, SnapshotSource
+from tui.panels import PROBER_DEAD_AFTER_S, StatusContext
+from tui.reader import (
+    DatabaseReader,
+    PreviewRequest,
+    ReadRequest,
+    Reopen,
+    SendCommand,
+    SnapshotSource,
+)
 from tui.screens import (
     CompareScreen,
     CostScreen,
@@ -81,6 +92,12 @@ WINDOWS_S: tuple[float, ...] = (900.0, 3600.0, 86400.0, 7 * 86400.0)
 MIN_WIDTH, MIN_HEIGHT = 60, 15
 #: How long a confirmed command stays in the status line, seconds.
 DONE_SHOWN_S = 6.0
+#: After SIGHUP or SIGTERM the process ends within this many seconds, whatever Textual's
+#: shutdown is doing (the terminal may be gone; nobody is left to see a hang).
+HARD_EXIT_S = 5.0
+#: A prober lock free this long, seconds, with no heartbeat in that time: the prober is dead
+#: (a starting prober takes its lock within about a second).
+LOCK_FREE_DEAD_S = 3.0
 
 #: Returns the current UTC time (injected for deterministic tests and screenshots).
 Clock = Callable[[], datetime]
@@ -116,6 +133,9 @@ class InferwatchApp(App[None]):
             config): a config it returns replaces ``config`` and its dashboard window and
             refresh apply; if it raises, the app exits and keeps the error in
             :attr:`prepare_error`.
+        on_exit_signal: called at once (on the UI loop, must not block) when SIGHUP or
+            SIGTERM ends the dashboard: the command line stops the prober it started there,
+            before Textual's shutdown.
 
     The first paint draws the published targets (:mod:`store.preview`), then the app asks
     for the first snapshot, whose figures fill them in.
@@ -164,6 +184,7 @@ class InferwatchApp(App[None]):
         config: Config | None = None,
         reader: SnapshotSource | None = None,
         prepare: Callable[[], Config | None] | None = None,
+        on_exit_signal: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.set_reactive(InferwatchApp.window_s, window_s)
@@ -184,10 +205,28 @@ class InferwatchApp(App[None]):
         self._styles_theme: str | None = None
         self._timer: Timer | None = None
         self.animation_level = "none"
+        self._on_exit_signal = on_exit_signal
+        self._hard_exit: threading.Timer | None = None
+        self._watch_files = reader is None
+        self._watch_stop = threading.Event()
+        self._files: Files | None = None
+        self._lock_free_since: float | None = None
+        self._db_notice = ""
 
     def get_default_screen(self) -> Screen[None]:
         """The overview."""
         return OverviewScreen().data_bind(InferwatchApp.view)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform; on Linux and macOS one that ends when its
+        terminal is gone (``tui.driver`` says how Textual's own can hang)."""
+        driver = super().get_driver_class()
+        if driver.__module__ == "textual.drivers.linux_driver":
+            from tui.driver import ResilientLinuxDriver
+
+            if driver.__name__ == "LinuxDriver":
+                return ResilientLinuxDriver
+        return driver
 
     def on_mount(self) -> None:
         """Start the reader and ask for the published targets (the first snapshot is asked
@@ -197,14 +236,38 @@ class InferwatchApp(App[None]):
         self._run_reader()
         self.reader.submit(PreviewRequest())
         self._warn(self._config)
+        if self._watch_files:
+            self._run_watch()
         if not self.is_headless:
             self.set_interval(5.0, self._watch_terminal)
-            # A closed terminal or tmux pane sends SIGHUP: exit cleanly (temp files, prober).
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            # A closed terminal or tmux pane sends SIGHUP, a service manager SIGTERM: end
+            # the prober we started and exit, within seconds whatever happens.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.end_on_signal, sig)
+
+    def end_on_signal(self, sig: int) -> None:
+        """SIGHUP or SIGTERM: stop our prober at once, exit, and make sure the process ends
+        within :data:`HARD_EXIT_S` even if Textual's shutdown hangs on a dead terminal."""
+        if self._on_exit_signal is not None:
+            with contextlib.suppress(Exception):
+                self._on_exit_signal()
+        if not self.is_headless and self._hard_exit is None:
+            self._hard_exit = threading.Timer(HARD_EXIT_S, os._exit, (128 + sig,))
+            self._hard_exit.daemon = True
+            self._hard_exit.start()
+        self.exit()
+
+    def disarm(self) -> None:
+        """Cancel the hard deadline of :meth:`end_on_signal` (call it once :meth:`run` has
+        returned: the shutdown did not hang)."""
+        if self._hard_exit is not None:
+            self._hard_exit.cancel()
 
     def on_unmount(self) -> None:
-        """Stop the reader thread (it closes its connection)."""
+        """Stop the reader and watcher threads (the reader closes its connection)."""
+        self._watch_stop.set()
         self.reader.stop()
 
     # ---- state ---------------------------------------------------------------------------
@@ -257,6 +320,7 @@ class InferwatchApp(App[None]):
                 filter_text=self.filter_text,
                 pending=[what for _, what in self.pending],
                 done=[what for _, what in self.done],
+                notice=self._notice(),
             ),
             styles=self._styles(),
             cost=self.cost,
@@ -277,6 +341,88 @@ class InferwatchApp(App[None]):
             }
             self._styles_theme = self.theme
         return self._state_styles
+
+    # ---- files: the database and the prober -------------------------------------------------
+
+    def _run_watch(self) -> None:
+        """Start the watcher: a daemon thread, not a Textual worker (it lives as long as the
+        app; it must never hold up the app's exit, nor tests waiting for workers)."""
+        threading.Thread(target=self._watch, name="inferwatch-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Look at the database file and the prober lock once a second (thread: file system
+        calls may block); post what changed."""
+        watch = FileWatch(self.db_path)
+        last: Files | None = None
+        while not self._watch_stop.is_set():
+            files: Files | None
+            try:
+                files = watch.look()
+            except Exception as exc:  # never let a look take the dashboard down
+                files = last
+                self.log.warning(f"file watch: {exc!r}")
+            if files is not None and files != last:
+                self.post_message(FilesChanged(files))
+                last = files
+            self._watch_stop.wait(WATCH_EVERY_S)
+
+    @on(FilesChanged)
+    def _files_changed(self, message: FilesChanged) -> None:
+        files = message.files
+        stamp = self.clock().strftime("%H:%M:%SZ")
+        if files.db == "deleted":
+            self._db_notice = f"database deleted at {stamp}: nothing is stored"
+        elif files.db == "replaced":
+            self._db_notice = f"database replaced at {stamp}: reading the new file"
+            self.reader.submit(Reopen())
+            self.request_refresh()
+        elif self._db_notice.startswith("database deleted"):
+            self._db_notice = ""
+        if files.prober_alive:
+            self._lock_free_since = None
+        elif self._lock_free_since is None:
+            self._lock_free_since = time.monotonic()
+        self._files = files
+        self._publish()
+
+    def prober_dead(self) -> bool:
+        """True when no prober is probing into this database: its heartbeat is older than
+        ``PROBER_DEAD_AFTER_S``, or the prober lock has been free for
+        :data:`LOCK_FREE_DEAD_S` and no heartbeat came in that time (a prober on another
+        host, whose lock this machine cannot see, still heartbeats). False before the first
+        snapshot (a prober may be starting)."""
+        snap = self.snap
+        if not self._watch_files or snap is None:
+            return False
+        age = snap.prober_age_s if snap.prober is not None else None
+        if age is not None and age > PROBER_DEAD_AFTER_S:
+            return True
+        free = self._lock_free_since
+        if free is None or time.monotonic() - free < LOCK_FREE_DEAD_S:
+            return False
+        return age is None or age > LOCK_FREE_DEAD_S
+
+    def restart_hint(self) -> str:
+        """Where the dead prober's log is and how to start it again."""
+        info = self._files.prober if self._files is not None else None
+        parts = []
+        if info is not None and info.log:
+            parts.append(f"its log: {info.log}")
+        restart = info.restart if info is not None and info.restart else ""
+        restart = restart or f"inferwatch run --headless --db {self.db_path}"
+        parts.append(f"restart: {restart} (or `inferwatch`)")
+        return "; ".join(parts)
+
+    def _notice(self) -> str:
+        if self._db_notice:
+            return self._db_notice
+        if not self.prober_dead():
+            return ""
+        snap = self.snap
+        age = snap.prober_age_s if snap is not None and snap.prober is not None else None
+        if age is not None and age > PROBER_DEAD_AFTER_S:
+            return self.restart_hint()  # the line says "prober not running since" already
+        return f"prober not running: {self.restart_hint()}"
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -401,9 +547,10 @@ class InferwatchApp(App[None]):
         self._check_size(event.size.width, event.size.height)
 
     def _watch_terminal(self) -> None:
-        # If the terminal went away (SSH drop without SIGHUP), exit instead of spinning.
+        # If the terminal went away (SSH drop without SIGHUP: a hung-up terminal answers
+        # isatty() with EIO, so False), end as on SIGHUP instead of spinning.
         if not sys.stdin or not sys.stdin.isatty():
-            self.exit()
+            self.end_on_signal(signal.SIGHUP)
 
     # ---- actions -------------------------------------------------------------------------
 
@@ -482,7 +629,16 @@ class InferwatchApp(App[None]):
         self.send_command("probe_now")
 
     def send_command(self, command: str, target: str | None = None) -> None:
-        """Queue a command for the prober (the reader thread writes it)."""
+        """Queue a command for the prober (the reader thread writes it); when no prober is
+        running, say so instead: nothing would take it."""
+        if self.prober_dead():
+            what = command.replace("_", " ")
+            self.say(
+                f"prober not running: {what} not sent; {self.restart_hint()}",
+                severity="warning",
+                timeout=10,
+            )
+            return
         self.reader.submit(SendCommand(command, target))
 
     @on(CommandSent)

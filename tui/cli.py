@@ -16,6 +16,7 @@ import difflib
 import json
 import os
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -36,8 +37,11 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from probes.config import Config, ConfigError, ResolvedTarget
+    from tui.prober_lock import ProberBusy
 
 EXIT_OK, EXIT_PROBE_FAILED, EXIT_CONFIG = 0, 1, 2
+#: ``run`` refused: another prober is probing into the database (or its database went away).
+EXIT_BUSY = 3
 
 
 def default_config_path() -> Path:
@@ -76,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferwatch",
         description="Watch LLM inference providers live: TTFT, TPS, cost and outages. "
-        "Without a command: start the prober and open the dashboard.",
+        "Without a command: open the dashboard, attached to the prober already running on the "
+        "database, or starting one when none is.",
     )
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -88,10 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="probe the demo without a dashboard")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between probes (5)")
 
-    p = sub.add_parser("run", help="run the prober (and the dashboard unless --headless)")
+    p = sub.add_parser(
+        "run",
+        help="run the prober (and the dashboard unless --headless); refuses while another "
+        "prober runs on the database",
+    )
     _add_common(p)
     p.add_argument("--headless", action="store_true", help="prober only, no dashboard")
-    p.add_argument("--demo", action="store_true", help="probe the built-in demo providers")
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        help="stop the prober running on the database (SIGTERM, then SIGKILL) and replace it",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the prober's log on stderr: text lines or JSON lines (default: text)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="probe the built-in demo providers (into a temporary database unless --db)",
+    )
     p.add_argument("--demo-port", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument(
@@ -305,17 +329,60 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return report(config, None if args.no_store else (args.db or default_db_path()))
 
 
+def _busy_message(exc: ProberBusy) -> str:
+    """Why ``run`` refuses: who probes into the database, since when, its last heartbeat."""
+    from tui.prober_lock import ProberBusy
+
+    assert isinstance(exc, ProberBusy)
+    beat = ""
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        conn = sqlite3.connect(f"file:{exc.db}?mode=ro", uri=True, timeout=1)
+        try:
+            row = conn.execute("SELECT heartbeat_at FROM prober WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+        if row and row[0]:
+            from datetime import UTC, datetime
+
+            from probes.timestamps import parse_iso
+
+            age = (datetime.now(UTC) - parse_iso(row[0])).total_seconds()
+            beat = f", last heartbeat {max(0.0, age):.0f} s ago"
+    return (
+        f"{exc}{beat}. One prober per database: watch it with `inferwatch` or `inferwatch view`, "
+        "or replace it with `inferwatch run --takeover`."
+    )
+
+
+def _restart_command(config_path: Path | None, db: Path, log_format: str) -> str:
+    """The command line that starts this headless prober again (absolute paths)."""
+    argv = ["inferwatch", "run", "--headless", "--db", str(db.absolute())]
+    if config_path is not None:
+        argv += ["--config", str(config_path.absolute())]
+    if log_format != "text":
+        argv += ["--log-format", log_format]
+    return shlex.join(argv)
+
+
 def cmd_run_headless(
     config: Config,
     db: Path,
     label: str,
     parent_pid: int | None = None,
     metrics: str | None = None,
+    *,
+    takeover: bool = False,
+    log_format: str = "text",
+    restart: str = "",
 ) -> int:
-    """Run the prober in this process until SIGINT/SIGTERM (or its parent exits)."""
+    """Run the prober in this process until SIGINT/SIGTERM/SIGHUP (or its parent exits, or
+    its database is deleted or replaced), holding the database's prober lock."""
     from tui.metrics import parse_listen
     from tui.prober import run_prober
+    from tui.prober_lock import ProberBusy, ProberLock, take_over
+    from tui.prober_log import log, set_format
 
+    set_format("json" if log_format == "json" else "text")
     listen = metrics or config.metrics.listen
     if listen:
         try:
@@ -323,20 +390,40 @@ def cmd_run_headless(
         except ValueError as exc:
             _err(str(exc))
             return EXIT_CONFIG
+    lock = ProberLock(db, restart)
+    try:
+        if takeover:
+            old = take_over(db)
+            if old is not None:
+                log(f"took over from the prober {old.where()}", "lifecycle", pid=old.pid)
+        lock.acquire()
+    except ProberBusy as exc:
+        _err(_busy_message(exc))
+        return EXIT_BUSY
     served = f"; /metrics on {listen}" if listen else ""
-    _err(f"probing {len(config.resolved())} targets into {db} (Ctrl-C stops){served}")
+    log(
+        f"probing {len(config.resolved())} targets into {db} (pid {os.getpid()}; Ctrl-C "
+        f"stops){served}",
+        "lifecycle",
+        pid=os.getpid(),
+        db=str(db),
+    )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
+            ended = asyncio.run(
                 run_prober(
                     config, db, config_label=label, parent_pid=parent_pid, metrics_listen=metrics
                 )
             )
+            if ended is not None and "database" in ended:
+                return EXIT_BUSY
     except OSError as exc:
         if listen and exc.filename is None:
             _err(f"cannot serve /metrics on {listen}: {exc.strerror or exc}")
             return EXIT_CONFIG
         raise
+    finally:
+        lock.release()
     return EXIT_OK
 
 
@@ -348,6 +435,8 @@ def _spawn_prober(argv: list[str], db: Path) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=handle,
+            # Its own session: the terminal's SIGHUP and ctrl+c reach the dashboard, which
+            # stops it; if the dashboard dies, the prober sees its parent change and stops.
             start_new_session=True,
         )
 
@@ -370,13 +459,14 @@ def _dashboard(
     config_path: Path | None = None,
     prober_argv: list[str] | None = None,
 ) -> int:
-    """Open the dashboard on ``db`` until the user quits.
+    """Open the dashboard on ``db`` until the user quits (or SIGHUP/SIGTERM).
 
     The table of published targets is drawn first; what is slow runs after it, on the
     dashboard's reader thread: creating and migrating the database (before the prober, so two
     processes never race to do it), starting the prober (``prober_argv``), and loading the
     config from ``config_path`` when ``config`` is not given (its window and refresh then
     apply). An error there closes the dashboard and is raised here, as if it came first.
+    The prober started here ends with the dashboard.
     """
     from tui.app import InferwatchApp
 
@@ -390,6 +480,11 @@ def _dashboard(
             probers.append(_spawn_prober(prober_argv, db))
         return _load(config_path) if config is None and config_path is not None else None
 
+    def terminate() -> None:
+        for proc in probers:
+            if proc.poll() is None:
+                proc.terminate()
+
     app = InferwatchApp(
         db_path=db,
         window_s=config.dashboard.window_s if config else 3600.0,
@@ -397,9 +492,11 @@ def _dashboard(
         source_label=label,
         config=config,
         prepare=prepare,
+        on_exit_signal=terminate,
     )
     try:
         app.run()
+        app.disarm()
     finally:
         for proc in probers:
             _stop(proc)
@@ -408,52 +505,106 @@ def _dashboard(
     return EXIT_OK
 
 
+def _demo_db(given: Path | None) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    """The demo's database: ``given`` (an explicit ``--db``), else a temporary file, never the
+    user's real database."""
+    if given is not None:
+        return given, None
+    tmpdir = tempfile.TemporaryDirectory(prefix="inferwatch-demo-")
+    return Path(tmpdir.name) / "demo.db", tmpdir
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``inferwatch demo``: simulators + prober (+ dashboard unless --headless)."""
+    """``inferwatch demo``: simulators + prober (+ dashboard unless --headless), into a
+    temporary database unless ``--db`` is given."""
     from probes.simulator import SimulatorProcess
     from tui.demo import demo_config
 
-    tmpdir = None
-    db = args.db
-    if db is None:
-        tmpdir = tempfile.TemporaryDirectory(prefix="inferwatch-demo-")
-        db = Path(tmpdir.name) / "demo.db"
+    db, tmpdir = _demo_db(getattr(args, "db", None))
     try:
         with SimulatorProcess() as sim:
             config = demo_config(sim.port, args.interval)
             if args.headless:
-                return cmd_run_headless(config, db, "demo")
+                return cmd_run_headless(
+                    config,
+                    db,
+                    "demo",
+                    metrics=getattr(args, "metrics", None),
+                    takeover=getattr(args, "takeover", False),
+                    log_format=getattr(args, "log_format", "text"),
+                )
             argv = ["run", "--headless", "--demo-port", str(sim.port), "--db", str(db)]
+            if getattr(args, "takeover", False):
+                argv.append("--takeover")
             return _dashboard(db, "demo", config=config, prober_argv=argv)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """``inferwatch run``: prober (+ dashboard unless --headless)."""
+def cmd_run(args: argparse.Namespace, *, attach: bool = False) -> int:
+    """``inferwatch run``: prober (+ dashboard unless --headless); it refuses while another
+    prober holds the database, unless ``--takeover``. With ``attach`` (``inferwatch``
+    without a command) the dashboard attaches to a live prober instead of refusing."""
     from tui.demo import demo_config
+    from tui.prober_lock import ProberBusy, is_held, read_info, take_over
 
-    db = args.db or default_db_path()
     metrics = getattr(args, "metrics", None)
+    takeover = getattr(args, "takeover", False)
+    log_format = getattr(args, "log_format", "text")
+    if args.demo:
+        return cmd_demo(
+            argparse.Namespace(
+                db=args.db,
+                headless=args.headless,
+                interval=5.0,
+                metrics=metrics,
+                takeover=takeover,
+                log_format=log_format,
+            )
+        )
+    db = args.db or default_db_path()
+    if not args.headless and not attach and not takeover and is_held(db):
+        # Before the config is read: the answer does not depend on it.
+        _err(_busy_message(ProberBusy(db, read_info(db))))
+        return EXIT_BUSY
+    path: Path | None = None
     if args.demo_port is not None:
         config, label = demo_config(args.demo_port), "demo"
-    elif args.demo:
-        if args.headless:
-            with _demo_servers(5.0) as config:
-                return cmd_run_headless(config, db, "demo", metrics=metrics)
-        args.db = db
-        return cmd_demo(argparse.Namespace(db=db, headless=False, interval=5.0))
     else:
         path = args.config or default_config_path()
         config, label = _load(path), str(path)
     if args.headless:
-        return cmd_run_headless(config, db, label, getattr(args, "parent_pid", None), metrics)
+        return cmd_run_headless(
+            config,
+            db,
+            label,
+            getattr(args, "parent_pid", None),
+            metrics,
+            takeover=takeover,
+            log_format=log_format,
+            restart=_restart_command(path, db, log_format) if path is not None else "",
+        )
+    if is_held(db) and not takeover:
+        info = read_info(db)
+        if attach:
+            who = f"prober pid {info.pid}" if info else "a running prober"
+            return _dashboard(db, f"{label} (attached to {who})", config=config)
+        _err(_busy_message(ProberBusy(db, info)))
+        return EXIT_BUSY
+    if takeover:
+        try:
+            take_over(db)
+        except ProberBusy as exc:
+            _err(_busy_message(exc))
+            return EXIT_BUSY
     argv = ["run", "--headless", "--db", str(db)]
     if args.config:
         argv += ["--config", str(args.config)]
     if metrics:
         argv += ["--metrics", metrics]
+    if log_format != "text":
+        argv += ["--log-format", log_format]
     return _dashboard(db, label, config=config, prober_argv=argv)
 
 
@@ -854,7 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return cmd_status(args)
         args.headless, args.demo, args.demo_port = False, False, None
-        return cmd_run(args)
+        return cmd_run(args, attach=True)
     except _config_error() as exc:
         for problem in exc.problems:
             print(printable(problem), file=sys.stderr)

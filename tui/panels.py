@@ -82,6 +82,8 @@ class StatusContext:
         filter_text: current filter ("" for none).
         pending: commands sent and not yet taken by the prober.
         done: commands the prober confirmed recently.
+        notice: what the app knows about its files that the snapshot cannot say (the
+            database deleted or replaced, where a dead prober's log is); "" for nothing.
     """
 
     source: str = ""
@@ -90,6 +92,7 @@ class StatusContext:
     filter_text: str = ""
     pending: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
+    notice: str = ""
 
 
 def prober_state(snap: Snapshot | None) -> tuple[Text, bool]:
@@ -139,6 +142,7 @@ def status_key(snap: Snapshot | None, ctx: StatusContext) -> tuple[object, ...]:
         ctx.filter_text,
         tuple(ctx.pending),
         tuple(ctx.done),
+        ctx.notice,
     )
 
 
@@ -158,6 +162,8 @@ def status_text(snap: Snapshot | None, ctx: StatusContext, width: int) -> tuple[
     if snap is not None and snap.prober is not None and snap.prober.problem:
         # Storage failing, a worker restarted, a probe loop error: the prober says what.
         parts.append((0, Text(f"⚠ {snap.prober.problem}", style="bold")))
+    if ctx.notice:
+        parts.append((0, Text(f"⚠ {ctx.notice}", style="bold")))
     # Short enough to fit beside the prober's state at 80 columns.
     for what in ctx.pending:
         parts.append((1, Text(f"⧗ {what}: sent")))

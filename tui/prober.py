@@ -11,10 +11,14 @@ row, one pid to signal). Inside it:
   the target.
 * This process plans probing budgets (:class:`~probes.budget.BudgetPlanner`, it sees every
   target's cost) and tells the workers about intervals that changed.
-* One writer thread (:class:`DbWriter`) owns the database connection. Probes are stored in
-  batches, each with its effect on outage state (``store.history.HistoryWriter``) in the same
-  transaction. When the database cannot take them (disk full, locked), probes are held in a
-  bounded buffer and retried with backoff; probing never stops and the status line says so.
+* One writer thread (:class:`tui.prober_writer.DbWriter`) owns the database connection.
+  Probes are stored in batches, each with its effect on outage state
+  (``store.history.HistoryWriter``) in the same transaction. When the database cannot take
+  them (disk full, locked), probes are held in a bounded buffer and retried with backoff;
+  probing never stops and the status line says so.
+* The prober holds its database's lock (``tui.prober_lock``) for its whole life, and stops
+  when the database is deleted or replaced under it, or the dashboard that started it is
+  gone. Its log has a line per state change, monitor gap and start/stop (``tui.prober_log``).
 * Once a second the control loop heartbeats, picks up dashboard commands and publishes the
   interval plan, skipped ticks and loop errors; every few seconds the maintenance loop rolls
   probes up, prunes and vacuums, one small step per writer call.
@@ -30,22 +34,16 @@ import asyncio
 import contextlib
 import functools
 import gc
-import itertools
 import json
 import math
 import os
 import signal
-import sqlite3
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlite_utils
 
@@ -59,45 +57,31 @@ from probes.timestamps import parse_iso
 from store import control
 from store.cache_checks import save_cache_check
 from store.costs import recent_costs
-from store.db import insert_probe, open_db
+from store.db import insert_probe
 from store.history import (
     HistoryWriter,
     MonitoredTarget,
     StoredProbe,
     host_of,
     last_probe_starts,
+    steady_clock,
 )
 from store.inflight import InFlightBoard, publish_in_flight
 from store.official_status import save_statuses
 from store.outage import Event, OutageRules, Transition, network_path
 from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
+from tui.prober_fleet import Worker, default_workers, describe_exit
+from tui.prober_log import log, log_events, log_gap
+from tui.prober_problems import NOTICE_S, Problems, clock_text
 from tui.prober_worker import WorkerInit
-
-T = TypeVar("T")
+from tui.prober_writer import DbWriter
 
 _CONTROL_PERIOD_S = 0.5
 #: Heartbeat writes are rarer than command polls: each commit wakes every reader.
 _HEARTBEAT_PERIOD_S = 2.0
 #: Seconds between two maintenance passes (rollups, retention, vacuum).
 MAINTENANCE_PERIOD_S = 5.0
-#: Probes held in memory while the database cannot take them; beyond, the oldest are dropped.
-HOLD_LIMIT = 20_000
-#: Most probes stored in one transaction.
-BATCH = 500
-#: Backoff between two attempts to store held probes, seconds.
-RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-#: The writer's busy timeout: short, so a locked database shows on the status line within
-#: seconds (the probes are held and retried, nothing is lost).
-WRITER_BUSY_TIMEOUT_S = 5.0
-#: Disk space kept aside next to the database (``<db>.reserve``) and given back when the disk
-#: is full, so the prober can still write its heartbeat and say what is wrong (about 16
-#: minutes of heartbeats, two WAL pages every 2 s).
-RESERVE_BYTES = 2 * 1024 * 1024
-#: Default share of probes one worker takes: probes per second (targets / interval).
-PROBES_PER_S_PER_WORKER = 20.0
-#: A problem that happened once (a worker restart, a loop error) stays shown this long.
-NOTICE_S = 600.0
 #: A probe that read more token events than this (a canary asks for tens of tokens), or hit a
 #: stream cap, held its worker's event loop for long: its target moves to a quarantine worker
 #: so that it stops delaying the stamps of the targets it shared a loop with.
@@ -106,12 +90,6 @@ HEAVY_EVENTS = 2_000
 WORKER_SILENT_S = 30.0
 #: Seconds a stopping worker gets before it is killed.
 _WORKER_STOP_S = 5.0
-
-
-def log(message: str) -> None:
-    """One line on stderr (the prober's log), UTC-stamped."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"{stamp} inferwatch: {message}", file=sys.stderr, flush=True)
 
 
 def _set_paused(
@@ -123,379 +101,33 @@ def _set_paused(
     return history.set_paused(name, paused, datetime.now(UTC))
 
 
-# ---- the database writer -----------------------------------------------------------------
+# ---- clocks ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class WriterStatus:
-    """What the writer is holding back.
+class SteadyWallClock:
+    """UTC time that cannot run ahead of the steady clock: the wall time at construction plus
+    the steady time since, or the wall clock when that is earlier.
 
-    Attributes:
-        held: probes waiting to be stored.
-        dropped: probes dropped because more than :data:`HOLD_LIMIT` were held, or because
-            the database refused them for good.
-        failing_since: monotonic time storing began to fail, None while it works.
-        error: the latest storage error, "" while it works.
-    """
-
-    held: int
-    dropped: int
-    failing_since: float | None
-    error: str
-
-
-class DbWriter:
-    """Owns the prober's database connection on a single dedicated thread.
-
-    :meth:`call` runs a function on the connection (control work, before any waiting
-    probes); :meth:`store` hands over a probe without waiting. Probes are stored in batches
-    by ``store_fn`` (default: a plain insert). A batch that fails with
-    ``sqlite3.OperationalError`` (disk full, database locked, I/O error) stays held and is
-    retried with backoff after ``recover`` (which must forget in-memory effects of the failed
-    transaction); a probe the database refuses for any other reason is reported and dropped
-    alone, so one bad record never blocks the others.
+    Retention measures ages from it (and from the newest stored probe, ``store.rollups``):
+    a wall clock stepped ahead by days while the prober runs deletes nothing early.
 
     Args:
-        path: the database file.
-        busy_timeout_s: how long one attempt waits for a lock.
+        wall: the current UTC time (inject for tests).
+        steady: a clock that never jumps, seconds (``store.history.steady_clock``).
     """
 
-    def __init__(self, path: Path, busy_timeout_s: float = WRITER_BUSY_TIMEOUT_S) -> None:
-        self._path = path
-        self._busy_timeout_s = busy_timeout_s
-        self._db: sqlite_utils.Database | None = None
-        self._cond = threading.Condition()
-        self._calls: deque[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]]] = deque()
-        self._records: deque[ProbeRecord] = deque()
-        self._in_batch = 0
-        self._closing = False
-        self._flush_until = 0.0
-        self._dropped = 0
-        self._failing_since: float | None = None
-        self._error = ""
-        self._full = False
-        self.store_fn: Callable[[sqlite_utils.Database, Sequence[ProbeRecord]], list[Any]] = (
-            lambda db, records: [insert_probe(db, r) for r in records]
-        )
-        self.recover: Callable[[], None] | None = None
-        self.on_stored: Callable[[list[Any]], object] | None = None
-        self.on_drop: Callable[[ProbeRecord, BaseException], object] | None = None
-        self._thread = threading.Thread(target=self._run, name="inferwatch-db", daemon=True)
-        self._thread.start()
+    def __init__(
+        self,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        steady: Callable[[], float] = steady_clock,
+    ) -> None:
+        self._wall, self._steady = wall, steady
+        self._anchor = (wall(), steady())
 
-    def _get(self) -> sqlite_utils.Database:
-        if self._db is None:
-            self._db = open_db(self._path)
-            self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            self._make_reserve()
-        return self._db
-
-    @property
-    def reserve_path(self) -> Path:
-        """The file holding :data:`RESERVE_BYTES` for a full disk."""
-        return self._path.with_name(self._path.name + ".reserve")
-
-    def _make_reserve(self) -> None:
-        path = self.reserve_path
-        try:
-            if path.exists() and path.stat().st_size >= RESERVE_BYTES:
-                return
-            with open(path, "wb") as f:
-                # Real blocks, not a sparse file: freeing them must free space.
-                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
-        except OSError:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-    def _release_reserve(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.reserve_path.unlink()
-            log(f"disk full: freed {self.reserve_path.name} so the prober can still say so")
-
-    def _room_to_retry(self) -> bool:
-        """After a full disk, store again only once there is room beyond the reserve (so the
-        heartbeat keeps what the reserve freed)."""
-        if not self._full:
-            return True
-        try:
-            st = os.statvfs(self._path.parent)
-        except OSError:
-            return True
-        return st.f_bavail * st.f_frsize >= 2 * RESERVE_BYTES
-
-    async def call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn(db)`` on the writer thread and await its result (exceptions included)."""
-        fut: Future[T] = Future()
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("database writer closed")
-            self._calls.append((fn, fut))
-            self._cond.notify()
-        return await asyncio.wrap_future(fut)
-
-    def store(self, record: ProbeRecord) -> None:
-        """Queue a probe for storing (never blocks)."""
-        with self._cond:
-            self._records.append(record)
-            if len(self._records) > HOLD_LIMIT:
-                # Drop the oldest probe not being stored right now.
-                del self._records[self._in_batch]
-                self._dropped += 1
-            self._cond.notify()
-
-    def status(self) -> WriterStatus:
-        """Held and dropped probes and the current storage error."""
-        with self._cond:
-            return WriterStatus(len(self._records), self._dropped, self._failing_since, self._error)
-
-    def close(self, flush_s: float = 10.0) -> None:
-        """Store what is held (trying for up to ``flush_s``), close the connection, stop."""
-        with self._cond:
-            self._closing = True
-            self._flush_until = time.monotonic() + flush_s
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        retry_at = 0.0
-        delay = 0.0
-        while True:
-            with self._cond:
-                while True:
-                    now = time.monotonic()
-                    if self._calls:
-                        break
-                    if self._records and now >= retry_at:
-                        break
-                    if self._closing and (not self._records or now >= self._flush_until):
-                        break
-                    wait = None
-                    if self._records:
-                        wait = retry_at - now
-                    if self._closing:
-                        wait = min(wait if wait is not None else 0.1, self._flush_until - now)
-                    self._cond.wait(None if wait is None else max(0.0, wait))
-                calls = list(self._calls)
-                self._calls.clear()
-                batch: list[ProbeRecord] = []
-                if self._records and time.monotonic() >= retry_at and self._room_to_retry():
-                    batch = list(itertools.islice(self._records, BATCH))
-                self._in_batch = len(batch)
-                done = (
-                    self._closing
-                    and not calls
-                    and (not self._records or time.monotonic() >= self._flush_until)
-                )
-            if done:
-                self._finish()
-                return
-            for fn, fut in calls:
-                if fut.set_running_or_notify_cancel():
-                    try:
-                        result = fn(self._get())
-                    except BaseException as exc:
-                        self._recover()
-                        if isinstance(exc, sqlite3.OperationalError):
-                            self._failed(exc)  # the heartbeat is a write like the others
-                        fut.set_exception(exc)
-                    else:
-                        if self._failing_since is not None and not self._records:
-                            self._works_again(0)  # nothing held: nothing left to store
-                        fut.set_result(result)
-            if not batch:
-                if self._records and time.monotonic() >= retry_at:
-                    delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
-                    retry_at = time.monotonic() + delay  # no room yet: look again later
-                continue
-            ok, stored = self._store_batch(batch)
-            with self._cond:
-                self._in_batch = 0
-                if ok:
-                    for _ in range(len(batch)):
-                        self._records.popleft()
-            if ok:
-                delay = 0.0
-                if self._failing_since is not None:
-                    self._works_again(len(stored))
-                if stored and self.on_stored is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_stored(stored)
-            else:
-                delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
-                retry_at = time.monotonic() + delay
-
-    def _store_batch(self, batch: list[ProbeRecord]) -> tuple[bool, list[Any]]:
-        """Store ``batch``; False when it must be retried later (it stays held)."""
-        try:
-            return True, self.store_fn(self._get(), batch)
-        except sqlite3.OperationalError as exc:
-            self._recover()
-            self._failed(exc)
-            return False, []
-        except Exception:
-            self._recover()
-        # Something in the batch is refused for good: store one by one, drop the culprits.
-        stored: list[Any] = []
-        for record in batch:
-            try:
-                stored += self.store_fn(self._get(), [record])
-            except sqlite3.OperationalError as exc:
-                self._recover()
-                self._failed(exc)
-                # Keep what is left for the retry: drop from the queue only what was done.
-                done = batch.index(record)
-                with self._cond:
-                    for _ in range(done):
-                        self._records.popleft()
-                if stored and self.on_stored is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_stored(stored)
-                return False, []
-            except Exception as exc:
-                self._recover()
-                with self._cond:
-                    self._dropped += 1
-                log(f"probe of {record.target!r} at {record.started_at} not stored: {exc!r}")
-                if self.on_drop is not None:
-                    with contextlib.suppress(Exception):
-                        self.on_drop(record, exc)
-        return True, stored
-
-    def _works_again(self, stored: int) -> None:
-        log(f"storage works again: stored {stored} held probes, {len(self._records)} to go")
-        with self._cond:
-            self._failing_since, self._error = None, ""
-        if self._full:
-            self._full = False
-            self._make_reserve()
-
-    def _note_full(self, exc: BaseException) -> None:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
-            self._full = True
-            self._release_reserve()
-
-    def _failed(self, exc: BaseException) -> None:
-        self._note_full(exc)
-        with self._cond:
-            first = self._failing_since is None
-            if first:
-                self._failing_since = time.monotonic()
-            self._error = str(exc) or type(exc).__name__
-            held = len(self._records)
-        if first:
-            log(f"storage failing ({exc}); holding {held} probes and retrying, probing goes on")
-
-    def _recover(self) -> None:
-        if self._db is not None and self._db.conn.in_transaction:
-            with contextlib.suppress(Exception):
-                self._db.conn.rollback()
-        if self.recover is not None:
-            try:
-                self.recover()
-            except Exception as exc:  # the database may not even be readable: try later
-                log(f"could not reload outage state after a failed write: {exc!r}")
-
-    def _finish(self) -> None:
-        with self._cond:
-            left = len(self._records)
-        if left:
-            log(f"stopping with {left} probes that could not be stored")
-        if self._db is not None:
-            with contextlib.suppress(Exception):
-                self._db.close()
-            self._db = None
-
-
-# ---- problems shown on the status line ---------------------------------------------------
-
-
-class Problems:
-    """What is wrong with the prober, one short text for the status line.
-
-    Each problem has a key (``storage``, ``worker``, ``loop``); a lasting one stays until
-    cleared, a past one (a restart, an exception a loop carried on from) for
-    :data:`NOTICE_S`. Storage comes first, then workers, then loop errors.
-    """
-
-    _ORDER = ("storage", "worker", "loop")
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._items: dict[str, tuple[str, float | None]] = {}
-
-    def set(self, key: str, text: str, ttl_s: float | None = None) -> None:
-        """Show ``text`` under ``key`` (for ``ttl_s`` seconds, or until cleared)."""
-        self._items[key] = (text, None if ttl_s is None else self._clock() + ttl_s)
-
-    def clear(self, key: str) -> None:
-        """Stop showing ``key``."""
-        self._items.pop(key, None)
-
-    def text(self) -> str:
-        """All current problems, most important first; "" when none."""
-        now = self._clock()
-        for key in [
-            k for k, (_, until) in self._items.items() if until is not None and until < now
-        ]:
-            del self._items[key]
-        keys = sorted(self._items, key=lambda k: (self._ORDER.index(k.split(":")[0]), k))
-        return "; ".join(self._items[k][0] for k in keys)
-
-
-def _clock_text() -> str:
-    return datetime.now(UTC).strftime("%H:%M:%SZ")
-
-
-# ---- workers -----------------------------------------------------------------------------
-
-
-def default_workers(targets: Sequence[ResolvedTarget], cores: int | None = None) -> int:
-    """Worker processes for ``targets``: one per :data:`PROBES_PER_S_PER_WORKER` probes a
-    second (a core's precise share), at most one per core, at least one."""
-    rate = sum(1.0 / t.settings.interval_s for t in targets)
-    cores = cores or os.cpu_count() or 1
-    return max(1, min(cores, len(targets), math.ceil(rate / PROBES_PER_S_PER_WORKER)))
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "no exit status"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"signal {signal.Signals(-code).name}"
-        return f"signal {-code}"
-    return f"exit status {code}"
-
-
-@dataclass(eq=False)
-class Worker:
-    """One worker process as the prober sees it.
-
-    Attributes:
-        index: worker number.
-        names: the targets it probes.
-        pid: its process id while running.
-        restarts: times it was restarted.
-        lag_ms: worst loop lag in its latest report, ms.
-        in_flight: probes in flight in its latest report.
-        quarantine: it probes targets whose streams were too heavy to share a loop.
-    """
-
-    index: int
-    names: list[str]
-    quarantine: bool = False
-    pid: int | None = None
-    restarts: int = 0
-    lag_ms: float | None = None
-    in_flight: int = 0
-    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a command (lost if the worker is restarting: its next start gets the state)."""
-        proc = self.proc
-        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    def now(self) -> datetime:
+        """The current UTC time, at most as far from the start as the steady clock went."""
+        wall_at, steady_at = self._anchor
+        return min(self._wall(), wall_at + timedelta(seconds=self._steady() - steady_at))
 
 
 class Prober:
@@ -541,6 +173,10 @@ class Prober:
         self.phases: dict[str, Phase] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._config_json: str | None = None
+        self.clock = SteadyWallClock()
+        self.ended: str | None = None
+        """Why the prober stopped on its own (its database deleted or replaced, its
+        dashboard gone), None when asked to stop."""
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -560,6 +196,9 @@ class Prober:
         watched = monitored(config, resolved=resolved)
         self.history = await writer.call(lambda db: HistoryWriter(db, watched, datetime.now(UTC)))
         history = self.history
+        if history.start_gap is not None:
+            gap = history.start_gap
+            log_gap(gap.started_at, gap.ended_at, gap.message)
         oncall = self.oncall
         if oncall is not None:
             await writer.call(lambda db: oncall.attach(history))
@@ -667,10 +306,10 @@ class Prober:
             why = (
                 f"silent for {WORKER_SILENT_S:g} s, its event loop stuck"
                 if hung
-                else _describe_exit(code)
+                else describe_exit(code)
             )
             self._worker_problem(
-                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {_clock_text()}, restarted"
+                w, f"worker {w.index} (pid {w.pid}) died ({why}) at {clock_text()}, restarted"
             )
             if self.loop.time() - started > 60:
                 delay = 1.0
@@ -733,11 +372,11 @@ class Prober:
                 self._background(self.writer.call(lambda db: publish_in_flight(db, rows)))
         elif kind == "err":
             target, error = str(msg.get("target")), str(msg.get("error"))
-            text = f"probe loop of {target!r} hit {error} at {_clock_text()} (it carried on)"
+            text = f"probe loop of {target!r} hit {error} at {clock_text()} (it carried on)"
             log(text)
             self.problems.set("loop", text, NOTICE_S)
             if target in self.by_name:
-                self.loop_errors[target] = f"{_clock_text()} {error}"
+                self.loop_errors[target] = f"{clock_text()} {error}"
                 self._health_dirty.add(target)
         elif kind == "cache":
             result = CacheCheckResult(**msg["r"])
@@ -794,7 +433,7 @@ class Prober:
             }
         )
         text = (
-            f"{name!r} moved to a quarantine worker at {_clock_text()}: "
+            f"{name!r} moved to a quarantine worker at {clock_text()}: "
             f"its streams are heavy ({why})"
         )
         log(text)
@@ -822,13 +461,16 @@ class Prober:
             if self.on_record is not None:
                 self.on_record(item.record)
             transitions += item.transitions
+            # The network gaps they opened or closed (state changes are logged below).
+            log_events([e for e in item.events if not isinstance(e, Transition)])
         if transitions:
             self.state_changed(transitions)
 
     def state_changed(self, transitions: list[Transition]) -> None:
         """Every committed state change passes here: those probes caused (via
-        :meth:`stored`) and pauses and resumes. Alert delivery hooks in here; nothing may
-        block. (Nothing is attached yet.)"""
+        :meth:`stored`) and pauses and resumes. Each is one log line (``tui.prober_log``);
+        alert delivery hooks in here too; nothing may block."""
+        log_events(transitions)
 
     def _dropped(self, record: ProbeRecord, exc: BaseException) -> None:
         text = f"a probe of {record.target!r} could not be stored ({exc!r})"
@@ -934,7 +576,9 @@ class Prober:
         """Heartbeat: record a gap if we were stalled, then say we are alive and how."""
         assert self.history is not None
         history = self.history
-        await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        gap = await self.writer.call(lambda db: history.heartbeat(datetime.now(UTC)))
+        if gap is not None:
+            log_gap(gap.started_at, gap.ended_at, gap.message)
         await self.writer.call(
             functools.partial(
                 control.heartbeat,
@@ -956,7 +600,21 @@ class Prober:
         while not self.stop.is_set():
             try:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    log("the dashboard that started this prober is gone: stopping")
+                    self.ended = "the dashboard that started this prober is gone"
+                    log(f"{self.ended}: stopping", "lifecycle")
+                    self.stop.set()
+                    break
+                gone = self.writer.gone()
+                if gone is not None:
+                    # Writing on would fill a file nobody can open again: stop, and say so
+                    # (the dashboard says so too); a new start creates the database afresh.
+                    self.ended = f"the database {self.writer.path} was {gone}"
+                    self.writer.drop_sidecars()
+                    log(
+                        f"{self.ended} under the prober: stopping, nothing more is written to "
+                        "it; start the prober again to probe into a new database",
+                        "lifecycle",
+                    )
                     self.stop.set()
                     break
                 self.storage_problem()
@@ -997,7 +655,7 @@ class Prober:
                     await self._sleep(MAINTENANCE_PERIOD_S)
                     continue
                 steps: Iterator[str] = await self.writer.call(
-                    lambda db: maintenance_steps(db, datetime.now(UTC), retention)
+                    functools.partial(_maintenance, now=self.clock.now(), retention=retention)
                 )
                 # One step per writer call: queued probe inserts run in between.
                 while not self.stop.is_set():
@@ -1036,6 +694,10 @@ def _tick(oncall: OnCall, db: sqlite_utils.Database) -> None:
     oncall.tick()
 
 
+def _maintenance(db: sqlite_utils.Database, now: datetime, retention: Retention) -> Iterator[str]:
+    return maintenance_steps(db, now, retention)
+
+
 def _next_step(steps: Iterator[str], db: sqlite_utils.Database) -> str | None:
     return next(steps, None)
 
@@ -1068,8 +730,11 @@ async def run_prober(
     on_record: Callable[[ProbeRecord], None] | None = None,
     parent_pid: int | None = None,
     metrics_listen: str | None = None,
-) -> None:
+) -> str | None:
     """Probe on schedule, writing to ``db_path``, until ``stop`` is set or SIGTERM/SIGINT.
+
+    Returns None when asked to stop, or why it stopped on its own: its database deleted or
+    replaced (nothing more is written into the unlinked file), its dashboard gone.
 
     Args:
         config: the validated config.
@@ -1086,7 +751,9 @@ async def run_prober(
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue  # started under nohup: a closed terminal must not stop it
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     oncall = OnCall(config, db_path, metrics_listen=metrics_listen)  # alerts and /metrics
@@ -1114,11 +781,15 @@ async def run_prober(
             *(asyncio.create_task(prober.supervise(w)) for w in prober.workers),
         ]
         await stop.wait()
+        log(f"stopping ({prober.ended or 'asked to'})", "lifecycle")
         await prober.stop_workers()
         await asyncio.gather(*tasks, *prober._tasks, return_exceptions=True)
     finally:
         oncall.close()
-        await loop.run_in_executor(None, writer.close)
+        # Held probes are stored before exit, unless the file is gone: then not one more.
+        flush_s = 0.0 if writer.gone() else 10.0
+        await loop.run_in_executor(None, functools.partial(writer.close, flush_s))
+    return prober.ended
 
 
 async def probe_once(

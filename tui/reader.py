@@ -85,11 +85,17 @@ class SendCommand:
     target: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reopen:
+    """The database file was replaced: drop the connection (and everything read from the
+    old file) and open the path afresh at the next read."""
+
+
 class _Stop:
     """Ends the reader's loop."""
 
 
-Request = PreviewRequest | ReadRequest | SendCommand | _Stop
+Request = PreviewRequest | ReadRequest | SendCommand | Reopen | _Stop
 
 
 class SnapshotSource(Protocol):
@@ -163,7 +169,7 @@ class DatabaseReader:
             self._snapshots = reader
         return self._snapshots
 
-    def submit(self, request: PreviewRequest | ReadRequest | SendCommand) -> None:
+    def submit(self, request: PreviewRequest | ReadRequest | SendCommand | Reopen) -> None:
         """Hand the reader a request (any thread; never blocks)."""
         self._queue.put(request)
 
@@ -181,6 +187,11 @@ class DatabaseReader:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                if any(isinstance(r, Reopen) for r in batch) and self._source is None:
+                    if self._snapshots is not None:
+                        self._snapshots.close()
+                    self._snapshots = None
+                    self._cost_read = None
                 if any(isinstance(r, PreviewRequest) for r in batch):
                     self._preview()
                 if any(isinstance(r, ReadRequest | SendCommand) for r in batch) and (
