@@ -71,7 +71,7 @@ class PublishedTarget:
 def publish_targets(db: sqlite_utils.Database, targets: list[PublishedTarget]) -> None:
     """Replace the published target list (the prober calls this at start)."""
     now = now_iso()
-    with db.atomic():
+    with write_transaction(db):
         db.execute("DELETE FROM targets")
         db.table("targets").insert_all(
             {
@@ -109,7 +109,7 @@ def publish_schedule(
         daily_budget_usd: the prober's overall budget, USD per day, or None; stored with the
             heartbeat row once it exists.
     """
-    with db.atomic():
+    with write_transaction(db):
         for p in plans:
             db.execute(
                 "UPDATE targets SET effective_interval_s = ?, cost_per_probe_usd = ?, "
@@ -180,7 +180,7 @@ def heartbeat(
         stats: JSON with the prober's own figures (workers' loop lag, probes held).
     """
     now = now_iso()
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "INSERT INTO prober (id, pid, started_at, heartbeat_at, paused, config_path, "
             "workers, problem, skipped_ticks, stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -214,7 +214,7 @@ def publish_target_health(
     ``loop_error`` is the latest exception of the target's probe loop (it carried on), or
     None.
     """
-    with db.atomic():
+    with write_transaction(db):
         db.conn.executemany(
             "UPDATE targets SET skipped_ticks = ?, loop_error = ? WHERE name = ?",
             [(skipped, error, name) for name, skipped, error in health],
@@ -273,7 +273,7 @@ def send_command(db: sqlite_utils.Database, command: str, target: str | None = N
     """
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
-    with db.atomic():
+    with write_transaction(db):
         table = db.table("commands")
         table.insert({"command": command, "target": target, "created_at": now_iso()})
         return int(table.last_rowid or 0)
@@ -310,7 +310,7 @@ def command_done(db: sqlite_utils.Database, command_id: int) -> bool:
 
 def set_target_paused(db: sqlite_utils.Database, name: str | None, paused: bool) -> None:
     """Mark one target (or all, when ``name`` is None) paused or resumed in the published list."""
-    with db.atomic():
+    with write_transaction(db):
         if name is None:
             db.execute("UPDATE targets SET paused = ?", [int(paused)])
         else:

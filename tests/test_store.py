@@ -215,3 +215,35 @@ def test_readers_check_the_schema_once_when_they_open(tmp_path: Path) -> None:
     assert read_schema(reader).ready
     reader.close()
     assert snapshot(path, 3600, NOW).waiting == "waiting for the prober to publish its targets"
+
+
+def test_a_command_sent_while_the_prober_commits_is_not_locked_out(tmp_path: Path) -> None:
+    """CI failure (test_workers_commands_and_a_restarted_worker): ``send_command`` read the
+    table's schema in a deferred transaction, the prober committed before its INSERT, and the
+    stale snapshot failed at once with "database is locked" (the busy timeout never applies
+    to an upgrade). Here another connection writes exactly between the read and the INSERT."""
+    import sqlite3
+
+    path = tmp_path / "c.db"
+    open_db(path).close()
+    db = open_db(path)
+    other = sqlite3.connect(str(path), timeout=0.2, isolation_level=None)
+    interleaved: list[str] = []
+
+    def prober_commits_now(sql: str, params: object) -> None:
+        if sql.startswith('INSERT INTO "commands"') and not interleaved:
+            try:
+                other.execute("INSERT INTO commands (command, created_at) VALUES ('pause', 'x')")
+                interleaved.append("committed")
+            except sqlite3.OperationalError as exc:  # the write lock is already ours: fine
+                interleaved.append(str(exc))
+
+    db._tracer = prober_commits_now  # sqlite-utils calls it before each statement
+    cid = control.send_command(db, "probe_now", "a")
+    db._tracer = None
+    assert interleaved, "the interleaved write was attempted"
+    assert [r["command"] for r in db.query("SELECT command FROM commands WHERE id = ?", [cid])] == [
+        "probe_now"
+    ]
+    other.close()
+    db.close()
