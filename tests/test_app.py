@@ -123,6 +123,12 @@ def test_columns_drop_by_priority() -> None:
     wide = [c.key for c in visible_columns(200)]
     assert {"p95", "cost", "dist", "trend", "headroom", "kind", "model"} <= set(wide)
     assert [c.key for c in visible_columns(30)][:2] == ["state", "target"]
+    # A fleet that is all up ("✔ up", narrower than the header): its 12 spare cells show P95
+    # and the cost per request at 80 columns, and the row still fits.
+    all_up = visible_columns(80, len("state"))
+    assert {"p95", "cost"} <= {c.key for c in all_up}
+    assert sum(c.width for c in all_up) <= 79
+    assert next(c.width for c in all_up if c.key == "state") == 6
 
 
 async def test_cursor_moves_over_targets_only_and_the_panel_follows(db_path: Path) -> None:

@@ -40,6 +40,7 @@ from tui.table import (
     group_text,
     header_text,
     state_of,
+    state_width,
     visible_columns,
 )
 from tui.view import DashView
@@ -179,8 +180,9 @@ class OverviewScreen(DashScreen):
         """Redraw the table (changed lines only), the selected panel and incidents."""
         self.show_status(view)
         table = self.query_one(TargetTable)
-        columns = visible_columns(table.size.width or self.size.width)
         snap = view.snap
+        shown = snap.targets if snap is not None else view.preview or ()
+        columns = visible_columns(table.size.width or self.size.width, state_width(shown))
         lines: list[tuple[str, bool, Text]]
         if snap is None and view.preview:
             # The first paint: who the targets are; their figures follow with the snapshot.

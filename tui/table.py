@@ -13,7 +13,7 @@ Two halves, kept apart so the layout logic is testable without a terminal:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.segment import Segment
@@ -81,22 +81,39 @@ COLUMNS: tuple[Column, ...] = (
 """Every column, in display order. Widths include a one-cell gap (no cell padding)."""
 
 
-def visible_columns(width: int) -> tuple[Column, ...]:
+def visible_columns(width: int, state_width: int = fmt.STATE_WIDTH) -> tuple[Column, ...]:
     """The columns that fit in ``width`` cells, dropping the highest priority numbers first.
 
     One cell is kept for the vertical scrollbar. Columns of priority 0 are always kept.
+
+    Args:
+        width: cells available to the table.
+        state_width: cells of the widest state label on screen (:func:`state_width`); the
+            widest of all, "○ not configured", by default.
     """
     available = width - 1
+    columns = tuple(replace(c, width=state_width + 1) if c.key == "state" else c for c in COLUMNS)
     chosen: set[str] = set()
     used = 0
-    for col in sorted(COLUMNS, key=lambda c: c.priority):
+    for col in sorted(columns, key=lambda c: c.priority):
         if used + col.width > available and col.priority > 0:
             # Lower-priority columns could still fit, but dropping strictly by priority
             # keeps the layout predictable as the terminal is resized.
             break
         chosen.add(col.key)
         used += col.width
-    return tuple(c for c in COLUMNS if c.key in chosen)
+    return tuple(c for c in columns if c.key in chosen)
+
+
+def state_width(summaries: Sequence[TargetSummary]) -> int:
+    """Cells the state column needs for these targets: the widest label among their states
+    (never narrower than the header). A fleet that is all up gives the 12 cells "○ not
+    configured" would take to P95 and $/req at 80 columns; the column widens (and they drop)
+    only while a target is in a state with a longer label."""
+    widths = [
+        len(fmt.STATE_SHORT[state_of(s)]) if s.computed_at is not None else 1 for s in summaries
+    ]
+    return max([len("state"), *widths])
 
 
 # ---- rows ------------------------------------------------------------------------------------
