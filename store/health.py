@@ -54,6 +54,22 @@ class State(StrEnum):
     change and no alert; uptime counts the time as unknown."""
 
 
+#: Word plus symbol for each state, so meaning never depends on colour (NO_COLOR, tmux): the
+#: one wording of a state, on the dashboard, in ``inferwatch status`` and in status lines.
+STATE_LABELS: dict[State, str] = {
+    State.UP: "✔ up",
+    State.DEGRADED: "▲ degraded",
+    State.DOWN: "✖ down",
+    State.STALE: "? stale",
+    State.IN_FLIGHT: "⧗ probing",
+    State.CONFIG_ERROR: "⚙ config error",
+    State.NO_DATA: "… no data",
+    State.NOT_CONFIGURED: "○ not configured",
+    State.PAUSED: "‖ paused",
+    State.MAINTENANCE: "◇ maintenance",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """A state with the reason shown next to it.

@@ -18,7 +18,7 @@ import sqlite_utils
 from probes.official_status import OfficialIncident, OfficialStatus
 from probes.timestamps import parse_iso
 from store.db import write_transaction
-from store.health import State
+from store.health import STATE_LABELS, State
 
 #: Word plus symbol for each official state (meaning never rests on colour alone).
 OFFICIAL_LABELS: dict[str, str] = {
@@ -28,16 +28,6 @@ OFFICIAL_LABELS: dict[str, str] = {
     "major_outage": "✖ major outage",
     "maintenance": "‖ maintenance",
     "unknown": "? unknown",
-}
-#: The same symbols the dashboard uses for measured states (tui/format.py STATE_LABELS).
-MEASURED_LABELS: dict[State, str] = {
-    State.UP: "✔ up",
-    State.DEGRADED: "▲ degraded",
-    State.DOWN: "✖ down",
-    State.STALE: "? stale",
-    State.NO_DATA: "… no data",
-    State.NOT_CONFIGURED: "○ not configured",
-    State.PAUSED: "‖ paused",
 }
 #: A reading older than this many poll intervals is shown as unknown (the poller stopped).
 STALE_INTERVALS = 3.0
@@ -191,7 +181,7 @@ def status_line(measured: State, official: StoredOfficial | None) -> str:
     Without an official page for the target: ``measured ✖ down · official –``. A page that
     could not be read: ``official ? unknown`` (never a guess).
     """
-    left = f"measured {MEASURED_LABELS.get(measured, str(measured))}"
+    left = f"measured {STATE_LABELS[measured]}"
     if official is None:
         return f"{left} · official –"
     return f"{left} · official {official_label(official.state)}"

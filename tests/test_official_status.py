@@ -34,7 +34,7 @@ from probes.official_status import (
 from probes.question_config import StatusConfig, StatusPageConfig
 from probes.timestamps import iso
 from store.db import open_db
-from store.health import State
+from store.health import STATE_LABELS, State
 from store.official_status import (
     StoredOfficial,
     official_by_target,
@@ -327,3 +327,12 @@ async def test_poller_round_goes_to_the_database(server: StatusServer, tmp_path:
     assert json.loads(
         next(db.query("SELECT targets FROM official_status WHERE url = ?", [good]))["targets"]
     ) == ["openai-mini"]
+
+
+def test_status_line_words_every_measured_state_as_the_dashboard_does() -> None:
+    """The measured side uses the dashboard's one wording, including the display-only states
+    (a copy of the labels had missed in flight, config error and maintenance)."""
+    assert status_line(State.IN_FLIGHT, None) == "measured ⧗ probing · official –"
+    assert status_line(State.CONFIG_ERROR, None) == "measured ⚙ config error · official –"
+    assert status_line(State.MAINTENANCE, None) == "measured ◇ maintenance · official –"
+    assert set(STATE_LABELS) == set(State)

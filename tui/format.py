@@ -6,21 +6,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from probes.timestamps import clock_text, day_of
+from store.health import STATE_LABELS as STATE_LABELS  # re-exported for the widgets
 from store.health import State
-
-#: Word plus symbol for each state, so meaning never depends on colour (NO_COLOR, tmux).
-STATE_LABELS: dict[State, str] = {
-    State.UP: "✔ up",
-    State.DEGRADED: "▲ degraded",
-    State.DOWN: "✖ down",
-    State.STALE: "? stale",
-    State.IN_FLIGHT: "⧗ probing",
-    State.CONFIG_ERROR: "⚙ config error",
-    State.NO_DATA: "… no data",
-    State.NOT_CONFIGURED: "○ not configured",
-    State.PAUSED: "‖ paused",
-    State.MAINTENANCE: "◇ maintenance",
-}
 
 #: Theme variable per state (never hard-coded colours).
 STATE_STYLES: dict[State, str] = {
