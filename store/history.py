@@ -534,8 +534,9 @@ def blind_status(
 ) -> BlindStatus | None:
     """Whether the monitor is blind now, and since when.
 
-    Blind when the prober's last heartbeat is older than ``dead_after_s`` (or no prober ever
-    ran on this database while targets exist), or when a ``network`` gap is open.
+    Blind when the prober's last heartbeat is older than ``dead_after_s``, or when a
+    ``network`` gap is open. A database no prober ever heartbeated on is not blind: nothing
+    was being watched (its targets show "no data", and `inferwatch status` exits 1).
     """
     beat = list(db.query("SELECT heartbeat_at FROM prober WHERE id = 1"))
     if beat and beat[0]["heartbeat_at"]:

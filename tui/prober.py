@@ -316,14 +316,15 @@ class Prober:
             await self._sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    def _background(self, work: Awaitable[Any]) -> None:
-        """Run ``work`` (a database call) without waiting for it; a failure is logged."""
+    def _background(self, work: Awaitable[Any], what: str) -> None:
+        """Run ``work`` (a database call) without waiting for it; a failure is logged as
+        ``what`` failing."""
 
         async def run() -> None:
             try:
                 await work
             except Exception as exc:
-                log(f"storing a cache check failed: {exc!r}")
+                log(f"{what} failed: {exc!r}")
 
         task = self.loop.create_task(run())
         self._tasks.add(task)
@@ -369,7 +370,10 @@ class Prober:
                 self._health_dirty.add(key.split("#", 1)[0])
             # Probes in flight, for "probing 12s" instead of stale (store/inflight.py).
             if rows := self.in_flight.changes(w.names, msg.get("in_flight_since") or {}):
-                self._background(self.writer.call(lambda db: publish_in_flight(db, rows)))
+                self._background(
+                    self.writer.call(lambda db: publish_in_flight(db, rows)),
+                    "publishing probes in flight",
+                )
         elif kind == "err":
             target, error = str(msg.get("target")), str(msg.get("error"))
             text = f"probe loop of {target!r} hit {error} at {clock_text()} (it carried on)"
@@ -380,7 +384,9 @@ class Prober:
                 self._health_dirty.add(target)
         elif kind == "cache":
             result = CacheCheckResult(**msg["r"])
-            self._background(self.writer.call(lambda db: save_cache_check(db, result)))
+            self._background(
+                self.writer.call(lambda db: save_cache_check(db, result)), "storing a cache check"
+            )
         elif kind == "ready":
             w.pid = int(msg["pid"])
             log(f"worker {w.index} probing {len(w.names)} targets (pid {w.pid})")
