@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,6 +391,58 @@ class ServerThread:
 def sse(obj: Any) -> bytes:
     """One SSE ``data:`` event for a JSON-serialisable object."""
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+#: Two tokens 5 and 10 ms after the headers, then the terminal: a quick, well-formed OpenAI
+#: Chat stream for tests that need many cheap probes (real prober processes).
+FAST_SCRIPT = Script(
+    headers_at=0.0,
+    reads=[
+        (0.005, b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'),
+        (
+            0.010,
+            b'data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}\n\n',
+        ),
+        (0.011, b"data: [DONE]\n\n"),
+    ],
+)
+
+
+@contextlib.contextmanager
+def answering_and_hanging_server() -> Iterator[int]:
+    """An OpenAI-style chat server on 127.0.0.1 (in a thread); yields its port.
+
+    ``/v1/chat/completions`` streams "ok" at once; ``/hang/v1/chat/completions`` accepts and
+    never answers until the context ends (then the hanging handlers return, so the server
+    stops at once instead of waiting out its shutdown timeout).
+    """
+    release = threading.Event()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        delta = {"index": 0, "delta": {"content": "ok"}, "finish_reason": None}
+        await resp.write(sse({"choices": [delta]}))
+        await resp.write(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        await asyncio.to_thread(release.wait)
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    app.router.add_post("/hang/v1/chat/completions", hang)
+    server = ServerThread(app)
+    port = server.start()
+    try:
+        yield port
+    finally:
+        release.set()
+        server.stop()
 
 
 if __name__ == "__main__":

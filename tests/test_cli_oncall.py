@@ -4,62 +4,32 @@ with an unknown name says "did you mean". Real processes, real servers on 127.0.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from probes.timestamps import utc_now
 from store.db import open_db
 from store.history import HistoryWriter, MonitoredTarget
 from tests.history_helpers import record
-from tests.servers import ServerThread, sse
+from tests.servers import answering_and_hanging_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_ONCE = [sys.executable, "-m", "tui.cli", "probe", "--once", "--json", "--no-store"]
 
 
-async def _answer(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await resp.prepare(request)
-    delta = {"index": 0, "delta": {"content": "ok"}, "finish_reason": None}
-    await resp.write(sse({"choices": [delta]}))
-    await resp.write(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    await resp.write(b"data: [DONE]\n\n")
-    return resp
-
-
-#: Set at teardown: the hanging handlers return, so the server stops at once.
-RELEASE = threading.Event()
-
-
-async def _hang(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    await asyncio.to_thread(RELEASE.wait)  # accepts, never answers (until the test ends)
-    return web.Response(status=503)
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", _answer)
-    app.router.add_post("/hang/v1/chat/completions", _hang)
-    server = ServerThread(app)
-    RELEASE.clear()
-    yield server.start()
-    RELEASE.set()
-    server.stop()
+    with answering_and_hanging_server() as port:
+        yield port
 
 
 def write_config(tmp: Path, port: int) -> Path:

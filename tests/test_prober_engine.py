@@ -38,20 +38,10 @@ from tests.prober_process import (
     scalar,
     wait_for,
 )
-from tests.servers import ReplayServer, Script
+from tests.servers import FAST_SCRIPT, ReplayServer, Script
 from tui.panels import StatusContext, status_text
 
-FAST = Script(
-    headers_at=0.0,
-    reads=[
-        (0.005, b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'),
-        (
-            0.010,
-            b'data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}\n\n',
-        ),
-        (0.011, b"data: [DONE]\n\n"),
-    ],
-)
+FAST = FAST_SCRIPT
 
 
 def send(db: Path, command: str, target: str | None) -> None:

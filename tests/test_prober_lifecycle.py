@@ -31,20 +31,10 @@ from tests.prober_process import (
     query,
     wait_for,
 )
-from tests.servers import ReplayServer, Script
+from tests.servers import FAST_SCRIPT, ReplayServer
 from tui.prober_lock import is_held, lock_path, read_info
 
-FAST = Script(
-    headers_at=0.0,
-    reads=[
-        (0.005, b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'),
-        (
-            0.010,
-            b'data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}\n\n',
-        ),
-        (0.011, b"data: [DONE]\n\n"),
-    ],
-)
+FAST = FAST_SCRIPT
 
 
 def _env() -> dict[str, str]:

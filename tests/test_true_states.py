@@ -8,15 +8,12 @@ real ``inferwatch run --headless`` prober for probes in flight.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from probes.config import parse_config
 from probes.runner import run_probe
@@ -29,42 +26,14 @@ from store.history import HistoryWriter, blind_status, incidents
 from store.reader import snapshot
 from store.summary import summarize
 from tests.prober_process import ProberProcess, query
-from tests.servers import ServerThread, sse
+from tests.servers import answering_and_hanging_server
 from tui.prober import monitored, published
-
-
-async def _answer(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await resp.prepare(request)
-    delta = {"index": 0, "delta": {"content": "ok"}, "finish_reason": None}
-    await resp.write(sse({"choices": [delta]}))
-    await resp.write(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    await resp.write(b"data: [DONE]\n\n")
-    return resp
-
-
-#: Set at teardown: the hanging handlers return, so the server stops at once.
-RELEASE = threading.Event()
-
-
-async def _hang(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    await asyncio.to_thread(RELEASE.wait)  # accepts, never answers (until the test ends)
-    return web.Response(status=503)  # accepts, never answers
 
 
 @pytest.fixture
 def local_server() -> Iterator[int]:
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", _answer)
-    app.router.add_post("/hang/v1/chat/completions", _hang)
-    server = ServerThread(app)
-    RELEASE.clear()
-    port = server.start()
-    yield port
-    RELEASE.set()
-    server.stop()
+    with answering_and_hanging_server() as port:
+        yield port
 
 
 async def no_network(host: str, port: int) -> Sequence[str]:
