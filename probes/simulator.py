@@ -291,36 +291,22 @@ class Simulator:
         return response
 
 
-class SimulatorProcess:
-    """Runs the simulator in a child process (``python -m probes.simulator``).
+class ChildServer:
+    """A server in a child interpreter (``python -m <module> ...``) that prints ``PORT <n>``
+    once it listens: the demo simulator here, the tests' replay server likewise."""
 
-    A separate interpreter keeps the simulator off the prober's GIL: in a thread of the probing
-    process, GIL hand-offs (5 ms switch interval) add milliseconds to every measured TTFT.
-    Profiles are passed as JSON; the child prints ``PORT <n>`` once it listens.
-    """
-
-    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES, port: int = 0) -> None:
-        self.profiles = tuple(profiles)
+    def __init__(self, port: int = 0) -> None:
         self.port = port
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> SimulatorProcess:
-        """Start the child and wait until it listens.
+    def _spawn(self, module_args: Sequence[str], what: str) -> None:
+        """Start ``python -m *module_args`` and wait until it reports its port.
 
         Raises:
-            RuntimeError: when the child exits or does not report a port within 20 s.
+            RuntimeError: when the child exits before reporting a port (``what`` names it).
         """
-        spec = json.dumps([asdict(p) for p in self.profiles])
         self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "probes.simulator",
-                "--port",
-                str(self.port),
-                "--profiles",
-                spec,
-            ],
+            [sys.executable, "-m", *module_args],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
@@ -329,12 +315,11 @@ class SimulatorProcess:
         line = self._proc.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"demo simulator failed to start: {line.strip() or 'no output'}")
+            raise RuntimeError(f"{what} failed to start: {line.strip() or 'no output'}")
         self.port = int(line.split()[1])
-        return self
 
     def stop(self) -> None:
-        """Terminate the child process."""
+        """Terminate the child process (killed if it has not ended 5 s later)."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -345,6 +330,30 @@ class SimulatorProcess:
         if self._proc is not None and self._proc.stdout is not None:
             self._proc.stdout.close()
         self._proc = None
+
+
+class SimulatorProcess(ChildServer):
+    """Runs the simulator in a child process (``python -m probes.simulator``).
+
+    A separate interpreter keeps the simulator off the prober's GIL: in a thread of the probing
+    process, GIL hand-offs (5 ms switch interval) add milliseconds to every measured TTFT.
+    Profiles are passed as JSON; the child prints ``PORT <n>`` once it listens.
+    """
+
+    def __init__(self, profiles: Sequence[SimProfile] = DEMO_PROFILES, port: int = 0) -> None:
+        super().__init__(port)
+        self.profiles = tuple(profiles)
+
+    def start(self) -> SimulatorProcess:
+        """Start the child and wait until it listens.
+
+        Raises:
+            RuntimeError: when the child exits before reporting its port.
+        """
+        spec = json.dumps([asdict(p) for p in self.profiles])
+        args = ["probes.simulator", "--port", str(self.port), "--profiles", spec]
+        self._spawn(args, "demo simulator")
+        return self
 
     def base_url(self, name: str) -> str:
         """The OpenAI-style base URL of profile ``name``."""

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from probes.simulator import ChildServer
 
 
 @dataclass
@@ -252,12 +253,8 @@ def _serve(port: int) -> None:
     asyncio.run(main())
 
 
-class ReplayServer:
+class ReplayServer(ChildServer):
     """The test side of the replay server: starts the child process and talks to it."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> ReplayServer:
         """Start the child and wait until it listens.
@@ -265,32 +262,8 @@ class ReplayServer:
         Raises:
             RuntimeError: when the child does not report its port.
         """
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers"],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"replay server failed to start: {line.strip() or 'no output'}")
-        self.port = int(line.split()[1])
+        self._spawn(["tests.servers"], "replay server")
         return self
-
-    def stop(self) -> None:
-        """Terminate the child process."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc is not None and self._proc.stdout is not None:
-            self._proc.stdout.close()
-        self._proc = None
 
     def _call(self, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()
