@@ -49,12 +49,15 @@ MESSAGES = [
     "overloaded_error: Overloaded",
     "no token for 15 s after the first one",
 ]
+# ``kind`` = canary: the dashboard and the rollups read canary probes only (a row without a kind
+# is neither rolled up nor summarised, and every target's newest-canary lookup would walk its
+# whole history).
 COLUMNS = (
     "started_at, target, provider, model, status, error_kind, http_status, error_message, "
     "ttfb_ms, ttft_ms, ttfat_ms, total_ms, decode_tps, e2e_output_tps, itl_ms, itl_p50_ms, "
     "itl_max_ms, token_events, input_tokens, cache_read_tokens, output_tokens, usage_source, "
     "finish_reason, cost_usd, cost_source, request_id, conn_reused, buffered, "
-    "reasoning_hidden, no_visible_output, usage_inconsistent"
+    "reasoning_hidden, no_visible_output, usage_inconsistent, kind"
 )
 
 
@@ -74,7 +77,7 @@ def generate(db_path: Path, rows: int, targets: int, days: float, end: datetime)
     step = days * 86400 / per_target
     start = end - timedelta(days=days)
     base = {n: rng.uniform(150, 900) for n in names}
-    sql = f"INSERT INTO probes ({COLUMNS}) VALUES ({', '.join('?' * 31)})"
+    sql = f"INSERT INTO probes ({COLUMNS}) VALUES ({', '.join('?' * 32)})"
     conn = db.conn
     t0 = time.perf_counter()
     batch: list[tuple[object, ...]] = []
@@ -118,6 +121,7 @@ def generate(db_path: Path, rows: int, targets: int, days: float, end: datetime)
                         0,
                         0,
                         0,
+                        "canary",
                     )
                 )
             else:
@@ -157,6 +161,7 @@ def generate(db_path: Path, rows: int, targets: int, days: float, end: datetime)
                         0,
                         0,
                         0,
+                        "canary",
                     )
                 )
             done += 1
@@ -314,6 +319,9 @@ def main() -> None:
             rolled += n
             steps += 1
         el = time.perf_counter() - t0
+        minute_rows = db.conn.execute("SELECT count(*) FROM rollup_minute").fetchone()[0]
+        if not minute_rows:
+            raise SystemExit("rollup wrote no minute rows: are the generated probes canaries?")
         print(
             f"rollup: {rolled:,} rows in {el:.0f} s ({rolled / el:,.0f} rows/s); write lock "
             f"held at most {small.worst * 1000:.0f} ms per prober step of {ROLLUP_BATCH} "
