@@ -4,22 +4,25 @@ Tables (``--table``): ``probes`` (the public schema ``probes.record.FIELD_NAMES`
 order), ``rollups-minute`` / ``rollups-hour`` / ``rollups-day`` (one row per target and UTC
 bucket, percentiles from the histograms), ``incidents`` (state changes) and ``monitor-gaps``
 (when the monitor was blind). Units are in the column names (``_ms``, ``_s``, ``_usd``,
-``_tps``, ``_tokens``); timestamps are UTC ISO 8601. In CSV, text that a spreadsheet would run
-as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``
-(OWASP "CSV injection") and quoted; line breaks inside messages stay, quoted, as LF (CRLF and CR
-become LF, as in a spreadsheet cell); NUL becomes U+FFFD; other control characters and bidi
-overrides are escaped (``\x1b``, ``\u202e``, see ``probes.text.printable``) so CSV printed to
-a terminal cannot drive it (text is cleaned when probed; on export the cells of
-:data:`PROVIDER_TEXT` are checked again, for rows stored before that); a cell holds at most
+``_tps``, ``_tokens``); timestamps are UTC ISO 8601. In CSV, text that can hold a comma, a
+quote or a line break is quoted; text that a spreadsheet would run as a formula (starting
+with ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'`` (OWASP "CSV injection");
+line breaks inside messages stay, quoted, as LF (CRLF and CR become LF, as in a spreadsheet
+cell); NUL becomes U+FFFD; other control characters and bidi overrides are escaped (``\x1b``,
+``\u202e``, see ``probes.text.printable``) so CSV printed to a terminal cannot drive it (text
+is cleaned when probed; on export the cells of :data:`PROVIDER_TEXT` are checked again, for
+rows stored before that); a cell holds at most
 :data:`CSV_CELL_MAX_CHARS` characters. JSON Lines never hold ``Infinity`` or ``NaN`` (a
 non-finite number is ``null``). Rows come from one cursor in chunks of a few thousand: memory
 stays flat whatever the history size. The probes table's CSV lines are
-formatted by SQLite (one ``printf()`` per row, > 100k rows/s); the other tables go through
-:func:`write_table_csv`, with the same cells.
+formatted by SQLite (one ``printf()`` per row, as fast as ``sqlite3 -csv`` on the same rows,
+bytes from SQLite straight to the file); the other tables go through :func:`write_table_csv`,
+with the same cells.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -30,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import sqlite_utils
 
@@ -45,8 +48,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_CELL_MAX_CHARS = 32_000
 #: Columns whose text came from a provider. Records are cleaned when probed
 #: (``probes.sanitize``); rows stored before that can still hold raw control characters or
-#: long text, so these cells are checked on export too (other text is ours or validated
-#: config: checking every column would cost a third of the export speed).
+#: long text, so these cells (and any text not known to be ours or validated config, see
+#: :data:`OWN_TEXT`, :data:`CONFIG_TEXT`) are checked on export too.
 PROVIDER_TEXT = frozenset({"error_message", "request_id", "finish_reason", "upstream_provider"})
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -515,10 +518,15 @@ def export(
         where, params = _where(t, flt)
         source = t.sql.split(" FROM ", 1)[1]
         if fmt == "csv":
-            sql = f"SELECT {_csv_line_sql(t.columns)} FROM {source}{where} ORDER BY {t.order}"
+            line = _csv_line_sql(t.columns)
         else:
             pairs = ", ".join(f"'{c.name}', {_json_expr(c)}" for c in t.columns)
-            sql = f"SELECT json_object({pairs}) || char(10) FROM {source}{where} ORDER BY {t.order}"
+            line = f"json_object({pairs}) || char(10)"
+        raw = _utf8_bytes_under(out, db.conn)
+        if raw is not None:
+            # Bytes straight from SQLite to the file: no decoding into str and encoding back.
+            line = f"CAST(({line}) AS BLOB)"
+        sql = f"SELECT {line} FROM {source}{where} ORDER BY {t.order}"
         _register(db.conn)
         cursor = db.conn.execute(sql, params)
         cursor.arraysize = _CHUNK_ROWS
@@ -528,9 +536,14 @@ def export(
         count = 0
         if fmt == "csv":
             out.write(",".join(c.name for c in t.columns) + "\r\n")
-        put = out.write
+        if raw is None:
+            for chunk in chunks:
+                out.write("".join([row[0] for row in chunk]))
+                count += len(chunk)
+            return count
+        out.flush()  # the header, before the bytes that follow it
         for chunk in chunks:
-            put("".join([row[0] for row in chunk]))
+            raw.write(b"".join([row[0] for row in chunk]))
             count += len(chunk)
         return count
     rows: Iterable[tuple[Any, ...]] = iter_table(db, table, flt)
@@ -540,6 +553,23 @@ def export(
     return write(rows, t.columns, out)
 
 
+def _utf8_bytes_under(out: TextIO, conn: sqlite3.Connection) -> BinaryIO | None:
+    """The byte stream under ``out`` when both it and the database are UTF-8 (a file opened
+    with ``encoding="utf-8"``, stdout reconfigured so), else None (a ``StringIO``)."""
+    buffer = getattr(out, "buffer", None)
+    encoding = getattr(out, "encoding", None)
+    if buffer is None or not isinstance(encoding, str):
+        return None
+    try:
+        if codecs.lookup(encoding).name != "utf-8":
+            return None
+    except LookupError:
+        return None
+    if str(conn.execute("PRAGMA encoding").fetchone()[0]).upper() != "UTF-8":
+        return None
+    return cast(BinaryIO, buffer)
+
+
 _CHUNK_ROWS = 4000
 # printf() takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG before SQLite 3.48), so a line
 # with more is built from several printf() calls.
@@ -547,12 +577,12 @@ _PRINTF_MAX_ARGS = 120
 
 
 #: Text columns that inferwatch fills itself from fixed vocabularies (timestamps, states, error
-#: kinds, usage and price sources, probe kinds, field names): never a quote, line break,
-#: control character or formula start, so their CSV cell is the value in quotes, unchecked.
-OWN_TEXT = frozenset(
-    {"started_at", "status", "error_kind", "usage_source", "cost_source", "kind"}
-    | {"out_of_range_fields"}
-)
+#: kinds, usage and price sources, probe kinds): never empty, and never a comma, quote, line
+#: break, control character or formula start, so their CSV cell is the value as it is, unquoted
+#: (RFC 4180 quotes what needs it), and NULL an empty cell.
+OWN_TEXT = frozenset({"started_at", "status", "error_kind", "usage_source", "cost_source", "kind"})
+#: Own text that is a comma-separated list (of field names): quoted, otherwise unchecked.
+OWN_LIST_TEXT = frozenset({"out_of_range_fields"})
 #: Text columns from config values that are validated printable when the config loads
 #: (target names and models: ``probes.config.check_label``; vantages: a name pattern;
 #: provider names: the registry's): a formula start is all their CSV cell may need changed.
@@ -564,77 +594,103 @@ _FORMULA_GLOB = "[-" + "".join(ch for ch in _FORMULA_START if ch != "-") + "]*"
 
 def _csv_line_sql(columns: Sequence[Column]) -> str:
     """SQL giving one finished RFC 4180 line (CRLF included) per row, with the cells of
-    :func:`write_table_csv`, except that text cells are always quoted (RFC 4180 allows it) so
-    an empty text ("") stays apart from NULL (empty cell).
+    :func:`write_table_csv`.
 
-    One ``printf()`` formats the whole line in C. (The ``a || ',' || b ...`` chain with
-    ``replace()`` and ``coalesce()`` per cell that this replaced ran at ~60k rows/s.) Numbers
-    are SQLite's text for the stored value (a REAL keeps 15 significant digits, as a
-    spreadsheet does). Each text column is checked as much as what can be in it needs
-    (every check is a function call per cell, and they were most of the export's time):
+    One ``printf()`` formats the whole line in C, one argument per cell. (The ``a || ',' ||
+    b ...`` chain with ``replace()`` and ``coalesce()`` per cell that this replaced ran at ~60k
+    rows/s.) Numbers are SQLite's text for the stored value (a REAL keeps 15 significant
+    digits, as a spreadsheet does); ``sqlite3 -csv`` prints the same. Each text column is
+    checked as much as what can be in it needs (every check is a function call per cell, and
+    they were most of the export's time):
 
-    * :data:`OWN_TEXT` (written by inferwatch from fixed vocabularies): ``'"' || T || '"'``,
-      NULL when T is NULL (an empty cell);
+    * :data:`OWN_TEXT` (written by inferwatch from fixed vocabularies): ``%s``, unchecked and
+      unquoted (nothing in them needs quotes); NULL is an empty cell;
+    * :data:`OWN_LIST_TEXT`: ``'"' || T || '"'`` (NULL stays NULL: an empty cell);
     * :data:`CONFIG_TEXT` (validated printable when the config loads): a formula start gets
-      a ``'`` (:func:`_formula_sql`), then ``%.*s%w%.*s``: the quotes are printed with
-      precision ``T IS NOT NULL``, and ``%w`` doubles the ``"`` inside;
+      a ``'`` (:func:`_formula_sql`), then ``"%w"`` (``%w`` doubles the ``"`` inside);
     * any other text (:data:`PROVIDER_TEXT` and whatever is not known to be clean):
-      :func:`_csv_text_sql`'s checks, then quoted as above.
+      ``"%s"`` of :func:`_csv_text_sql`, which leaves no ``"`` undoubled.
+
+    A NULL config or other text is ``""``: an empty text, as Python's csv module reads both.
     """
-    cells: list[tuple[str, list[str]]] = []
+    cells: list[tuple[str, str]] = []
     for c in columns:
         n = c.name
         if c.kind == "text" and n in OWN_TEXT:
-            cells.append(("%s", [f"'\"' || {n} || '\"'"]))
+            cells.append(("%s", n))
+        elif c.kind == "text" and n in OWN_LIST_TEXT:
+            cells.append(("%s", f"'\"' || {n} || '\"'"))
+        elif c.kind == "text" and n in CONFIG_TEXT:
+            cells.append(('"%w"', f"coalesce({_formula_sql(n)}, '')"))
         elif c.kind == "text":
-            text = _formula_sql(n) if n in CONFIG_TEXT else _csv_text_sql(n)
-            has = f"({n} IS NOT NULL)"
-            cells.append(("%.*s%w%.*s", [has, "'\"'", f"coalesce({text}, '')", has, "'\"'"]))
+            cells.append(('"%s"', _csv_text_sql(n)))
         elif c.kind == "bool":
-            cells.append(("%s", [f"CASE WHEN {n} THEN 'true' WHEN NOT {n} THEN 'false' END"]))
+            cells.append(("%s", f"CASE WHEN {n} THEN 'true' WHEN NOT {n} THEN 'false' END"))
         else:
-            cells.append(("%s", [n]))
-    groups: list[list[tuple[str, list[str]]]] = [[]]
-    for cell in cells:
-        if sum(len(a) for _, a in groups[-1]) + len(cell[1]) >= _PRINTF_MAX_ARGS:
-            groups.append([])
-        groups[-1].append(cell)
+            cells.append(("%s", n))
+    groups = [cells[i : i + _PRINTF_MAX_ARGS] for i in range(0, len(cells), _PRINTF_MAX_ARGS)]
     calls = []
     for i, group in enumerate(groups):
         fmt = ",".join(spec for spec, _ in group) + ("\r\n" if i == len(groups) - 1 else ",")
-        args = ", ".join(a for _, cell_args in group for a in cell_args)
-        calls.append(f"printf('{fmt}', {args})")
+        calls.append(f"printf('{fmt}', {', '.join(arg for _, arg in group)})")
     return " || ".join(calls)
 
 
 def _formula_sql(n: str) -> str:
-    """SQL of text column ``n`` with a ``'`` before a formula start (one anchored GLOB)."""
-    return f"CASE WHEN {n} GLOB '{_FORMULA_GLOB}' THEN '''' || {n} ELSE {n} END"
-
-
-def _csv_text_sql(n: str) -> str:
-    """SQL giving the cell text of text column ``n`` (provider text, or text not known to be
-    clean) before quoting, as :func:`csv_text`.
-
-    The usual path is a ``GLOB`` for anything but printable ASCII (CR and tab included; it
-    sees the text up to a NUL), the length in characters against the length in bytes (they
-    differ once a NUL or a multi-byte character is in: ``length()`` stops at a NUL; cheaper
-    than an ``instr()`` for it), the length in bytes against the cap (only ASCII gets this
-    far, so bytes are characters) and :func:`_formula_sql`. Anything else goes to
-    :func:`csv_text` itself (``iw_csv_text``, see :func:`_register`): SQLite's ``replace()``
-    cannot match NUL, and ``printf()`` would end the cell at it.
-    """
-    size = f"length(CAST({n} AS BLOB))"
+    """SQL of text column ``n`` with a ``'`` before a formula start: every formula start sorts
+    before ``A``, so most text is past the check after one comparison, the rest gets an
+    anchored GLOB (a BLOB is compared as its text)."""
     return (
-        f"CASE WHEN {n} GLOB '*[^ -~]*' OR length({n}) != {size} "
-        f"OR {size} > {CSV_CELL_MAX_CHARS} THEN iw_csv_text({n}) "
-        f"ELSE {_formula_sql(n)} END"
+        f"CASE WHEN CAST({n} AS TEXT) < 'A' AND {n} GLOB '{_FORMULA_GLOB}' "
+        f"THEN '''' || {n} ELSE {n} END"
     )
 
 
+def _csv_text_sql(n: str) -> str:
+    """SQL giving the cell of text column ``n`` (provider text, or text not known to be
+    clean) as :func:`csv_text` makes it, with every ``"`` doubled, to be printed in quotes.
+
+    The usual path returns the text itself after checks that are each one C call, none of
+    them a pattern match per character (``GLOB '*[^ -~]*'`` costs ~180 instructions a
+    character, these ~25 together):
+
+    * ``json_quote()`` escapes every character below U+0020 (tab, CR and LF among them),
+      ``"``, ``\\`` and NUL, so its length (in characters) is the text's bytes plus its two
+      quotes only when it escaped nothing, and the text is at most the cap (``min()``: a
+      longer text can never match);
+    * the length in characters equals the length in bytes only for ASCII without NUL
+      (``length()`` stops at a NUL). Both equalities are needed: alone, the first would let a
+      ``"`` (one character more in JSON) and a two-byte character (one byte more than
+      characters) cancel out;
+    * no DEL (a one-character ``GLOB``: a ``strcspn()``), and no formula start (see
+      :func:`_formula_sql`).
+
+    Anything else (rare: text stored before probes were cleaned, a message quoting JSON, a
+    BLOB, which sorts after every text) goes to :func:`csv_text` itself (``iw_csv_cell``, see
+    :func:`_register`): SQLite's ``replace()`` cannot match NUL, and ``printf()`` would end
+    the cell at it.
+    """
+    size = f"length(CAST({n} AS BLOB))"
+    return (
+        f"CASE WHEN {n} IS NULL THEN NULL "
+        f"WHEN {n} < X'' AND length(json_quote({n})) = min({size}, {CSV_CELL_MAX_CHARS}) + 2 "
+        f"AND length({n}) = {size} AND NOT {n} GLOB '*' || char(127) || '*' "
+        f"AND ({n} >= 'A' OR NOT {n} GLOB '{_FORMULA_GLOB}') THEN {n} "
+        f"ELSE iw_csv_cell({n}) END"
+    )
+
+
+def _csv_cell(value: str | bytes) -> str:
+    """:func:`csv_text` with every ``"`` doubled, for a cell printed in quotes (a BLOB is read
+    as UTF-8, an undecodable byte as U+FFFD)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return csv_text(value).replace('"', '""') if value else value
+
+
 def _register(conn: sqlite3.Connection) -> None:
-    """Make :func:`csv_text` callable from SQL as ``iw_csv_text``."""
-    conn.create_function("iw_csv_text", 1, csv_text, deterministic=True)
+    """Make :func:`csv_text` callable from SQL as ``iw_csv_cell`` (quotes doubled)."""
+    conn.create_function("iw_csv_cell", 1, _csv_cell, deterministic=True)
 
 
 def _json_expr(c: Column) -> str:

@@ -195,13 +195,13 @@ def test_sql_and_python_csv_writers_give_the_same_cells(history: Path) -> None:
 
 
 def test_sql_csv_line_past_printf_argument_limit() -> None:
-    """A table whose line needs more than one printf() (127 arguments at most)."""
-    columns = [Column(f"t{i}", "text") for i in range(30)] + [Column("n"), Column("b", "bool")]
+    """A table whose line needs more than one printf() (127 arguments at most, one a cell)."""
+    columns = [Column(f"t{i}", "text") for i in range(130)] + [Column("n"), Column("b", "bool")]
     db = sqlite_utils.Database(memory=True)
     db.execute(f"CREATE TABLE w ({', '.join(c.name for c in columns)})")
     rows = [
-        [f'v{i} "q", =x' if i % 3 else None for i in range(30)] + [1.5, 1],
-        ["=a\r\nb"] * 30 + [None, 0],
+        [f'v{i} "q", =x' if i % 3 else None for i in range(130)] + [1.5, 1],
+        ["=a\r\nb"] * 130 + [None, 0],
     ]
     db.conn.executemany(f"INSERT INTO w VALUES ({', '.join('?' * len(columns))})", rows)
     _register(db.conn)
@@ -214,6 +214,7 @@ def test_sql_csv_line_past_printf_argument_limit() -> None:
     want = list(csv.reader(io.StringIO(slow.getvalue(), newline="")))[1:]
     assert got == want
     assert got[1][0] == "'=a\nb" and got[0][1] == 'v1 "q", =x' and got[0][-2:] == ["1.5", "true"]
+    assert got[1][125] == "'=a\nb" and got[0][125] == 'v125 "q", =x'
 
 
 def test_sql_csv_checks_each_text_column_as_its_content_needs() -> None:
@@ -246,6 +247,56 @@ def test_sql_csv_checks_each_text_column_as_its_content_needs() -> None:
     assert got == list(csv.reader(io.StringIO(slow.getvalue(), newline="")))[1:]
     assert got[0][2:4] == ["'-m", "'=t\"1"] and got[1][4:6] == ["x\ufffdy", "'\tstop"]
     assert len(got[0][4]) == CSV_CELL_MAX_CHARS and got[2][4:] == ["'+1", "", "'-2\n3"]
+
+
+def test_sql_csv_provider_text_checks_do_not_cancel_out() -> None:
+    """Every provider text that needs a change leaves the SQL fast path: a quote beside a
+    two-byte character (one more character in JSON, one more byte than characters), DEL,
+    ESC, LF, a tab, NUL, text at and over the cap, each formula start, and a BLOB (which no
+    inferwatch code stores, read as its UTF-8 text); clean text, empty text and NULL pass."""
+    over = "y" * (CSV_CELL_MAX_CHARS + 1)
+    texts = [
+        '"\u00e9',
+        'x"\u00e9y',
+        "a\x7fb",
+        "\x1b[31mred",
+        "line\nbreak",
+        "tab\there",
+        "nul\x00x",
+        "x" * CSV_CELL_MAX_CHARS,
+        over,
+        "\u00e9" * 3,
+        "=1",
+        "+1",
+        "-1",
+        "@x",
+        "\t=1",
+        "\r=1",
+        "A=1",
+        "req-42",
+        "",
+        None,
+    ]
+    columns = [Column("request_id", "text")]
+    db = sqlite_utils.Database(memory=True)
+    db.execute("CREATE TABLE w (request_id)")
+    db.conn.executemany("INSERT INTO w VALUES (?)", [[t] for t in texts])
+    db.conn.executemany("INSERT INTO w VALUES (?)", [[b'=cmd"\xc3\xa9'], [b"plain"]])
+    _register(db.conn)
+    sql = _csv_line_sql(columns)
+    fast = "".join(line for (line,) in db.conn.execute(f"SELECT {sql} FROM w ORDER BY rowid"))
+    got = [row[0] for row in csv.reader(io.StringIO(fast, newline=""))]
+    slow = io.StringIO(newline="")
+    write_table_csv([[t] for t in texts], columns, slow)
+    want = [row[0] if row else "" for row in csv.reader(io.StringIO(slow.getvalue(), newline=""))]
+    assert got[: len(texts)] == want[1:]
+    assert got[:3] == ['"\u00e9', 'x"\u00e9y', "a\\x7fb"]
+    assert got[3] == "\\x1b[31mred" and got[6] == "nul\ufffdx"
+    assert (
+        got[7] == "x" * CSV_CELL_MAX_CHARS and got[8] == over[: CSV_CELL_MAX_CHARS - 1] + "\u2026"
+    )
+    assert got[10:17] == ["'=1", "'+1", "'-1", "'@x", "'\t=1", "'\n=1", "A=1"]
+    assert got[len(texts) :] == ["'=cmd\"\u00e9", "plain"]
 
 
 def test_jsonl_keeps_text_as_is(history: Path) -> None:
