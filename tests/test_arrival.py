@@ -49,34 +49,38 @@ async def connect(srv: socket.socket) -> tuple[StampedStream, socket.socket]:
     return stream, conn
 
 
-def busy_next_turn(marks: dict[str, float]) -> None:
-    """Queue work that runs after the next poll and before that poll's read callbacks."""
+def read_behind_queued_work(
+    factory: Callable[[], asyncio.AbstractEventLoop], srv: socket.socket
+) -> dict[str, float]:
+    """Send a token, queue work that runs after the next poll and before that poll's read
+    callbacks, read the token; marks: busy_from/busy_to (the work), stamp, resumed (the
+    reading task got the bytes)."""
+    marks: dict[str, float] = {}
 
     def busy() -> None:
         marks["busy_from"] = time.perf_counter()
         time.sleep(BUSY_S)
         marks["busy_to"] = time.perf_counter()
 
-    asyncio.get_running_loop().call_soon(busy)
-
-
-def test_a_token_is_stamped_at_the_poll_that_found_it_not_after_queued_work(
-    listener: socket.socket,
-) -> None:
-    marks: dict[str, float] = {}
-
     async def main() -> None:
-        stream, conn = await connect(listener)
+        stream, conn = await connect(srv)
         conn.sendall(b"data: token\n\n")
-        busy_next_turn(marks)
-        data = await stream.read(1024)
-        assert data == b"data: token\n\n"
+        asyncio.get_running_loop().call_soon(busy)
+        assert await stream.read(1024) == b"data: token\n\n"
+        marks["resumed"] = time.perf_counter()
         assert stream.last_read_s is not None
         marks["stamp"] = stream.last_read_s
         conn.close()
         await stream.aclose()
 
-    run_on(new_stamping_loop, main())
+    run_on(factory, main())
+    return marks
+
+
+def test_a_token_is_stamped_at_the_poll_that_found_it_not_after_queued_work(
+    listener: socket.socket,
+) -> None:
+    marks = read_behind_queued_work(new_stamping_loop, listener)
     # The poll that found the bytes returned before the queued work began.
     assert marks["stamp"] <= marks["busy_from"]
 
@@ -84,20 +88,7 @@ def test_a_token_is_stamped_at_the_poll_that_found_it_not_after_queued_work(
 def test_on_a_plain_loop_the_stamp_is_the_hand_over_still_before_the_reader_ran(
     listener: socket.socket,
 ) -> None:
-    marks: dict[str, float] = {}
-
-    async def main() -> None:
-        stream, conn = await connect(listener)
-        conn.sendall(b"data: token\n\n")
-        busy_next_turn(marks)
-        await stream.read(1024)
-        marks["resumed"] = time.perf_counter()
-        assert stream.last_read_s is not None
-        marks["stamp"] = stream.last_read_s
-        conn.close()
-        await stream.aclose()
-
-    run_on(asyncio.new_event_loop, main())
+    marks = read_behind_queued_work(asyncio.new_event_loop, listener)
     # Without a stamping selector the transport's hand-over is the first moment known: after
     # the queued work, before the reading task resumed.
     assert marks["busy_to"] <= marks["stamp"] <= marks["resumed"]
