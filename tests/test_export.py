@@ -194,6 +194,23 @@ def test_sql_and_python_csv_writers_give_the_same_cells(history: Path) -> None:
                 assert g == w
 
 
+def test_a_file_gets_the_bytes_a_text_stream_gets(history: Path, tmp_path: Path) -> None:
+    """To a UTF-8 file the lines go as bytes from SQLite, to a StringIO as str: same output."""
+    db = open_db(history, migrate=False)
+    try:
+        for fmt in ("csv", "jsonl"):
+            path = tmp_path / f"x.{fmt}"
+            with open(path, "w", encoding="utf-8", newline="") as out:
+                n_file = export(db, out, fmt=fmt)
+            text = io.StringIO(newline="")
+            n_text = export(db, text, fmt=fmt)
+            assert n_file == n_text == 4 * len(NASTY)
+            assert path.read_bytes() == text.getvalue().encode("utf-8")
+            assert "nul\ufffdinside" in text.getvalue() or fmt == "jsonl"
+    finally:
+        db.close()
+
+
 def test_sql_csv_line_past_printf_argument_limit() -> None:
     """A table whose line needs more than one printf() (127 arguments at most, one a cell)."""
     columns = [Column(f"t{i}", "text") for i in range(130)] + [Column("n"), Column("b", "bool")]
