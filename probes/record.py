@@ -321,11 +321,13 @@ def fields_markdown() -> str:
         "",
         "## Reading loop_lag_ms",
         "",
-        "A probe stamps each read when the prober's event loop runs it. While that loop is busy"
-        " elsewhere (a garbage collection, another probe's work), bytes that already arrived"
-        " wait, and the wait lands in `ttfb_ms`, `ttft_ms`, `itl_*` and `total_ms`. A 20 ms"
-        " timer on the same loop notes how late it fires; `loop_lag_ms` is the worst such"
-        " lateness seen while the probe ran (null for probes that ran outside the scheduler).",
+        "A probe stamps each block of bytes when the prober's event loop polls and finds it"
+        " (docs/metrics.md §1), so work already queued on the loop no longer counts. While the"
+        " loop does not poll at all (a garbage collection, one long callback, the process"
+        " not scheduled on a busy machine), bytes that already arrived wait, and the wait lands"
+        " in `ttfb_ms`, `ttft_ms`, `itl_*` and `total_ms`. A 20 ms timer on the same loop"
+        " notes how late it fires; `loop_lag_ms` is the worst such lateness seen while the"
+        " probe ran (null for probes that ran outside the scheduler).",
         "",
         "- Up to about 1 ms is the timer's own granularity: the probe's timings are as good as"
         " the machine's.",
@@ -334,7 +336,8 @@ def fields_markdown() -> str:
         " a latency outlier whose `loop_lag_ms` is of the same size.",
         "- Many probes with a large `loop_lag_ms` (and a growing `start_late_ms`) mean the"
         " prober is overloaded: fewer targets per worker (`[prober] workers`), or a busy"
-        " machine.",
+        " machine. From 50 ms the dashboard's status line says"
+        ' "prober overloaded" for two minutes after the last late report.',
     ]
     return "\n".join(lines) + "\n"
 

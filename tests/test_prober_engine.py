@@ -460,3 +460,33 @@ def test_ten_thousand_targets_start_without_a_false_stall(
         assert sum(counts(db).values()) > 100, "it probes (10,000 targets in 10 minutes)"
         assert prober.alive()
     assert query(db, "SELECT count(*) FROM monitor_gaps") == [(0,)]
+
+
+def test_a_late_probing_loop_says_the_prober_is_overloaded(
+    tmp_path: Path, replay: ReplayServer
+) -> None:
+    url = replay.add("engine-overload", FAST)
+    db = tmp_path / "l.db"
+    cfg = config_toml([("a", url)], 0.3, {"workers": 1})
+    with ProberProcess(tmp_path, cfg, db):
+        row = wait_for(
+            "probing, the worker reported",
+            lambda: (
+                (r := prober_row(db))
+                and all(w["pid"] for w in r["stats"].get("workers", []))
+                and counts(db).get("a", 0) >= 3
+                and r
+            ),
+        )
+        worker = row["stats"]["workers"][0]["pid"]
+        # The worker's loop stopped for 0.3 s: whatever it measured then includes our wait.
+        os.kill(worker, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(worker, signal.SIGCONT)
+        row = wait_for(
+            "the overload said",
+            lambda: "prober overloaded" in ((r := prober_row(db)) or {}).get("problem", "") and r,
+        )
+        late_ms = float(row["problem"].split("ran ", 1)[1].split(" ms", 1)[0])
+        assert late_ms >= 250, row["problem"]
+        assert "prober overloaded" in status_line(db)

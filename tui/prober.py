@@ -73,7 +73,14 @@ from store.rollups import Retention, maintenance_steps
 from tui.oncall import OnCall, under_maintenance
 from tui.prober_fleet import Worker, default_workers, describe_exit
 from tui.prober_log import log, log_events, log_gap
-from tui.prober_problems import NOTICE_S, Problems, clock_text
+from tui.prober_problems import (
+    NOTICE_S,
+    OVERLOAD_NOTICE_S,
+    OVERLOADED_LAG_MS,
+    Problems,
+    clock_text,
+    overload_text,
+)
 from tui.prober_worker import WorkerInit
 from tui.prober_writer import DbWriter
 
@@ -364,6 +371,9 @@ class Prober:
             self._record(ProbeRecord(**msg["r"]))
         elif kind == "stats":
             w.lag_ms = msg.get("lag_ms")
+            if w.lag_ms is not None and w.lag_ms >= OVERLOADED_LAG_MS:
+                # Is it us or them: a late loop puts our own wait into the latencies.
+                self.problems.set("overload", overload_text(w.lag_ms), OVERLOAD_NOTICE_S)
             w.in_flight = int(msg.get("in_flight") or 0)
             for key, count in (msg.get("skipped_by") or {}).items():
                 self.skipped[key] = int(count)

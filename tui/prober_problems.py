@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 
 #: A problem that happened once (a worker restart, a loop error) stays shown this long.
 NOTICE_S = 600.0
+#: A probing loop this late means the prober, not the provider, may be in a latency: below
+#: it (a young collection, a busy moment) timings stay within their documented error.
+OVERLOADED_LAG_MS = 50.0
+#: An overload stays shown this long after the last late report (it is a state, not an event).
+OVERLOAD_NOTICE_S = 120.0
 
 
 class Problems:
@@ -16,10 +21,11 @@ class Problems:
 
     Each problem has a key (``storage``, ``worker``, ``loop``); a lasting one stays until
     cleared, a past one (a restart, an exception a loop carried on from) for
-    :data:`NOTICE_S`. Storage comes first, then workers, then loop errors.
+    :data:`NOTICE_S`. Storage comes first, then workers, then an overloaded prober, then loop
+    errors.
     """
 
-    _ORDER = ("storage", "worker", "loop")
+    _ORDER = ("storage", "worker", "overload", "loop")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -42,6 +48,15 @@ class Problems:
             del self._items[key]
         keys = sorted(self._items, key=lambda k: (self._ORDER.index(k.split(":")[0]), k))
         return "; ".join(self._items[k][0] for k in keys)
+
+
+def overload_text(lag_ms: float) -> str:
+    """What the status line says when a probing loop ran ``lag_ms`` late (docs/fields.md,
+    "Reading loop_lag_ms")."""
+    return (
+        f"prober overloaded: a probing loop ran {lag_ms:.0f} ms late at {clock_text()} "
+        "(timings then include our own wait; see loop_lag_ms)"
+    )
 
 
 def clock_text() -> str:
