@@ -231,6 +231,20 @@ class ProberRun:
             out += [(g, ms) for at, g, ms in data["pauses"] if start <= at < end]
         return out
 
+    def gc_spans(self, start: float, end: float) -> list[tuple[float, float, int, bool]]:
+        """Every collection in the window: (began, ended) epoch seconds, generation, and whether
+        it paused a probing worker (``tui.prober_worker``) rather than the main process."""
+        out = []
+        for path in self.gc_dir.glob("*.json"):
+            data = json.loads(path.read_text())
+            worker = any("prober_worker" in str(a) for a in data["argv"])
+            out += [
+                (at - ms / 1000.0, at, g, worker)
+                for at, g, ms in data["pauses"]
+                if start <= at < end
+            ]
+        return out
+
     def rows(self, start: float, end: float) -> list[dict[str, object]]:
         """Stored probes that started in the window, as dicts."""
         conn = sqlite3.connect(self.db)

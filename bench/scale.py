@@ -19,6 +19,12 @@ warm-up it measures for ``--seconds`` and prints, per N:
 * TTFT error p50 / p99 (``ttft_ms`` - 300) and the floor's; the prober's minus the floor's;
 * ``loop_lag_ms`` p99 and max (when recorded), collector pauses in the window (count, max).
 
+A second table says what the TTFT tail is made of: the collections that paused a probing
+worker (count, longest), how many probes had one inside their TTFT window (request sent to
+first token; any worker's, so an upper bound), and the error over the floor at p99 without
+those probes, and without the probes the prober itself flagged as measured on a late loop
+(``loop_lag_ms`` over 5 ms).
+
 ``--root`` runs the prober from another checkout (e.g. a copy of ``main`` for a before/after
 table); ``--prober key=value`` adds ``[prober]`` settings (``max_concurrency=256``).
 """
@@ -30,11 +36,48 @@ import json
 import os
 import platform
 import time
+from datetime import datetime
 from pathlib import Path
 
 from benchlib import ROOT, Floor, ProberRun, Sampler, cpu_seconds, load, pct, servers, targets_toml
 
 TTFT_MS = 300.0
+#: A probe measured on a loop this late is one the prober flags rather than trusts.
+LATE_LOOP_MS = 5.0
+
+
+def epoch(stamp: str) -> float:
+    """The stored UTC ISO 8601 ``started_at`` as epoch seconds."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def tail(
+    ok: list[dict[str, object]], spans: list[tuple[float, float, int, bool]], floor_p99: float
+) -> dict[str, object]:
+    """What the TTFT tail is made of: worker collections inside a probe's TTFT window, and
+    probes the prober flagged as measured on a late loop (see the module docstring)."""
+    pauses = [(b, e) for b, e, _, worker in spans if worker]
+    hit, clean, calm = 0, [], []
+    for r in ok:
+        t0 = epoch(str(r["started_at"]))
+        t1 = t0 + float(r["ttft_ms"]) / 1000.0  # type: ignore[arg-type]
+        err = float(r["ttft_ms"]) - TTFT_MS  # type: ignore[arg-type]
+        if any(b < t1 and e > t0 for b, e in pauses):
+            hit += 1
+        else:
+            clean.append(err)
+        lag = r.get("loop_lag_ms")
+        if lag is None or float(lag) <= LATE_LOOP_MS:  # type: ignore[arg-type]
+            calm.append(err)
+    p_clean, p_calm = pct(clean, 99), pct(calm, 99)
+    return {
+        "worker_gc_n": len(pauses),
+        "worker_gc_max_ms": max(((e - b) * 1000 for b, e in pauses), default=None),
+        "in_pause": hit,
+        "d99_without_pauses": None if p_clean is None else p_clean - floor_p99,
+        "late_loop": len(ok) - len(calm),
+        "d99_without_late_loop": None if p_calm is None else p_calm - floor_p99,
+    }
 
 
 def fmt(value: float | None, spec: str = ".1f") -> str:
@@ -80,6 +123,8 @@ def run_one(n: int, args: argparse.Namespace) -> dict[str, object]:
         if r["status"] != "ok":
             errors[str(r["error_kind"])] = errors.get(str(r["error_kind"]), 0) + 1
     gcs = run.gc_pauses(w0, w1)
+    floor_p99 = pct(floor, 99)
+    why = tail(ok, run.gc_spans(w0, w1), floor_p99) if floor_p99 is not None else {}
     expected = n / args.interval * (w1 - w0)
     cpu = cpu1 - cpu0
     result = {
@@ -108,6 +153,7 @@ def run_one(n: int, args: argparse.Namespace) -> dict[str, object]:
         "gc_n": len(gcs),
         "gc_full": sum(1 for g, _ in gcs if g == 2),
         "gc_max_ms": max((ms for _, ms in gcs), default=None),
+        **why,
         "load_before": load_before,
         "load_after": load_after,
         "exit": code,
@@ -145,8 +191,10 @@ def main() -> None:
             flush=True,
         )
         print("|" + " --- |" * 12, flush=True)
+    results = []
     for n in (int(x) for x in args.targets.split(",")):
         r = run_one(n, args)
+        results.append(r)
         if args.json:
             print(json.dumps(r), flush=True)
             continue
@@ -165,6 +213,24 @@ def main() -> None:
             f"| {fmt(r['lag_p99'])} / {fmt(r['lag_max'])} "  # type: ignore[arg-type]
             f"| {r['gc_n']} ({r['gc_full']}) {fmt(r['gc_max_ms'])} "  # type: ignore[arg-type]
             f"| {r['load_before']} → {r['load_after']} |",
+            flush=True,
+        )
+    if args.json:
+        return
+    print(
+        "\n| targets | worker collections (longest ms) | probes with one in their TTFT window "
+        "| error - floor p99 without them ms | probes on a late loop (> 5 ms) "
+        "| error - floor p99 without them ms |"
+    )
+    print("|" + " --- |" * 6)
+    for r in results:
+        print(
+            f"| {r['targets']:,} | {r.get('worker_gc_n', 'n/a')} "
+            f"({fmt(r.get('worker_gc_max_ms'))}) "  # type: ignore[arg-type]
+            f"| {r.get('in_pause', 'n/a')} / {r['probes']} "
+            f"| {fmt(r.get('d99_without_pauses'))} "  # type: ignore[arg-type]
+            f"| {r.get('late_loop', 'n/a')} "
+            f"| {fmt(r.get('d99_without_late_loop'))} |",  # type: ignore[arg-type]
             flush=True,
         )
 

@@ -18,8 +18,9 @@ Two things a plain ``httpx.AsyncClient`` gets wrong for a monitor (docs/metrics.
   host name. The durations go to the :class:`ConnectionPhases` of the probe that opened the
   connection, found through a context variable (httpcore connects inside the requesting task).
 * **The HTTP stack's own time inside a stamp.** Its streams (:class:`StampedStream`) stand on
-  asyncio's streams directly: each socket read is stamped before h11 and httpx process it, and
-  a request's bytes go to the socket without the loop turns httpcore's anyio backend adds.
+  asyncio's streams directly: each block of bytes is stamped when it arrived (at the loop's
+  poll, :mod:`probes.arrival`), before h11 and httpx process it, and a request's bytes go to
+  the socket without the loop turns httpcore's anyio backend adds.
 
 :func:`make_client` builds the client every probe uses; the scheduler decides how many exist
 and their pool size.
@@ -43,6 +44,8 @@ from typing import Any, Literal
 
 import httpcore
 import httpx
+
+from probes.arrival import ArrivalStampingReader, open_stamped_connection
 
 #: Where a probe's request is: waiting for a pooled connection, resolving, connecting, in the
 #: TLS handshake, request sent (no response headers yet), or reading the response.
@@ -152,10 +155,13 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class StampedStream(httpcore.AsyncNetworkStream):
     """httpcore's network stream on asyncio's own streams, stamping every socket read.
 
-    * ``last_read_s`` is ``time.perf_counter()`` when the latest read that returned bytes came
-      back from the socket, before h11 parses them and httpx hands them on. The runner finds
-      this stream in ``response.extensions["network_stream"]`` and stamps each body chunk with
-      it, so the HTTP stack's own processing never counts as the provider's latency
+    * ``last_read_s`` is when the bytes the latest read returned arrived (``time.perf_counter``
+      seconds): the poll that found them, on a stamping loop (:mod:`probes.arrival`), else
+      their hand-over by the transport; always before h11 parses them and httpx hands them
+      on. A read returns bytes of one arrival block at most, so two tokens that came apart
+      keep their own stamps even when the reader runs late. The runner finds this stream in
+      ``response.extensions["network_stream"]`` and stamps each body chunk with it, so the
+      HTTP stack's own processing and the loop's queue never count as the provider's latency
       (docs/metrics.md §1).
     * A request goes to the socket in one write (headers and body together), without the loop
       turn httpcore's anyio backend takes after every send (0.4 ms each here): time inside
@@ -176,6 +182,8 @@ class StampedStream(httpcore.AsyncNetworkStream):
         self._phases = phases
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        # Bytes read from the reader past the end of the block they arrived in.
+        self._held = b""
         self.last_read_s: float | None = None
 
     async def read(
@@ -183,20 +191,33 @@ class StampedStream(httpcore.AsyncNetworkStream):
         max_bytes: int,
         timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
     ) -> bytes:
-        """Read up to ``max_bytes`` (``b""`` at the end) and stamp when they came back."""
+        """Read up to ``max_bytes`` of one arrival block (``b""`` at the end); stamp their
+        arrival in ``last_read_s``."""
         if self._pending:
             await self._flush(timeout, httpcore.ReadError)
-        try:
-            if timeout is None:
-                data = await self._reader.read(max_bytes)
-            else:
-                async with asyncio.timeout(timeout):
-                    data = await self._reader.read(max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc) or "read timed out") from exc
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
-        self.last_read_s = time.perf_counter()
+        reader = self._reader
+        if self._held:
+            data, self._held = self._held, b""
+        else:
+            try:
+                if timeout is None:
+                    data = await reader.read(max_bytes)
+                else:
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(max_bytes)
+            except TimeoutError as exc:
+                raise httpcore.ReadTimeout(str(exc) or "read timed out") from exc
+            except OSError as exc:
+                raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+        stamp = None
+        if data and isinstance(reader, ArrivalStampingReader):
+            block = reader.next_block_size()
+            cut = min(max_bytes, block) if block else max_bytes
+            if len(data) > cut:
+                self._held = data[cut:]
+                data = data[:cut]
+            stamp = reader.take_stamp(len(data))
+        self.last_read_s = time.perf_counter() if stamp is None else stamp
         return data
 
     async def write(
@@ -280,7 +301,9 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if info == "is_readable":
             # An idle pooled connection that the server closed (or wrote to) is not reusable.
             reader = self._reader
-            if reader.at_eof() or reader.exception() is not None or writer.is_closing():
+            if self._held or reader.at_eof() or reader.exception() is not None:
+                return True
+            if writer.is_closing():
                 return True
             return is_socket_readable(writer.get_extra_info("socket"))
         return None
@@ -359,7 +382,7 @@ class PhasedBackend(httpcore.AsyncNetworkBackend):
         for i, address in enumerate(addresses):
             try:
                 async with asyncio.timeout(remaining):
-                    reader, writer = await asyncio.open_connection(address, port, local_addr=local)
+                    reader, writer = await open_stamped_connection(address, port, local)
                 break
             except TimeoutError as exc:
                 if i == len(addresses) - 1:

@@ -280,6 +280,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """``inferwatch probe --once``: a record per target (not configured ones included), in
     config order as they end; exit 1 when a probe failed, 2 on a config error, 130 when
     interrupted (what finished is printed, and which targets did not finish)."""
+    from probes.arrival import new_stamping_loop
     from tui.prober import probe_once
 
     def report(config: Config, db: Path | None) -> int:
@@ -308,7 +309,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
         flush()
         try:
-            asyncio.run(probe_once(config, db, finished))
+            with asyncio.Runner(loop_factory=new_stamping_loop) as runner:
+                runner.run(probe_once(config, db, finished))
         except KeyboardInterrupt:
             flush(everything=True)
             ended = {r.target for r in done}

@@ -32,6 +32,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from probes.arrival import new_stamping_loop
 from probes.coldstart import IdleTracker
 from probes.config import Config, ResolvedTarget
 from probes.questions import CheckSchedule, QuestionChecks
@@ -287,8 +288,13 @@ def main() -> None:
     if not line:
         return
     init = WorkerInit(**json.loads(line))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(init))
+    # A stamping loop: each token's time is the poll that found its bytes, not when this
+    # worker's queue got round to them (probes/arrival.py).
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=new_stamping_loop) as runner,
+    ):
+        runner.run(serve(init))
 
 
 if __name__ == "__main__":
