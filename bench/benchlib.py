@@ -233,11 +233,13 @@ class ProberRun:
 
     def gc_spans(self, start: float, end: float) -> list[tuple[float, float, int, bool]]:
         """Every collection in the window: (began, ended) epoch seconds, generation, and whether
-        it paused a probing worker (``tui.prober_worker``) rather than the main process."""
+        it paused a process that probes: a worker (``tui.prober_worker``), or the prober itself
+        when it has no workers (a checkout from before them)."""
         out = []
-        for path in self.gc_dir.glob("*.json"):
-            data = json.loads(path.read_text())
-            worker = any("prober_worker" in str(a) for a in data["argv"])
+        dumps = [json.loads(path.read_text()) for path in self.gc_dir.glob("*.json")]
+        has_workers = any("prober_worker" in str(a) for d in dumps for a in d["argv"])
+        for data in dumps:
+            worker = not has_workers or any("prober_worker" in str(a) for a in data["argv"])
             out += [
                 (at - ms / 1000.0, at, g, worker)
                 for at, g, ms in data["pauses"]
