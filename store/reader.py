@@ -143,6 +143,7 @@ class SnapshotReader:
         self._last_full: datetime | None = None
         self._token: _Token | None = None
         self._persisted: Mapping[str, PersistedState] = {}
+        self._states: States | None = None  # what the previous read's verdicts came from
         self._state_rows: StateRows = {}
         self._version = 0
         self._last_5min = 0
@@ -206,6 +207,7 @@ class SnapshotReader:
             self._persisted = persisted_states(db, self._state_rows)
         blind = blind_status(db, now)
         states = States(self._persisted, blind, in_flight(db), now)
+        self._states, decided_by = states, self._states
         if last is None or old is None:
             summaries = summarize(db, window_s, now, self._rollup_cache, states=states)
             self._last_full = now
@@ -213,7 +215,12 @@ class SnapshotReader:
             self._last_5min = self._recent_count(db, now, 300)
         else:
             elapsed_s = (now - last.taken_at).total_seconds()
-            by_name = {s.name: s for s in with_verdicts(last.targets, states, elapsed_s=elapsed_s)}
+            by_name = {
+                s.name: s
+                for s in with_verdicts(
+                    last.targets, states, elapsed_s=elapsed_s, decided_by=decided_by
+                )
+            }
             recent = last.probes_last_minute
             if token.probe_id != old.probe_id:
                 fresh_names = [
@@ -239,6 +246,10 @@ class SnapshotReader:
             if last is not None and old == token
             else tuple(recent_incidents(db, now, window_s))
         )
+        if self._last is not None and incidents == self._last.incidents:
+            # The same list as a second ago (most new probes open or end nothing): the same
+            # object, which the dashboard knows it has already made printable.
+            incidents = self._last.incidents
         detail_snapshot = self._detail(db, detail, window_s, now, summaries, token, last is None)
         if self._read_official(db, now):
             self._version += 1

@@ -11,6 +11,7 @@ changes shared state goes up as messages (:class:`~tui.messages.FilterChanged`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
@@ -32,6 +33,7 @@ from tui.messages import FilterChanged
 from tui.table import (
     COLUMNS,
     Column,
+    LineText,
     Row,
     TargetTable,
     build_rows,
@@ -183,11 +185,11 @@ class OverviewScreen(DashScreen):
         snap = view.snap
         shown = snap.targets if snap is not None else view.preview or ()
         columns = visible_columns(table.size.width or self.size.width, state_width(shown))
-        lines: list[tuple[str, bool, Text]]
+        lines: list[tuple[str, bool, LineText]]
         if snap is None and view.preview:
             # The first paint: who the targets are; their figures follow with the snapshot.
             lines = [
-                (row.key, True, self._row_text(columns, row, None, view))
+                (row.key, True, self._row_drawing(columns, row, None, view))
                 if row.summary is not None
                 else (row.key, False, group_text(row))
                 for row in build_rows(view.preview, view.sort, view.filter_text)
@@ -217,7 +219,7 @@ class OverviewScreen(DashScreen):
                     fits = snap.fallbacks.get(row.group or "", ())
                     lines.append((row.key, False, group_text(row, fits)))
                 else:
-                    lines.append((row.key, True, self._row_text(columns, row, now_s, view)))
+                    lines.append((row.key, True, self._row_drawing(columns, row, now_s, view)))
             if not lines:
                 lines.append(
                     ("empty", False, Text(f" no target matches “{view.filter_text}” (esc clears)"))
@@ -233,6 +235,12 @@ class OverviewScreen(DashScreen):
         self.query_one("#summary", Drawing).show(
             lambda w, h: panels.summary_text(states, styles, w), (states, styles)
         )
+
+    def _row_drawing(
+        self, columns: tuple[Column, ...], row: Row, now_s: float | None, view: DashView
+    ) -> Callable[[], Text]:
+        """Draws the row's text when the table shows it (most of 200 rows are off screen)."""
+        return lambda: self._row_text(columns, row, now_s, view)
 
     def _row_text(
         self, columns: tuple[Column, ...], row: Row, now_s: float | None, view: DashView

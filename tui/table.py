@@ -199,9 +199,12 @@ def build_rows(
     ties keep config order.
     """
     blocks: dict[str, list[TargetSummary]] = {}
+    needle = filter_text.strip().lower()
     for s in targets:
-        if matches(s, filter_text) or (
-            s.group_name is not None and filter_text.strip().lower() in s.group_name.lower()
+        if (
+            not needle
+            or matches(s, needle)
+            or (s.group_name is not None and needle in s.group_name.lower())
         ):
             blocks.setdefault(f"group:{s.group_name}" if s.group_name else s.name, []).append(s)
     key = _sort_key(sort)
@@ -351,20 +354,52 @@ def header_text(columns: Sequence[Column]) -> str:
 # ---- the widget ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """A row as drawn: its key, whether it takes the cursor, and its text."""
+#: A row's text, or a function that draws it: called only once the row is on screen (or
+#: its text is asked for), so a refresh costs the rows shown, not every target.
+LineText = Text | Callable[[], Text]
 
-    key: str
-    selectable: bool
-    text: Text
-    sig: tuple[object, ...]
+
+class _Line:
+    """A row as drawn: its key, whether it takes the cursor, and its text (drawn on first
+    use)."""
+
+    __slots__ = ("_draw", "_sig", "_text", "key", "selectable")
+
+    def __init__(self, key: str, selectable: bool, text: LineText) -> None:
+        self.key = key
+        self.selectable = selectable
+        self._text: Text | None = text if isinstance(text, Text) else None
+        self._draw: Callable[[], Text] | None = None if isinstance(text, Text) else text
+        self._sig: tuple[object, ...] | None = None
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the text was drawn (a row never shown is not)."""
+        return self._text is not None
+
+    @property
+    def text(self) -> Text:
+        """The row's text, drawn now if it was not yet."""
+        if self._text is None:
+            assert self._draw is not None
+            self._text, self._draw = self._draw(), None
+        return self._text
+
+    @property
+    def sig(self) -> tuple[object, ...]:
+        """What identifies the row's look: plain text plus style spans (cheaper than
+        ``Text.markup``)."""
+        if self._sig is None:
+            text = self.text
+            self._sig = (text.plain, *text.spans)
+        return self._sig
 
 
 class TargetTable(ScrollView, can_focus=True):
     """The overview's target rows, drawn line by line.
 
-    Set the content with :meth:`set_lines`; only lines whose text changed are repainted.
+    Set the content with :meth:`set_lines`; only lines on screen are drawn, and of those only
+    the ones whose text changed are repainted.
     The cursor moves over target rows (group rows are skipped) and is kept on the same
     target when rows are re-ordered or filtered.
     """
@@ -456,17 +491,18 @@ class TargetTable(ScrollView, can_focus=True):
         """The plain text of every row (for tests and captures)."""
         return [line.text.plain for line in self._lines]
 
-    def set_lines(self, header: str, lines: Sequence[tuple[str, bool, Text]]) -> None:
-        """Replace the rows, repainting only what changed.
+    def set_lines(self, header: str, lines: Sequence[tuple[str, bool, LineText]]) -> None:
+        """Replace the rows, drawing only those on screen and repainting only what changed.
 
         Args:
             header: the header line.
-            lines: ``(key, selectable, text)`` per row, in display order.
+            lines: ``(key, selectable, text)`` per row, in display order; ``text`` may be a
+                function drawing it, called only when the row is shown (or its text asked
+                for: :meth:`row_texts`).
         """
         old_key, old_index = self.cursor_key, self._index
         old = self._lines
-        # Plain text plus style spans identify a line's look (cheaper than Text.markup).
-        new = [_Line(k, sel, t, (t.plain, *t.spans)) for k, sel, t in lines]
+        new = [_Line(k, sel, t) for k, sel, t in lines]
         self._lines = new
         structure_changed = len(old) != len(new) or header != self._header
         if structure_changed:
@@ -487,12 +523,18 @@ class TargetTable(ScrollView, can_focus=True):
         if structure_changed or moved:
             self.refresh()
         else:
-            for i, (a, b) in enumerate(zip(old, new, strict=True)):
-                if a.sig != b.sig or a.key != b.key:
+            for i in self._rows_on_screen():
+                a, b = old[i], new[i]
+                if a.key != b.key or not a.drawn or a.sig != b.sig:
                     self._refresh_row(i)
         if moved or structure_changed:
             self._scroll_to_cursor()
             self.post_message(self.Highlighted(key))
+
+    def _rows_on_screen(self) -> range:
+        """Indexes of the rows the table shows now (below its header)."""
+        top = round(self.scroll_y)
+        return range(top, min(top + max(self.size.height - 1, 0), len(self._lines)))
 
     def _first_selectable(self, start: int, step: int) -> int:
         n = len(self._lines)
