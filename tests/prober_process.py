@@ -107,6 +107,15 @@ class ProberProcess:
         self.stop()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (from /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def query(db: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` on a fresh read-only connection ([] while the table is missing)."""
     if not db.exists():

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.prober_process import ROOT, ProberProcess, config_toml, prober_row, wait_for
+from tests.prober_process import (
+    ROOT,
+    ProberProcess,
+    config_toml,
+    pid_alive,
+    prober_row,
+    wait_for,
+)
 from tests.servers import ReplayServer, Script
 from tui.prober_lock import is_held
 
@@ -79,14 +86,6 @@ def tmux() -> Iterator[Tmux]:
         t.kill()
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def dashboard(tmux: Tmux, tmp: Path, db: Path, url: str, *argv: str) -> tuple[int, int]:
     """``inferwatch run`` in tmux; returns (dashboard pid, its prober's pid)."""
     cfg = tmp / "dash.toml"
@@ -113,11 +112,11 @@ def test_the_dashboard_and_its_prober_end_within_seconds(
             tmux.run("kill-session", "-t", "dash")
         else:
             os.kill(dash, getattr(signal, how))
-        wait_for("the dashboard gone", lambda: not alive(dash), timeout=7, every=0.1)
-        wait_for("its prober gone", lambda: not alive(prober), timeout=8, every=0.1)
+        wait_for("the dashboard gone", lambda: not pid_alive(dash), timeout=7, every=0.1)
+        wait_for("its prober gone", lambda: not pid_alive(prober), timeout=8, every=0.1)
     finally:
         for pid in (dash, prober):
-            if alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -138,10 +137,10 @@ def test_kill_session_during_start_ends_both(
     time.sleep(2.0 + 0.4 * attempt)
     try:
         tmux.run("kill-session", "-t", "dash")
-        wait_for("the dashboard gone", lambda: not alive(dash), timeout=7, every=0.1)
+        wait_for("the dashboard gone", lambda: not pid_alive(dash), timeout=7, every=0.1)
         wait_for("no prober left", lambda: not is_held(db), timeout=8, every=0.1)
     finally:
-        if alive(dash):
+        if pid_alive(dash):
             os.kill(dash, signal.SIGKILL)
 
 
@@ -160,7 +159,7 @@ def test_inferwatch_attaches_to_the_running_prober_and_leaves_it_running(
         row = prober_row(db)
         assert row is not None and row["pid"] == headless.proc.pid
         tmux.run("send-keys", "-t", "dash", "q")
-        wait_for("the dashboard gone", lambda: not alive(dash), timeout=7, every=0.1)
+        wait_for("the dashboard gone", lambda: not pid_alive(dash), timeout=7, every=0.1)
         time.sleep(1.0)
         assert headless.alive(), "quitting an attached dashboard leaves the prober running"
 

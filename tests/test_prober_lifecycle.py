@@ -27,6 +27,7 @@ from tests.prober_process import (
     ProberProcess,
     config_toml,
     counts,
+    pid_alive,
     prober_row,
     query,
     wait_for,
@@ -144,19 +145,11 @@ def test_an_orphaned_prober_stops(tmp_path: Path, replay: ReplayServer) -> None:
         wait_for("the prober's heartbeat", lambda: _beating(db, child))
         parent.kill()
         parent.wait()
-        wait_for("the orphan gone", lambda: not _alive(child), timeout=10)
+        wait_for("the orphan gone", lambda: not pid_alive(child), timeout=10)
     finally:
         parent.kill()
-        if _alive(child):
+        if pid_alive(child):
             os.kill(child, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_the_demo_never_writes_the_users_database(tmp_path: Path) -> None:
